@@ -1,0 +1,1 @@
+"""The ``driver`` command: run, plan and list pipelines of passes."""

@@ -1,0 +1,111 @@
+"""The one error tree of pteflow.
+
+Two families, kept apart because they mean different things to the person
+reading them:
+
+* ``UserError``: the input was wrong (an unknown pass, a bad option, a model
+  that breaks a pass's precondition, a pipeline that cannot be scheduled).
+  The CLI prints one line and exits 2.
+* ``InvariantError``: pteflow or a pass is wrong (a pass broke a level
+  invariant, or claimed a fact it did not establish). It names the pass.
+
+``PassFailedError`` wraps anything escaping a pass with the pass's name,
+position and options; the original is its ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class PteflowError(Exception):
+    """Base of every error pteflow raises on purpose."""
+
+
+# --------------------------------------------------------------------------- user errors
+
+
+class UserError(PteflowError):
+    """The input was wrong; the message says what and how to fix it."""
+
+
+class UnknownNameError(UserError, LookupError):
+    """A pass, pipeline, option or backend name that does not exist."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        self.kind, self.name, self.known = kind, name, sorted(known)
+        close = closest(name, self.known)
+        hint = f"did you mean {', '.join(close)}?" if close else ""
+        listing = ", ".join(self.known) if len(self.known) <= 12 else f"{len(self.known)} known"
+        super().__init__(
+            f"unknown {kind} {name!r}; {hint + ' ' if hint else ''}"
+            f"known {kind}s: {listing or '(none)'}"
+        )
+
+    def __str__(self) -> str:  # LookupError would repr() the message otherwise
+        return str(self.args[0])
+
+
+class OptionError(UserError, ValueError):
+    """An option value a pass or command refuses."""
+
+
+class ModelError(UserError, ValueError):
+    """The model (or its files) breaks a precondition."""
+
+
+class PipelineError(UserError):
+    """A pipeline that cannot be scheduled or run here."""
+
+
+class CycleError(PipelineError):
+    """The ordering constraints form a cycle."""
+
+
+class UnsatisfiedError(PipelineError):
+    """A pass needs a fact or level that no pass in the pipeline provides."""
+
+
+class ConflictError(PipelineError):
+    """Two constraints that cannot both hold (e.g. two passes that must be last)."""
+
+
+class UnavailableError(PipelineError):
+    """A pass cannot run on this machine (missing SDK, package or OS)."""
+
+
+# --------------------------------------------------------------------------- our bugs
+
+
+class InvariantError(PteflowError, AssertionError):
+    """A level invariant or a claimed fact does not hold on the real graph."""
+
+    def __init__(self, message: str, *, pass_name: str | None = None):
+        self.pass_name = pass_name
+        prefix = f"pass {pass_name!r} broke an invariant: " if pass_name else ""
+        super().__init__(prefix + message)
+
+
+class FactError(InvariantError):
+    """A pass claimed a fact that its output does not satisfy."""
+
+
+class PassFailedError(PteflowError, RuntimeError):
+    """Something escaped a pass; carries the pass's name, position and options."""
+
+    def __init__(self, pass_name: str, position: int, options: str, cause: BaseException):
+        self.pass_name, self.position, self.options = pass_name, position, options
+        what = f"{type(cause).__name__}: {cause}".strip().splitlines()
+        first = what[0] if what else type(cause).__name__
+        super().__init__(f"pass #{position} {pass_name}{options} failed: {first}")
+
+    @property
+    def is_user_error(self) -> bool:
+        return isinstance(self.__cause__, UserError)
+
+
+def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """The known names most like ``name`` (difflib), best first."""
+    import difflib
+
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)

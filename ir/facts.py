@@ -1,0 +1,221 @@
+"""Facts: named properties of a Program that passes provide, require or invalidate.
+
+A fact is a value (compared by name). It may carry a checker that verifies it
+on the real graph: ``checker(program)`` returns ``None`` when the fact holds
+and a one-line reason when it does not. The PassManager runs the checker of
+every fact a pass claims, so a pass that says ``quantized.pt2e`` and leaves
+no quantize ops is caught.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .levels import Level
+
+if TYPE_CHECKING:
+    from .program import Program
+
+Checker = Callable[["Program"], "str | None"]
+
+
+@attrs.frozen
+class Fact:
+    """A named property of a Program. Equality and hash are by name."""
+
+    name: str = attrs.field()
+    meaning: str = attrs.field(eq=False)
+    checker: Checker | None = attrs.field(default=None, eq=False, repr=False)
+
+    @name.validator
+    def _check_name(self, _attr: attrs.Attribute, value: str) -> None:
+        if not value or value != value.strip() or " " in value:
+            raise ValueError(f"fact name must be a non-empty word, got {value!r}")
+
+    def check(self, program: Program) -> str | None:
+        """``None`` if the fact holds on ``program`` (or has no checker), else why not."""
+        return None if self.checker is None else self.checker(program)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --------------------------------------------------------------------------- checkers
+
+
+def _targets(program: Program, *, include_delegated: bool = False) -> set[str]:
+    """Qualified names of every op in the program's graphs (EAGER: none)."""
+    from .views import op_histogram
+
+    return {op_name(t) for t in op_histogram(program, include_delegated=include_delegated)}
+
+
+def op_name(target: object) -> str:
+    """A stable name for a graph target: ``aten.mm.default``, ``llama.custom_sdpa.default``."""
+    name = getattr(target, "_name", None)  # OpOverload / EdgeOpOverload: 'aten::mm'
+    overload = getattr(target, "_overloadname", None)
+    if isinstance(name, str) and "::" in name:
+        ns, op = name.split("::", 1)
+        return f"{ns}.{op}.{overload or 'default'}"
+    mod = getattr(target, "__module__", None) or ""
+    qual = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return f"{mod}.{qual}" if qual else str(target)
+
+
+def _needs_graph(level: Level) -> bool:
+    return level >= Level.ATEN
+
+
+def ops_present(*fragments: str, include_delegated: bool = True) -> Checker:
+    """A checker: at ATEN and later, some op's name contains one of ``fragments``."""
+
+    def check(program: Program) -> str | None:
+        if not _needs_graph(program.level):
+            return None
+        names = _targets(program, include_delegated=include_delegated)
+        if any(f in n for n in names for f in fragments):
+            return None
+        return f"no op matching {' or '.join(fragments)} in the graph"
+
+    return check
+
+
+def _has_delegate(backend_id: str | None) -> Checker:
+    def check(program: Program) -> str | None:
+        if program.level < Level.EDGE:
+            return None
+        from .views import delegation_summary
+
+        ids = {d.backend_id for d in delegation_summary(program)}
+        if (backend_id is None and ids) or backend_id in ids:
+            return None
+        want = backend_id or "any backend"
+        return f"no delegate for {want} (delegates: {sorted(ids) or 'none'})"
+
+    return check
+
+
+def delegated(backend_id: str, short: str) -> Fact:
+    """The fact that part of the program is delegated to ``backend_id``."""
+    return Fact(
+        f"delegated.{short}",
+        f"some of the graph is lowered to {backend_id}",
+        _has_delegate(backend_id),
+    )
+
+
+# --------------------------------------------------------------------------- well-known facts
+
+QUANTIZED_PT2E = Fact(
+    "quantized.pt2e",
+    "the graph is quantized by a pt2e quantizer (quantize/dequantize ops present)",
+    ops_present("quantize_per_tensor", "quantize_per_channel", "quantize_per_token",
+                "choose_qparams"),
+)
+DELEGATED = Fact("delegated", "some of the graph is lowered to a backend delegate",
+                 _has_delegate(None))
+
+
+def _eager_module_named(*class_fragments: str) -> Checker:
+    """A checker: at EAGER some submodule's class name contains one of the fragments."""
+
+    def check(program: Program) -> str | None:
+        if program.level != Level.EAGER:
+            return None
+        for module in program.modules().values():
+            for sub in module.modules():
+                if any(f in type(sub).__name__ for f in class_fragments):
+                    return None
+        return f"no submodule of class *{'* or *'.join(class_fragments)}*"
+
+    return check
+
+
+def _all_of(*checkers: Checker) -> Checker:
+    def check(program: Program) -> str | None:
+        for c in checkers:
+            why = c(program)
+            if why:
+                return why
+        return None
+
+    return check
+
+
+KV_CACHE = Fact(
+    "kv_cache",
+    "attention keeps a KV cache; the model takes (tokens, {'input_pos': ...})",
+    _eager_module_named("KVCache"),
+)
+KV_CACHE_CUSTOM = Fact(
+    "kv_cache.custom",
+    "the KV cache is updated with ExecuTorch's llama::update_cache op",
+    _all_of(_eager_module_named("CustomKVCache", "QuantizedKVCache"),
+            ops_present("update_cache", "update_quantized_cache")),
+)
+KV_CACHE_QUANTIZED = Fact(
+    "kv_cache.quantized",
+    "the KV cache stores int8 values with per-token scales",
+    _all_of(_eager_module_named("QuantizedKVCache"),
+            ops_present("update_quantized_cache", "quantize_per_token")),
+)
+SDPA_CUSTOM = Fact(
+    "sdpa.custom",
+    "attention uses ExecuTorch's fused llama::custom_sdpa op",
+    _all_of(_eager_module_named("SDPACustom", "QuantizedSDPA"), ops_present("custom_sdpa")),
+)
+SDPA_QUANTIZED = Fact(
+    "sdpa.quantized",
+    "attention reads the int8 KV cache directly (llama::custom_quantized_sdpa)",
+    _all_of(_eager_module_named("QuantizedSDPA"), ops_present("custom_quantized_sdpa")),
+)
+RMSNORM_NATIVE = Fact(
+    "rmsnorm.native",
+    "RMSNorm is torch's native rms_norm, not the hand-written formula",
+    _eager_module_named("RMSNorm"),
+)
+QUANTIZED_8DA4W = Fact(
+    "quantized.8da4w",
+    "linear weights are int4 (grouped) with dynamically quantized int8 activations",
+    ops_present("choose_qparams", "quantize_affine", "dequantize_affine", "_weight_int4",
+                "dequantize_per_channel_group", "quantize_per_token"),
+)
+QUANTIZED_INT8_WEIGHT = Fact(
+    "quantized.int8-weight",
+    "linear weights are int8 (weight-only), dequantized at use",
+    ops_present("dequantize_affine", "dequantize_per_channel", "weight_int8"),
+)
+EMBEDDING_QUANTIZED = Fact(
+    "embedding.quantized",
+    "the token embedding table is quantized",
+    ops_present("embedding_byte", "embedding_4bit", "embedding_2bit", "dequantize_affine"),
+)
+PT2E_OBSERVED = Fact(
+    "pt2e.observed",
+    "a pt2e quantizer has inserted observers (prepare_pt2e)",
+    ops_present("activation_post_process", "observer", "fake_quant", include_delegated=False),
+)
+PT2E_CALIBRATED = Fact(
+    "pt2e.calibrated",
+    "the observers have seen calibration data",
+)
+DTYPE_OVERRIDDEN = Fact(
+    "dtype.overridden",
+    "parameters and buffers are cast to the requested compute dtype",
+)
+EDGE_IR_RELAXED = Fact(
+    "edge.ir-relaxed",
+    "the edge program was built with _check_ir_validity=False, so non-core ops are legal",
+)
+DELEGATED_XNNPACK = delegated("XnnpackBackend", "xnnpack")
+LINEAR_CANONICAL = Fact(
+    "linear.canonical",
+    "linear layers left outside delegates are aten.linear, not permute + mm/addmm",
+)
+CONST_PROPAGATED = Fact(
+    "const.propagated",
+    "constants have been folded (quant fusion and constant propagation ran)",
+)

@@ -1,0 +1,185 @@
+"""Read-only views of a Program: op histograms, delegation, a stable dump, a diff."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .facts import op_name
+from .levels import Level
+
+if TYPE_CHECKING:
+    import torch
+
+    from .program import Program
+
+
+def _is_delegate_call(node: torch.fx.Node) -> bool:
+    return getattr(node.target, "__name__", "") == "executorch_call_delegate"
+
+
+def _lowered_modules(gm: torch.fx.GraphModule) -> Iterator[Any]:
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and _is_delegate_call(node):
+            yield getattr(gm, node.args[0].target)
+
+
+def graph_op_histogram(gm: torch.fx.GraphModule, *, include_delegated: bool = False) -> Counter:
+    """Count of ``call_function`` targets in one graph, keyed by the op object."""
+    counts: Counter = Counter()
+    for node in gm.graph.nodes:
+        if node.op == "call_function":
+            counts[node.target] += 1
+    if include_delegated:
+        for lowered in _lowered_modules(gm):
+            inner = getattr(lowered, "original_module", None)
+            if inner is not None:
+                counts.update(graph_op_histogram(inner.graph_module, include_delegated=True))
+    return counts
+
+
+def op_histogram(program: Program, *, include_delegated: bool = False) -> Counter:
+    """Count of ops over every method, keyed by the op object.
+
+    EAGER programs count leaf modules by class instead (there is no graph yet).
+    ``include_delegated`` also counts the ops inside delegates (from the
+    lowered module's original program, where the backend kept it).
+    """
+    counts: Counter = Counter()
+    if program.level == Level.EAGER:
+        for module in program.modules().values():
+            for sub in module.modules():
+                if not any(True for _ in sub.children()):
+                    counts[type(sub)] += 1
+        return counts
+    for gm in program.graph_modules().values():
+        counts.update(graph_op_histogram(gm, include_delegated=include_delegated))
+    return counts
+
+
+def node_count(program: Program) -> int:
+    """Number of ops (EAGER: leaf modules) over every method."""
+    return sum(op_histogram(program).values())
+
+
+@attrs.frozen
+class Delegate:
+    """One delegated subgraph."""
+
+    method: str
+    backend_id: str
+    name: str
+    ops: int  # ops inside, when the backend kept the original program; else 0
+
+
+def delegation_summary(program: Program) -> list[Delegate]:
+    """Every delegate in every method, in graph order (EDGE and EXECUTORCH)."""
+    if program.level < Level.EDGE:
+        return []
+    out = []
+    for method, gm in program.graph_modules().items():
+        for lowered in _lowered_modules(gm):
+            inner = getattr(lowered, "original_module", None)
+            n = sum(graph_op_histogram(inner.graph_module).values()) if inner is not None else 0
+            out.append(Delegate(method, lowered.backend_id, type(lowered).__name__, n))
+    return out
+
+
+def delegated_node_count(program: Program) -> dict[str, int]:
+    """Ops inside delegates, per backend id."""
+    counts: Counter = Counter()
+    for d in delegation_summary(program):
+        counts[d.backend_id] += d.ops
+    return dict(counts)
+
+
+# --------------------------------------------------------------------------- dump and diff
+
+
+def _val(meta: dict) -> str:
+    val = meta.get("val")
+    if val is None:
+        return ""
+    if isinstance(val, list | tuple):
+        return "(" + ", ".join(_one_val(v) for v in val) + ")"
+    return _one_val(val)
+
+
+def _one_val(v: Any) -> str:
+    shape = getattr(v, "shape", None)
+    dtype = getattr(v, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{str(dtype).removeprefix('torch.')}[{', '.join(str(s) for s in shape)}]"
+    return type(v).__name__ if v is not None else "None"
+
+
+def _arg(a: Any) -> str:
+    import torch
+
+    if isinstance(a, torch.fx.Node):
+        return f"%{a.name}"
+    if isinstance(a, list | tuple):
+        inner = ", ".join(_arg(x) for x in a)
+        return f"[{inner}]" if isinstance(a, list) else f"({inner})"
+    if isinstance(a, dict):
+        return "{" + ", ".join(f"{k}: {_arg(v)}" for k, v in a.items()) + "}"
+    if isinstance(a, torch.dtype | torch.device | torch.memory_format | torch.layout):
+        return str(a)
+    if isinstance(a, float):
+        return repr(a)
+    return repr(a) if isinstance(a, str) else str(a)
+
+
+def dump_graph(gm: torch.fx.GraphModule) -> str:
+    """A stable, line-per-node text of one graph: same graph, same text."""
+    lines = []
+    for node in gm.graph.nodes:
+        ty = _val(node.meta)
+        ty = f" : {ty}" if ty else ""
+        if node.op == "placeholder":
+            lines.append(f"%{node.name}{ty} = input")
+        elif node.op == "output":
+            lines.append(f"return {_arg(node.args[0])}")
+        elif node.op == "get_attr":
+            lines.append(f"%{node.name}{ty} = attr {node.target}")
+        else:
+            target = op_name(node.target) if node.op == "call_function" else str(node.target)
+            args = ", ".join([_arg(a) for a in node.args]
+                             + [f"{k}={_arg(v)}" for k, v in node.kwargs.items()])
+            lines.append(f"%{node.name}{ty} = {target}({args})")
+    return "\n".join(lines) + "\n"
+
+
+def dump(program: Program) -> str:
+    """A stable text of the whole program: per method, its graph (EAGER: the module tree)."""
+    parts = [f"# level: {program.level.label}",
+             f"# facts: {', '.join(sorted(f.name for f in program.facts)) or '-'}"]
+    if program.level == Level.EAGER:
+        for method, module in program.modules().items():
+            parts.append(f"## method {method}\n{module}")
+        return "\n".join(parts) + "\n"
+    for method, gm in program.graph_modules().items():
+        parts.append(f"## method {method}\n{dump_graph(gm).rstrip()}")
+        for lowered_name, lowered in _named_lowered(gm):
+            inner = getattr(lowered, "original_module", None)
+            body = dump_graph(inner.graph_module).rstrip() if inner is not None else "(opaque)"
+            parts.append(f"## delegate {method}/{lowered_name} -> {lowered.backend_id}\n{body}")
+    return "\n".join(parts) + "\n"
+
+
+def _named_lowered(gm: torch.fx.GraphModule) -> Iterator[tuple[str, Any]]:
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and _is_delegate_call(node):
+            yield node.args[0].target, getattr(gm, node.args[0].target)
+
+
+def diff(before: str, after: str, *, before_name: str = "before",
+         after_name: str = "after", context: int = 3) -> str:
+    """Unified diff of two dumps; empty when they are equal."""
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        fromfile=before_name, tofile=after_name, n=context))

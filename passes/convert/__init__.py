@@ -1,0 +1,1 @@
+"""Level conversions: export (EAGER->ATEN), to-edge, to-executorch."""

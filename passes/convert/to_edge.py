@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import attrs
+
+from pteflow.ir import Level, Program, facts
+
+from ..base import Pass, PassContext, PassInfo, PassResult
+
+
+@runtime_checkable
+class PartitionerSource(Protocol):
+    """A pass that will partition later; to-edge asks it what not to decompose."""
+
+    def make_partitioner(self) -> Any: ...
+
+
+def constant_methods(program: Program) -> dict[str, Any]:
+    """Metadata entries that become constant methods of the .pte (scalars only)."""
+    return {k: v for k, v in program.metadata.items()
+            if isinstance(v, bool | int | float | str) and not k.startswith("_")}
+
+
+@attrs.frozen
+class ToEdgePass(Pass):
+    """Convert ATen programs to the Edge dialect (ATEN -> EDGE).
+
+    When partitioning passes are scheduled later in the same run, their
+    partitioners are asked which ops to keep whole (``ops_to_not_decompose``),
+    exactly as ``to_edge_transform_and_lower`` does; without that, to_edge
+    decomposes ops (e.g. torchao's 8da4w linear) that the backend matches on,
+    and partitioning silently takes less or lowers the wrong thing.
+    ``check_ir_validity=False`` is what post-lowering passes that produce
+    non-core ops (ConvertToLinearPass) need.
+    """
+
+    info: ClassVar[PassInfo] = PassInfo(name="to-edge", level_in=Level.ATEN,
+                                        level_out=Level.EDGE)
+    check_ir_validity: bool = True
+    skip_dim_order: bool = False
+    constant_methods: bool = True
+
+    @property
+    def contract(self) -> PassInfo:
+        if self.check_ir_validity:
+            return self.info
+        return attrs.evolve(self.info, provides={facts.EDGE_IR_RELAXED})
+
+    def compile_config(self) -> Any:
+        from executorch.exir import EdgeCompileConfig
+
+        return EdgeCompileConfig(_check_ir_validity=self.check_ir_validity,
+                                 _skip_dim_order=self.skip_dim_order)
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        import torch
+        from executorch.exir import to_edge
+
+        eps = program.exported_programs()
+        consts = constant_methods(program) if self.constant_methods else None
+        partitioners = [p.make_partitioner() for p in ctx.upcoming
+                        if isinstance(p, PartitionerSource)]
+        with torch.no_grad():
+            if partitioners:
+                # The public API fuses this step with lowering; pteflow keeps
+                # partitioning as separate passes, so it calls the step itself.
+                from executorch.exir.program._program import (
+                    _gen_edge_manager_for_partitioners,
+                )
+
+                manager = _gen_edge_manager_for_partitioners(
+                    {m: partitioners for m in eps}, eps, self.compile_config(), consts)
+            else:
+                manager = to_edge(eps, constant_methods=consts,
+                                  compile_config=self.compile_config())
+        return PassResult(program.evolve(level=Level.EDGE, artifact=manager), True)

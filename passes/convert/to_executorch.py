@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from pteflow.ir import Level, Program, facts
+
+from ..base import Pass, PassContext, PassInfo, PassResult, one_of
+
+
+@attrs.frozen
+class ToExecutorchPass(Pass):
+    """Memory-plan and convert to an ExecuTorch program (EDGE -> EXECUTORCH).
+
+    ``const_prop`` enables ExecuTorch's quant fusion and constant propagation;
+    ``alloc_graph_input=False`` lets the caller own input memory (the LLM
+    runner does); ``sym_shape_eval`` picks how dynamic shapes are bounded.
+    """
+
+    info: ClassVar[PassInfo] = PassInfo(name="to-executorch", level_in=Level.EDGE,
+                                        level_out=Level.EXECUTORCH)
+    extract_delegate_segments: bool = True
+    alloc_graph_input: bool = True
+    const_prop: bool = False
+    sym_shape_eval: str = attrs.field(default="constraint-based",
+                                      validator=one_of("upper-bound", "constraint-based"))
+
+    @property
+    def contract(self) -> PassInfo:
+        if not self.const_prop:
+            return self.info
+        return attrs.evolve(self.info, provides={facts.CONST_PROPAGATED})
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        import torch
+        from executorch.exir import ExecutorchBackendConfig
+        from executorch.exir.passes import MemoryPlanningPass
+        from executorch.exir.passes.sym_shape_eval_pass import (
+            ConstraintBasedSymShapeEvalPass,
+            HintBasedSymShapeEvalPass,
+        )
+
+        sym = (ConstraintBasedSymShapeEvalPass() if self.sym_shape_eval == "constraint-based"
+               else HintBasedSymShapeEvalPass())
+        config = ExecutorchBackendConfig(
+            extract_delegate_segments=self.extract_delegate_segments,
+            do_quant_fusion_and_const_prop=self.const_prop,
+            memory_planning_pass=MemoryPlanningPass(alloc_graph_input=self.alloc_graph_input),
+            sym_shape_eval_pass=sym,
+        )
+        with torch.no_grad():
+            manager = program.artifact.to_executorch(config)
+        return PassResult(program.evolve(level=Level.EXECUTORCH, artifact=manager), True)

@@ -1,0 +1,418 @@
+"""The PassManager: order passes from their declared contracts, check, run, record.
+
+Ordering is data. Every edge of the dependency graph has a reason:
+
+* ``provides F``: a provider of fact F runs before every consumer of F;
+* ``after X`` / ``before X``: explicit ordering against a pass class;
+* ``level``: a pass reading level L runs after the conversion that makes L and
+  before the one that leaves it;
+* ``ordered``: passes marked ``ordered`` (partitioners) keep the listed order;
+* ``last``: a pass marked ``last`` (emit) runs after every other;
+* ``invalidates F``: a consumer of F runs before a pass that invalidates F,
+  unless the other constraints already put the invalidator first, in which
+  case some provider of F must run between them (else: unsatisfiable).
+
+Ties are broken by the position in the pipeline, so the order is the same on
+every run, and passes of equal rank keep their listed order. Passes are keyed
+by position: the same pass may appear twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import networkx as nx
+
+from pteflow.ir import Fact, Level, Program, invariants, views
+from pteflow.ir.errors import (
+    ConflictError,
+    CycleError,
+    FactError,
+    InvariantError,
+    PassFailedError,
+    PipelineError,
+    UnavailableError,
+    UnsatisfiedError,
+)
+
+from .base import Pass, PassContext
+
+Verify = Literal["each", "boundaries", "off"]
+VERIFY_MODES: tuple[Verify, ...] = ("each", "boundaries", "off")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@attrs.frozen
+class Plan:
+    """An ordered pipeline and the reasons for its order."""
+
+    passes: tuple[Pass, ...]  # as listed
+    order: tuple[int, ...]  # positions, in run order
+    reasons: Mapping[tuple[int, int], tuple[str, ...]]  # (u, v): why u runs before v
+
+    def ordered_passes(self) -> list[Pass]:
+        return [self.passes[i] for i in self.order]
+
+    def why(self, position: int) -> list[str]:
+        """Why the pass at ``position`` sits where it does: its incoming edges."""
+        out = []
+        for (u, v), why in sorted(self.reasons.items()):
+            if v == position:
+                out.extend(f"after {self.passes[u].name}#{u}: {w}" for w in why)
+        return out
+
+    def render(self) -> str:
+        """The text ``driver plan`` prints."""
+        lines = []
+        for rank, pos in enumerate(self.order, 1):
+            p = self.passes[pos]
+            lv = (p.contract.level_in.label if not p.contract.is_conversion
+                  else f"{p.contract.level_in.label}->{p.contract.level_out.label}")
+            lines.append(f"{rank:3d}. {p.describe()}  [{lv}]  {type(p).doc()}")
+            for w in self.why(pos):
+                lines.append(f"       - {w}")
+        return "\n".join(lines)
+
+
+def _label(passes: Sequence[Pass], i: int) -> str:
+    return f"{passes[i].name}#{i}"
+
+
+class _Graph:
+    """A DiGraph over pass positions, each edge with its reasons."""
+
+    def __init__(self, n: int):
+        self.g = nx.DiGraph()
+        self.g.add_nodes_from(range(n))
+        self.reasons: dict[tuple[int, int], list[str]] = defaultdict(list)
+
+    def edge(self, u: int, v: int, why: str) -> None:
+        if u == v:
+            return
+        self.g.add_edge(u, v)
+        if why not in self.reasons[(u, v)]:
+            self.reasons[(u, v)].append(why)
+
+
+def _level_key(p: Pass) -> tuple[Level, Level]:
+    return (p.contract.level_in, p.contract.level_out)
+
+
+def _precedes(a: tuple[Level, Level], b: tuple[Level, Level]) -> bool:
+    """Must a pass of level key ``a`` run before one of key ``b``?"""
+    return a != b and a[1] <= b[0]
+
+
+def plan(
+    passes: Sequence[Pass],
+    *,
+    start_level: Level = Level.EAGER,
+    initial_facts: Iterable[Fact] = (),
+    registry: Mapping[str, type[Pass]] | None = None,
+) -> Plan:
+    """Order ``passes`` from their contracts.
+
+    Raises:
+        CycleError: the constraints form a cycle (named, with each edge's reason).
+        UnsatisfiedError: a required fact or level nothing provides (with the
+            registry's passes that could).
+        ConflictError: two passes must both be last.
+    """
+    passes = tuple(passes)
+    n = len(passes)
+    initial = frozenset(initial_facts)
+    graph = _Graph(n)
+
+    # last
+    lasts = [i for i, p in enumerate(passes) if p.contract.last]
+    if len(lasts) > 1:
+        raise ConflictError(f"passes {' and '.join(_label(passes, i) for i in lasts)} both "
+                            "must run last; keep one of them")
+    for i in lasts:
+        for j in range(n):
+            graph.edge(j, i, f"{passes[i].name} runs last")
+
+    # providers -> consumers
+    providers: dict[Fact, list[int]] = defaultdict(list)
+    consumers: dict[Fact, list[int]] = defaultdict(list)
+    invalidators: dict[Fact, list[int]] = defaultdict(list)
+    for i, p in enumerate(passes):
+        for f in p.contract.provides:
+            providers[f].append(i)
+        for f in p.contract.requires:
+            consumers[f].append(i)
+        for f in p.contract.invalidates - p.contract.provides:
+            invalidators[f].append(i)
+    for f, cs in consumers.items():
+        if not providers.get(f) and f not in initial:
+            c = cs[0]
+            could = sorted(name for name, cls in (registry or {}).items()
+                           if f in cls.info.provides)
+            hint = (f"add one of: {', '.join(could)}" if could
+                    else "no known pass provides it")
+            raise UnsatisfiedError(f"{_label(passes, c)} requires fact {f.name!r} "
+                                   f"({f.meaning}), which no pass in the pipeline provides; "
+                                   f"{hint}")
+        for c in cs:
+            for pr in providers.get(f, ()):
+                graph.edge(pr, c, f"provides {f.name}")
+
+    # after / before (by class, every instance in the pipeline)
+    by_class: dict[type, list[int]] = defaultdict(list)
+    for i, p in enumerate(passes):
+        by_class[type(p)].append(i)
+    for i, p in enumerate(passes):
+        for cls in p.contract.after:
+            for j in by_class.get(cls, ()):
+                graph.edge(j, i, f"{p.name} declares after {cls.info.name}")
+        for cls in p.contract.before:
+            for j in by_class.get(cls, ()):
+                graph.edge(i, j, f"{p.name} declares before {cls.info.name}")
+
+    # level order: chain the distinct level keys, edges between consecutive groups
+    groups: dict[tuple[Level, Level], list[int]] = defaultdict(list)
+    for i, p in enumerate(passes):
+        groups[_level_key(p)].append(i)
+    keys = sorted(groups)
+    for a, b in zip(keys, keys[1:], strict=False):
+        if _precedes(a, b):
+            why = _level_reason(a, b)
+            for u in groups[a]:
+                for v in groups[b]:
+                    graph.edge(u, v, why)
+
+    # ordered passes keep their listed order
+    ordered = [i for i, p in enumerate(passes) if p.contract.ordered]
+    for u, v in zip(ordered, ordered[1:], strict=False):
+        graph.edge(u, v, "listed earlier among ordered passes (first pick)")
+
+    # invalidation
+    base = graph.g.copy()
+    for f, invs in invalidators.items():
+        for inv in invs:
+            for c in consumers.get(f, ()):
+                if c == inv:
+                    continue
+                if nx.has_path(base, inv, c):
+                    between = [pr for pr in providers.get(f, ()) if pr != inv
+                               and nx.has_path(base, inv, pr) and nx.has_path(base, pr, c)]
+                    if not between:
+                        raise UnsatisfiedError(
+                            f"{_label(passes, c)} requires fact {f.name!r}, but "
+                            f"{_label(passes, inv)} invalidates it and must run first; add a "
+                            f"pass that provides {f.name!r} after {passes[inv].name}")
+                else:
+                    graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} "
+                                       "invalidates it")
+
+    if not nx.is_directed_acyclic_graph(graph.g):
+        cycle = nx.find_cycle(graph.g)
+        steps = [f"{_label(passes, u)} -> {_label(passes, v)} "
+                 f"({'; '.join(graph.reasons[(u, v)])})" for u, v in cycle]
+        raise CycleError("the ordering constraints form a cycle: " + ", ".join(steps))
+
+    order = tuple(nx.lexicographical_topological_sort(graph.g, key=lambda i: i))
+    _check_levels(passes, order, start_level, registry)
+    _check_runtime_facts(passes, order, initial)
+    return Plan(passes, order, {k: tuple(v) for k, v in graph.reasons.items()})
+
+
+def _level_reason(a: tuple[Level, Level], b: tuple[Level, Level]) -> str:
+    def show(k: tuple[Level, Level]) -> str:
+        return k[0].label if k[0] == k[1] else f"{k[0].label}->{k[1].label}"
+
+    return f"level order: {show(a)} before {show(b)}"
+
+
+def _check_levels(passes: Sequence[Pass], order: Sequence[int], start: Level,
+                  registry: Mapping[str, type[Pass]] | None) -> None:
+    level = start
+    for i in order:
+        info = passes[i].contract
+        if info.level_in != level:
+            could = sorted(name for name, cls in (registry or {}).items()
+                           if cls.info.level_in == level and cls.info.level_out == info.level_in)
+            hint = f"; add {' or '.join(could)}" if could else ""
+            raise UnsatisfiedError(
+                f"{_label(passes, i)} reads {info.level_in.label} programs, but the program is "
+                f"{level.label} at that point{hint}")
+        level = info.level_out
+
+
+def _check_runtime_facts(passes: Sequence[Pass], order: Sequence[int],
+                         initial: frozenset[Fact]) -> None:
+    held = set(initial)
+    for i in order:
+        info = passes[i].contract
+        missing = info.requires - held
+        if missing:  # only reachable through invalidation the rules above allowed
+            raise UnsatisfiedError(f"{_label(passes, i)} requires "
+                                   f"{', '.join(sorted(f.name for f in missing))}, which an "
+                                   "earlier pass invalidated")
+        held -= info.invalidates - info.provides
+        held |= info.provides
+
+
+# --------------------------------------------------------------------------- running
+
+
+@attrs.frozen
+class PassRecord:
+    """What happened in one pass."""
+
+    position: int
+    name: str
+    options: str
+    level_in: str
+    level_out: str
+    wall_s: float
+    cpu_s: float
+    check_s: float
+    ops_before: int
+    ops_after: int
+    facts_gained: tuple[str, ...]
+    facts_lost: tuple[str, ...]
+    modified: bool
+    delegated: Mapping[str, int] = attrs.field(factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class RunResult:
+    program: Program
+    records: tuple[PassRecord, ...]
+    plan: Plan
+    schedule_s: float
+
+
+def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Ops newly inside delegates, per backend: what this pass's partitioner took."""
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+Event = Callable[[str, int, Pass, "PassRecord | None"], None]
+
+
+def _describe_options(p: Pass) -> str:
+    opts = p.non_default_options()
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in opts.items()) + "}" if opts else ""
+
+
+class PassManager:
+    """Schedule and run a list of passes.
+
+    ``verify``: ``each`` checks the level invariant and every claimed fact after
+    every pass; ``boundaries`` only after level changes and at the end
+    (claims made since the last check are checked then, and blamed on the
+    pass that made them); ``off`` checks nothing.
+    """
+
+    def __init__(self, passes: Sequence[Pass], *, verify: Verify = "boundaries",
+                 registry: Mapping[str, type[Pass]] | None = None):
+        if verify not in VERIFY_MODES:
+            raise PipelineError(f"verify mode {verify!r} is not one of {', '.join(VERIFY_MODES)}")
+        for p in passes:
+            if not isinstance(p, Pass):
+                raise TypeError(f"not a Pass: {p!r}")
+        self.passes = tuple(passes)
+        self.verify = verify
+        self.registry = registry
+
+    def plan(self, *, start_level: Level = Level.EAGER,
+             initial_facts: Iterable[Fact] = ()) -> Plan:
+        return plan(self.passes, start_level=start_level, initial_facts=initial_facts,
+                    registry=self.registry)
+
+    def check_available(self) -> None:
+        """Raise UnavailableError for the first pass that cannot run on this machine."""
+        for i, p in enumerate(self.passes):
+            reason = p.unavailable_reason()
+            if reason:
+                raise UnavailableError(f"{_label(self.passes, i)} cannot run on this machine: "
+                                       f"{reason}")
+
+    def run(self, program: Program, *, on_event: Event | None = None) -> RunResult:
+        """Plan, check availability, then run every pass in order.
+
+        Raises:
+            PipelineError: the pipeline cannot be scheduled or run here (before any work).
+            PassFailedError: a pass raised; chained to the original error.
+            InvariantError: a pass broke a level invariant or a claimed fact.
+        """
+        t0 = time.perf_counter()
+        the_plan = self.plan(start_level=program.level, initial_facts=program.facts)
+        self.check_available()
+        schedule_s = time.perf_counter() - t0
+        if self.verify == "each":
+            self._check(program, {}, None)
+
+        order = the_plan.order
+        records = []
+        pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
+        for rank, pos in enumerate(order):
+            p = self.passes[pos]
+            if on_event:
+                on_event("start", pos, p, None)
+            ctx = PassContext(position=pos,
+                              upcoming=tuple(self.passes[j] for j in order[rank + 1:]))
+            ops_before = views.node_count(program)
+            delegated_before = (views.delegated_node_count(program)
+                                if p.contract.delegation else {})
+            w0, c0 = time.perf_counter(), time.process_time()
+            try:
+                result = p.apply(program, ctx)
+            except InvariantError as e:
+                if e.pass_name is None:
+                    raise InvariantError(str(e), pass_name=p.name) from e
+                raise
+            except Exception as e:
+                raise PassFailedError(p.name, pos, _describe_options(p), e) from e
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+            new = result.program
+            for f in p.contract.provides:
+                pending[f] = p.name
+            k0 = time.perf_counter()
+            boundary = p.contract.is_conversion or rank == len(order) - 1
+            if self.verify == "each" or (self.verify == "boundaries" and boundary):
+                self._check(new, pending, p.name)
+                pending = {}
+            check_s = time.perf_counter() - k0
+            ops_after = views.node_count(new)
+            records.append(PassRecord(
+                position=pos, name=p.name, options=_describe_options(p),
+                level_in=p.contract.level_in.label, level_out=p.contract.level_out.label,
+                wall_s=wall, cpu_s=cpu, check_s=check_s,
+                ops_before=ops_before, ops_after=ops_after,
+                facts_gained=tuple(sorted(f.name for f in new.facts - program.facts)),
+                facts_lost=tuple(sorted(f.name for f in program.facts - new.facts)),
+                modified=result.modified,
+                delegated=_delta(delegated_before, views.delegated_node_count(new))
+                if p.contract.delegation else {},
+            ))
+            if on_event:
+                on_event("end", pos, p, records[-1])
+            program = new
+        return RunResult(program, tuple(records), the_plan, schedule_s)
+
+    @staticmethod
+    def _check(program: Program, claims: Mapping[Fact, str], pass_name: str | None) -> None:
+        try:
+            invariants.check_level(program)
+        except InvariantError as e:
+            raise InvariantError(str(e), pass_name=pass_name) from e
+
+        for fact, claimant in sorted(claims.items(), key=lambda kv: kv[0].name):
+            if fact not in program.facts:
+                continue  # invalidated later: nothing to check
+            why = fact.check(program)
+            if why:
+                raise FactError(f"claims fact {fact.name!r} ({fact.meaning}), but {why}",
+                                pass_name=claimant)

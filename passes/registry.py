@@ -1,0 +1,84 @@
+"""Finding passes: the built-in ones, and those other packages ship.
+
+Built-in passes are the ``Pass`` subclasses with an ``info`` defined in the
+modules under ``pteflow.passes.<group>``. Other packages register theirs
+through the ``pteflow.passes`` entry-point group; an entry point names a
+Pass class or a module whose Pass classes are taken. Two passes with one
+name are an error naming both sources, never a silent override.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Iterable
+from importlib import metadata
+from types import ModuleType
+
+from pteflow.ir.errors import ConflictError, UnknownNameError
+
+from .base import Pass
+
+ENTRY_POINT_GROUP = "pteflow.passes"
+GROUPS = ("convert", "source", "quantize", "edge", "partition", "post", "emit")
+
+
+def _classes_in(module: ModuleType) -> list[type[Pass]]:
+    return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
+            if issubclass(obj, Pass) and "info" in vars(obj) and obj.__module__ == module.__name__]
+
+
+def builtin_modules() -> Iterable[ModuleType]:
+    for group in GROUPS:
+        package = importlib.import_module(f"{__package__}.{group}")
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                yield importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+def _add(registry: dict[str, type[Pass]], sources: dict[str, str], cls: type[Pass],
+         source: str) -> None:
+    name = cls.info.name
+    if name in registry and registry[name] is not cls:
+        raise ConflictError(f"pass name {name!r} is defined twice: by {sources[name]} and by "
+                            f"{source}; rename one of them")
+    registry[name] = cls
+    sources[name] = source
+
+
+def load_registry(*, entry_points: bool = True,
+                  extra: Iterable[type[Pass]] = ()) -> dict[str, type[Pass]]:
+    """Every known pass class by name.
+
+    Raises:
+        ConflictError: two passes share a name (both sources are named).
+    """
+    registry: dict[str, type[Pass]] = {}
+    sources: dict[str, str] = {}
+    for module in builtin_modules():
+        for cls in _classes_in(module):
+            _add(registry, sources, cls, f"{cls.__module__}.{cls.__qualname__} (built-in)")
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            obj = ep.load()
+            found = _classes_in(obj) if inspect.ismodule(obj) else [obj]
+            dist = getattr(ep, "dist", None)
+            where = f"entry point {ep.name!r} = {ep.value}" + (
+                f" (package {dist.name})" if dist is not None else "")
+            for cls in found:
+                if not (inspect.isclass(cls) and issubclass(cls, Pass) and "info" in vars(cls)):
+                    raise ConflictError(f"{where} does not name a pteflow Pass class or a "
+                                        "module of them")
+                _add(registry, sources, cls, where)
+    for cls in extra:
+        _add(registry, sources, cls, f"{cls.__module__}.{cls.__qualname__}")
+    return registry
+
+
+def lookup(registry: dict[str, type[Pass]], name: str) -> type[Pass]:
+    """The pass class called ``name``; UnknownNameError lists the closest names."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownNameError("pass", name, registry) from None

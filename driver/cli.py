@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="driver",
         description="pteflow: compile PyTorch models to ExecuTorch .pte files with a "
-                    "pass manager that orders passes from their declared contracts.",
+        "pass manager that orders passes from their declared contracts.",
         epilog="Run 'driver COMMAND --help' for a command's options.",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -47,49 +47,95 @@ def _parser() -> argparse.ArgumentParser:
 
     def pipeline_args(sp: argparse.ArgumentParser) -> None:
         src = sp.add_mutually_exclusive_group()
-        src.add_argument("--pipeline", metavar="NAME|FILE.toml",
-                         help="a named pipeline (driver list pipelines) or a pipeline file")
-        src.add_argument("--passes", metavar="LIST",
-                         help="passes by name, comma separated; options in braces: "
-                              "'export,to-edge{skip_dim_order=true},to-executorch,emit'")
-        sp.add_argument("--set", action="append", default=[], metavar="PASS.OPTION=VALUE",
-                        help="override an option of every pass of that name (repeatable)")
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks on errors")
+        src.add_argument(
+            "--pipeline",
+            metavar="NAME|FILE.toml",
+            help="a named pipeline (driver list pipelines) or a pipeline file",
+        )
+        src.add_argument(
+            "--passes",
+            metavar="LIST",
+            help="passes by name, comma separated; options in braces: "
+            "'export,to-edge{skip_dim_order=true},to-executorch,emit'",
+        )
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="PASS.OPTION=VALUE",
+            help="override an option of every pass of that name (repeatable)",
+        )
+        sp.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks on errors",
+        )
 
-    run = sub.add_parser("run", help="compile a model to a .pte", epilog=EXAMPLES_RUN,
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         description="Schedule the pipeline's passes, run them with checks "
-                                     "between passes, write the .pte and a JSON report.")
+    run = sub.add_parser(
+        "run",
+        help="compile a model to a .pte",
+        epilog=EXAMPLES_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Schedule the pipeline's passes, run them with checks "
+        "between passes, write the .pte and a JSON report.",
+    )
     pipeline_args(run)
-    run.add_argument("--model", metavar="MODULE:FUNCTION",
-                     help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
-                          "or a pteflow Program; MODULE may be a path to a .py file")
-    run.add_argument("-o", "--output", metavar="PATH.pte",
-                     help="where the emit pass writes the .pte (sets emit.path)")
-    run.add_argument("--checks", choices=("each", "boundaries", "off"), default="boundaries",
-                     help="when the manager checks level invariants and claimed facts "
-                          "(default: boundaries = after level changes and at the end)")
-    run.add_argument("--verify", action=argparse.BooleanOptionalAction, default=None,
-                     help="run the .pte in executorch.runtime and compare with eager "
-                          "(default: on for named pipelines and when a .pte is written)")
-    run.add_argument("--report", metavar="PATH.json",
-                     help="where to write the JSON report (default: beside the .pte)")
+    run.add_argument(
+        "--model",
+        metavar="MODULE:FUNCTION",
+        help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
+        "or a pteflow Program; MODULE may be a path to a .py file",
+    )
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH.pte",
+        help="where the emit pass writes the .pte (sets emit.path)",
+    )
+    run.add_argument(
+        "--checks",
+        choices=("each", "boundaries", "off"),
+        default="boundaries",
+        help="when the manager checks level invariants and claimed facts "
+        "(default: boundaries = after level changes and at the end)",
+    )
+    run.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the .pte in executorch.runtime and compare with eager "
+        "(default: on for named pipelines and when a .pte is written)",
+    )
+    run.add_argument(
+        "--report",
+        metavar="PATH.json",
+        help="where to write the JSON report (default: beside the .pte)",
+    )
 
-    plan = sub.add_parser("plan", help="print the ordered passes and why",
-                          epilog=EXAMPLES_PLAN,
-                          formatter_class=argparse.RawDescriptionHelpFormatter,
-                          description="Order a pipeline without running it; each pass is "
-                                      "followed by the constraints that put it there.")
+    plan = sub.add_parser(
+        "plan",
+        help="print the ordered passes and why",
+        epilog=EXAMPLES_PLAN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Order a pipeline without running it; each pass is "
+        "followed by the constraints that put it there.",
+    )
     pipeline_args(plan)
-    plan.add_argument("--from-level", default="eager", metavar="LEVEL",
-                      help="the level of the input program (default: eager)")
+    plan.add_argument(
+        "--from-level",
+        default="eager",
+        metavar="LEVEL",
+        help="the level of the input program (default: eager)",
+    )
 
-    lst = sub.add_parser("list", help="list passes, pipelines or backends",
-                         description="List what pteflow knows.")
+    lst = sub.add_parser(
+        "list", help="list passes, pipelines or backends", description="List what pteflow knows."
+    )
     lst.add_argument("what", choices=("passes", "pipelines", "backends"))
-    lst.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                     help="show tracebacks on errors")
+    lst.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
     return p
 
 
@@ -113,8 +159,10 @@ def _specs(args: argparse.Namespace) -> tuple[Any, list]:
     else:
         from pteflow.ir.errors import UserError
 
-        raise UserError("give a pipeline: --pipeline NAME (driver list pipelines) or "
-                        "--passes a,b,c (driver list passes)")
+        raise UserError(
+            "give a pipeline: --pipeline NAME (driver list pipelines) or "
+            "--passes a,b,c (driver list passes)"
+        )
     return pipe, apply_overrides(specs, args.set)
 
 
@@ -136,11 +184,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         for name, cls in sorted(load_registry().items()):
             info = cls.info
-            lv = (info.level_in.label if not info.is_conversion
-                  else f"{info.level_in.label}->{info.level_out.label}")
+            lv = (
+                info.level_in.label
+                if not info.is_conversion
+                else f"{info.level_in.label}->{info.level_out.label}"
+            )
             _say(f"{name:28s} [{lv}] {cls.doc()}")
-            for label, facts in (("requires", info.requires), ("provides", info.provides),
-                                 ("invalidates", info.invalidates)):
+            for label, facts in (
+                ("requires", info.requires),
+                ("provides", info.provides),
+                ("invalidates", info.invalidates),
+            ):
                 if facts:
                     _say(f"{'':28s}   {label}: {', '.join(sorted(f.name for f in facts))}")
     elif args.what == "pipelines":
@@ -176,8 +230,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if not any(s.name == "emit" for s in specs):
             raise UserError("-o given, but the pipeline has no emit pass; add emit")
-        specs = [PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
-                 for s in specs]
+        specs = [
+            PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
+            for s in specs
+        ]
     registry, passes = _build(specs)
 
     from pteflow.passes import PassManager
@@ -216,8 +272,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     pte = Path(emits[0].path) if emits else None
 
     verification = None
-    do_verify = args.verify if args.verify is not None else (pte is not None and (
-        pipe.verify if pipe else True))
+    do_verify = (
+        args.verify
+        if args.verify is not None
+        else (pte is not None and (pipe.verify if pipe else True))
+    )
     if do_verify and pte is None:
         raise UserError("--verify needs a .pte: add the emit pass")
     if do_verify and pte is not None:
@@ -237,16 +296,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
     }
-    report_path = Path(args.report) if args.report else (
-        pte.with_suffix(".report.json") if pte else None)
+    report_path = (
+        Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
+    )
     if report_path:
         from pteflow.passes.emit.write_pte import write_atomically
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         _say(f"report: {report_path}")
     if verification is not None and not verification.ok:
-        _say(f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
-             f"{verification.tolerance:.3g}; {pte} is kept for inspection")
+        _say(
+            f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
+            f"{verification.tolerance:.3g}; {pte} is kept for inspection"
+        )
         return 1
     return 0
 
@@ -255,21 +317,33 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed")]
     for r in result.records:
         deleg = ", ".join(f"{k}:{v}" for k, v in r.delegated.items()) or "-"
-        rows.append((f"{r.name}{r.options}", f"{r.wall_s:.2f}", str(r.ops_before),
-                     str(r.ops_after), deleg, "yes" if r.modified else "no"))
+        rows.append(
+            (
+                f"{r.name}{r.options}",
+                f"{r.wall_s:.2f}",
+                str(r.ops_before),
+                str(r.ops_after),
+                deleg,
+                "yes" if r.modified else "no",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     _say()
     for row in rows:
         _say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     total = sum(r.wall_s for r in result.records)
-    _say(f"total {total:.2f}s over {len(result.records)} passes "
-         f"(scheduling {result.schedule_s * 1000:.1f} ms)")
+    _say(
+        f"total {total:.2f}s over {len(result.records)} passes "
+        f"(scheduling {result.schedule_s * 1000:.1f} ms)"
+    )
     if pte is not None and pte.exists():
         _say(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
     if verification is not None:
         status = "ok" if verification.ok else "FAILED"
-        _say(f"verify: max abs diff {verification.max_abs_diff:.3g} vs eager over "
-             f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}")
+        _say(
+            f"verify: max abs diff {verification.max_abs_diff:.3g} vs eager over "
+            f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}"
+        )
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}

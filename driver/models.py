@@ -36,8 +36,10 @@ class LoadedModel:
 def _load_callable(spec: str) -> Callable[[], Any]:
     module_name, colon, func_name = spec.rpartition(":")
     if not colon or not module_name or not func_name:
-        raise ModelError(f"--model {spec!r}: expected MODULE:FUNCTION "
-                         "(e.g. mypkg.models:build or path/to/file.py:build)")
+        raise ModelError(
+            f"--model {spec!r}: expected MODULE:FUNCTION "
+            "(e.g. mypkg.models:build or path/to/file.py:build)"
+        )
     try:
         if module_name.endswith(".py"):
             path = Path(module_name)
@@ -69,16 +71,23 @@ def from_callable(spec: str) -> LoadedModel:
     if isinstance(made, Program):
         program = made
     else:
-        if not isinstance(made, tuple) or len(made) not in (2, 3) or not isinstance(
-                made[0], torch.nn.Module):
-            raise ModelError(f"--model {spec!r} returned {type(made).__name__}; expected "
-                             "(nn.Module, example_inputs[, dynamic_shapes]) or a Program")
+        if (
+            not isinstance(made, tuple)
+            or len(made) not in (2, 3)
+            or not isinstance(made[0], torch.nn.Module)
+        ):
+            raise ModelError(
+                f"--model {spec!r} returned {type(made).__name__}; expected "
+                "(nn.Module, example_inputs[, dynamic_shapes]) or a Program"
+            )
         module, inputs = made[0], made[1]
         if not isinstance(inputs, tuple):
-            raise ModelError(f"--model {spec!r}: example inputs must be a tuple, "
-                             f"got {type(inputs).__name__}")
-        program = Program.eager(module.eval(), inputs,
-                                dynamic_shapes=made[2] if len(made) == 3 else None)
+            raise ModelError(
+                f"--model {spec!r}: example inputs must be a tuple, got {type(inputs).__name__}"
+            )
+        program = Program.eager(
+            module.eval(), inputs, dynamic_shapes=made[2] if len(made) == 3 else None
+        )
     reference = {m: copy.deepcopy(mod) for m, mod in program.modules().items()}
     steps = [(m, tuple(inp)) for m, inp in program.example_inputs.items()]
     return LoadedModel(program, reference, steps, spec)

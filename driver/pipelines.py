@@ -70,13 +70,17 @@ def parse(text: str, name: str) -> Pipeline:
     specs = []
     for i, entry in enumerate(raw, 1):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise UserError(f"pipeline {name}: pass #{i} needs a name = \"...\"")
+            raise UserError(f'pipeline {name}: pass #{i} needs a name = "..."')
         options = {k: v for k, v in entry.items() if k != "name"}
         specs.append(PassSpec(entry["name"], options))
-    return Pipeline(name=name, description=str(data.get("description", "")),
-                    passes=tuple(specs), model=data.get("model"),
-                    tolerance=float(data.get("tolerance", 1e-4)),
-                    verify=bool(data.get("verify", True)))
+    return Pipeline(
+        name=name,
+        description=str(data.get("description", "")),
+        passes=tuple(specs),
+        model=data.get("model"),
+        tolerance=float(data.get("tolerance", 1e-4)),
+        verify=bool(data.get("verify", True)),
+    )
 
 
 def load(name_or_path: str) -> Pipeline:

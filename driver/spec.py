@@ -67,8 +67,9 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
     origin = typing.get_origin(ty)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(ty)
-        if type(None) in args and (value is None or (isinstance(value, str)
-                                                     and value.lower() in ("none", "null", ""))):
+        if type(None) in args and (
+            value is None or (isinstance(value, str) and value.lower() in ("none", "null", ""))
+        ):
             return None
         errors = []
         for arg in args:
@@ -85,8 +86,11 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
             return value
         raise OptionError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
     if origin in (tuple, list):
-        items = value if isinstance(value, list | tuple) else [
-            v for v in str(value).replace(";", ":").split(":") if v]
+        items = (
+            value
+            if isinstance(value, list | tuple)
+            else [v for v in str(value).replace(";", ":").split(":") if v]
+        )
         (inner, *_rest) = typing.get_args(ty) or (str,)
         return tuple(_coerce(v, inner, where) for v in items)
     if ty is bool:

@@ -20,8 +20,12 @@ class Verification:
         return self.max_abs_diff <= self.tolerance
 
     def to_json(self) -> dict:
-        return {"max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance,
-                "steps": self.steps, "ok": self.ok}
+        return {
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "steps": self.steps,
+            "ok": self.ok,
+        }
 
 
 def verify_pte(path: Path, model: LoadedModel) -> Verification:

@@ -32,14 +32,15 @@ def load_runtime_program(data: bytes) -> Any:
     from executorch.runtime import Runtime
 
     with contextlib.suppress(ImportError):  # the ops library is optional for plain models
-        import executorch.extension.llm.custom_ops  # noqa: F401
+        import executorch.extension.llm.custom_ops
     with contextlib.suppress(ImportError):
         import executorch.kernels.quantized  # noqa: F401
     return Runtime.get().load_program(data)
 
 
-def run_method(program: Program, method: str, inputs: Sequence[Any],
-               *, runtime_program: Any = None) -> list[torch.Tensor]:
+def run_method(
+    program: Program, method: str, inputs: Sequence[Any], *, runtime_program: Any = None
+) -> list[torch.Tensor]:
     """Outputs of ``method`` on ``inputs`` as a flat list of tensors.
 
     EAGER and ATEN run directly; EDGE through ``exported_program().module()``

@@ -55,11 +55,12 @@ def _targets(program: Program, *, include_delegated: bool = False) -> set[str]:
 
 def op_name(target: object) -> str:
     """A stable name for a graph target: ``aten.mm.default``, ``llama.custom_sdpa.default``."""
-    name = getattr(target, "_name", None)  # OpOverload / EdgeOpOverload: 'aten::mm'
+    name = getattr(target, "_name", None)  # OpOverload / EdgeOpOverload: 'aten::add.Tensor'
     overload = getattr(target, "_overloadname", None)
     if isinstance(name, str) and "::" in name:
         ns, op = name.split("::", 1)
-        return f"{ns}.{op}.{overload or 'default'}"
+        base = op.split(".", 1)[0]
+        return f"{ns}.{base}.{overload or 'default'}"
     mod = getattr(target, "__module__", None) or ""
     qual = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
     return f"{mod}.{qual}" if qual else str(target)
@@ -112,11 +113,13 @@ def delegated(backend_id: str, short: str) -> Fact:
 QUANTIZED_PT2E = Fact(
     "quantized.pt2e",
     "the graph is quantized by a pt2e quantizer (quantize/dequantize ops present)",
-    ops_present("quantize_per_tensor", "quantize_per_channel", "quantize_per_token",
-                "choose_qparams"),
+    ops_present(
+        "quantize_per_tensor", "quantize_per_channel", "quantize_per_token", "choose_qparams"
+    ),
 )
-DELEGATED = Fact("delegated", "some of the graph is lowered to a backend delegate",
-                 _has_delegate(None))
+DELEGATED = Fact(
+    "delegated", "some of the graph is lowered to a backend delegate", _has_delegate(None)
+)
 
 
 def _eager_module_named(*class_fragments: str) -> Checker:
@@ -153,14 +156,18 @@ KV_CACHE = Fact(
 KV_CACHE_CUSTOM = Fact(
     "kv_cache.custom",
     "the KV cache is updated with ExecuTorch's llama::update_cache op",
-    _all_of(_eager_module_named("CustomKVCache", "QuantizedKVCache"),
-            ops_present("update_cache", "update_quantized_cache")),
+    _all_of(
+        _eager_module_named("CustomKVCache", "QuantizedKVCache"),
+        ops_present("update_cache", "update_quantized_cache"),
+    ),
 )
 KV_CACHE_QUANTIZED = Fact(
     "kv_cache.quantized",
     "the KV cache stores int8 values with per-token scales",
-    _all_of(_eager_module_named("QuantizedKVCache"),
-            ops_present("update_quantized_cache", "quantize_per_token")),
+    _all_of(
+        _eager_module_named("QuantizedKVCache"),
+        ops_present("update_quantized_cache", "quantize_per_token"),
+    ),
 )
 SDPA_CUSTOM = Fact(
     "sdpa.custom",
@@ -180,8 +187,14 @@ RMSNORM_NATIVE = Fact(
 QUANTIZED_8DA4W = Fact(
     "quantized.8da4w",
     "linear weights are int4 (grouped) with dynamically quantized int8 activations",
-    ops_present("choose_qparams", "quantize_affine", "dequantize_affine", "_weight_int4",
-                "dequantize_per_channel_group", "quantize_per_token"),
+    ops_present(
+        "choose_qparams",
+        "quantize_affine",
+        "dequantize_affine",
+        "_weight_int4",
+        "dequantize_per_channel_group",
+        "quantize_per_token",
+    ),
 )
 QUANTIZED_INT8_WEIGHT = Fact(
     "quantized.int8-weight",

@@ -25,8 +25,9 @@ def check_eager(program: Program) -> None:
 
     for method, module in program.artifact.items():
         if not isinstance(module, torch.nn.Module):
-            raise InvariantError(f"method {method!r} is a {type(module).__name__}, "
-                                 "not a torch.nn.Module")
+            raise InvariantError(
+                f"method {method!r} is a {type(module).__name__}, not a torch.nn.Module"
+            )
         if method not in program.example_inputs:
             raise InvariantError(f"method {method!r} has no example inputs")
 
@@ -44,18 +45,23 @@ def check_aten(program: Program) -> None:
 
     for method, ep in program.artifact.items():
         if not isinstance(ep, ExportedProgram):
-            raise InvariantError(f"method {method!r} is a {type(ep).__name__}, "
-                                 "not a torch.export.ExportedProgram")
+            raise InvariantError(
+                f"method {method!r} is a {type(ep).__name__}, not a torch.export.ExportedProgram"
+            )
         gm = ep.graph_module
         _lint(method, gm)
         for node in gm.graph.nodes:
             if node.op == "call_module":
-                raise InvariantError(f"method {method!r}: node {node.name} calls module "
-                                     f"{node.target!r}; an exported graph has no call_module")
+                raise InvariantError(
+                    f"method {method!r}: node {node.name} calls module "
+                    f"{node.target!r}; an exported graph has no call_module"
+                )
             if node.op in ("placeholder", "call_function") and "val" not in node.meta:
-                raise InvariantError(f"method {method!r}: node {node.name} "
-                                     f"({op_name(node.target)}) has no meta['val']"
-                                     f"{_where(node)}")
+                raise InvariantError(
+                    f"method {method!r}: node {node.name} "
+                    f"({op_name(node.target)}) has no meta['val']"
+                    f"{_where(node)}"
+                )
 
 
 def _where(node: torch.fx.Node) -> str:
@@ -92,17 +98,20 @@ def check_edge(program: Program) -> None:
 
     manager = program.artifact
     if not isinstance(manager, EdgeProgramManager):
-        raise InvariantError(f"an edge program holds a {type(manager).__name__}, "
-                             "not an EdgeProgramManager")
+        raise InvariantError(
+            f"an edge program holds a {type(manager).__name__}, not an EdgeProgramManager"
+        )
     config = manager.compile_config
     for method in manager.methods:
         gm = manager.exported_program(method).graph_module
         _lint(method, gm)
         for node in gm.graph.nodes:
             if node.op == "call_function" and not _is_edge_or_allowed(node.target):
-                raise InvariantError(f"method {method!r}: node {node.name} calls "
-                                     f"{op_name(node.target)}, which is not an edge-dialect op"
-                                     f"{_where(node)}")
+                raise InvariantError(
+                    f"method {method!r}: node {node.name} calls "
+                    f"{op_name(node.target)}, which is not an edge-dialect op"
+                    f"{_where(node)}"
+                )
         if config._check_ir_validity:
             verifier = EXIREdgeDialectVerifier(
                 edge_compile_config=config,
@@ -114,8 +123,9 @@ def check_edge(program: Program) -> None:
                 verifier()(gm)
             except Exception as e:  # SpecViolationError and ExportError share no base
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise InvariantError(f"method {method!r}: ExecuTorch's edge verifier: {first}") \
-                    from e
+                raise InvariantError(
+                    f"method {method!r}: ExecuTorch's edge verifier: {first}"
+                ) from e
 
 
 def check_executorch(program: Program) -> None:
@@ -124,8 +134,10 @@ def check_executorch(program: Program) -> None:
 
     manager = program.artifact
     if not isinstance(manager, ExecutorchProgramManager):
-        raise InvariantError(f"an executorch program holds a {type(manager).__name__}, "
-                             "not an ExecutorchProgramManager")
+        raise InvariantError(
+            f"an executorch program holds a {type(manager).__name__}, "
+            "not an ExecutorchProgramManager"
+        )
     try:
         data = manager.buffer  # cached by ExecuTorch; emit reuses it
     except Exception as e:

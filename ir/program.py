@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from torch.export import ExportedProgram
 
 
+def _fact_set(value: Iterable[Fact]) -> frozenset[Fact]:
+    return frozenset(value)
+
+
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return dict(value or {})
 
@@ -43,13 +47,10 @@ class Program:
 
     level: Level
     artifact: Any = attrs.field(repr=False)
-    example_inputs: Mapping[str, tuple[Any, ...]] = attrs.field(
-        converter=_frozen_map, repr=False
-    )
-    dynamic_shapes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map,
-                                                    repr=False)
+    example_inputs: Mapping[str, tuple[Any, ...]] = attrs.field(converter=_frozen_map, repr=False)
+    dynamic_shapes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, repr=False)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
-    facts: frozenset[Fact] = attrs.field(factory=frozenset, converter=frozenset)
+    facts: frozenset[Fact] = attrs.field(factory=frozenset, converter=_fact_set)
 
     # ------------------------------------------------------------------ building
 
@@ -73,8 +74,10 @@ class Program:
             shapes = {"forward": dynamic_shapes} if dynamic_shapes is not None else {}
         missing = set(modules) - set(inputs)
         if missing:
-            raise ModelError(f"no example inputs for method(s) {sorted(missing)}; "
-                             "give a tuple of inputs per method")
+            raise ModelError(
+                f"no example inputs for method(s) {sorted(missing)}; "
+                "give a tuple of inputs per method"
+            )
         return cls(Level.EAGER, modules, inputs, shapes, metadata or {}, frozenset(facts))
 
     def evolve(self, **changes: Any) -> Program:

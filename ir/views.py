@@ -148,16 +148,19 @@ def dump_graph(gm: torch.fx.GraphModule) -> str:
             lines.append(f"%{node.name}{ty} = attr {node.target}")
         else:
             target = op_name(node.target) if node.op == "call_function" else str(node.target)
-            args = ", ".join([_arg(a) for a in node.args]
-                             + [f"{k}={_arg(v)}" for k, v in node.kwargs.items()])
+            args = ", ".join(
+                [_arg(a) for a in node.args] + [f"{k}={_arg(v)}" for k, v in node.kwargs.items()]
+            )
             lines.append(f"%{node.name}{ty} = {target}({args})")
     return "\n".join(lines) + "\n"
 
 
 def dump(program: Program) -> str:
     """A stable text of the whole program: per method, its graph (EAGER: the module tree)."""
-    parts = [f"# level: {program.level.label}",
-             f"# facts: {', '.join(sorted(f.name for f in program.facts)) or '-'}"]
+    parts = [
+        f"# level: {program.level.label}",
+        f"# facts: {', '.join(sorted(f.name for f in program.facts)) or '-'}",
+    ]
     if program.level == Level.EAGER:
         for method, module in program.modules().items():
             parts.append(f"## method {method}\n{module}")
@@ -177,9 +180,21 @@ def _named_lowered(gm: torch.fx.GraphModule) -> Iterator[tuple[str, Any]]:
             yield node.args[0].target, getattr(gm, node.args[0].target)
 
 
-def diff(before: str, after: str, *, before_name: str = "before",
-         after_name: str = "after", context: int = 3) -> str:
+def diff(
+    before: str,
+    after: str,
+    *,
+    before_name: str = "before",
+    after_name: str = "after",
+    context: int = 3,
+) -> str:
     """Unified diff of two dumps; empty when they are equal."""
-    return "".join(difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True),
-        fromfile=before_name, tofile=after_name, n=context))
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            fromfile=before_name,
+            tofile=after_name,
+            n=context,
+        )
+    )

@@ -30,6 +30,10 @@ from pteflow.ir.errors import InvariantError, OptionError, PipelineError
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
+def _classes(value: Iterable[type[Pass]]) -> tuple[type[Pass], ...]:
+    return tuple(value)
+
+
 def _facts(value: Iterable[Fact]) -> frozenset[Fact]:
     out = frozenset(value)
     for f in out:
@@ -48,8 +52,8 @@ class PassInfo:
     requires: frozenset[Fact] = attrs.field(factory=frozenset, converter=_facts)
     provides: frozenset[Fact] = attrs.field(factory=frozenset, converter=_facts)
     invalidates: frozenset[Fact] = attrs.field(factory=frozenset, converter=_facts)
-    after: tuple[type, ...] = attrs.field(factory=tuple, converter=tuple)
-    before: tuple[type, ...] = attrs.field(factory=tuple, converter=tuple)
+    after: tuple[type[Pass], ...] = attrs.field(factory=tuple, converter=_classes)
+    before: tuple[type[Pass], ...] = attrs.field(factory=tuple, converter=_classes)
     ordered: bool = False
     last: bool = False
     # A pass that only prepares for, or does, delegation to a backend names the
@@ -65,8 +69,10 @@ class PassInfo:
         if self.level_out is None:
             object.__setattr__(self, "level_out", self.level_in)
         if self.level_out < self.level_in:
-            raise ValueError(f"pass {self.name}: level_out {self.level_out.label} is before "
-                             f"level_in {self.level_in.label}")
+            raise ValueError(
+                f"pass {self.name}: level_out {self.level_out.label} is before "
+                f"level_in {self.level_in.label}"
+            )
 
     @property
     def is_conversion(self) -> bool:
@@ -136,7 +142,7 @@ class Pass:
             value = getattr(self, a.name)
             default = a.default
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()  # type: ignore[call-arg]
+                default = default.factory()
             if value != default:
                 out[a.name] = value
         return out
@@ -144,8 +150,9 @@ class Pass:
     def describe(self) -> str:
         """``name{opt=value,...}``, showing options that differ from their defaults."""
         opts = self.non_default_options()
-        return self.name + ("{" + ",".join(f"{k}={v!r}" for k, v in opts.items()) + "}"
-                            if opts else "")
+        return self.name + (
+            "{" + ",".join(f"{k}={v!r}" for k, v in opts.items()) + "}" if opts else ""
+        )
 
     # ------------------------------------------------------------------ running
 
@@ -159,28 +166,36 @@ class Pass:
         """
         info = self.contract
         if program.level != info.level_in:
-            raise PipelineError(f"pass {info.name} reads {info.level_in.label} programs, "
-                                f"got a {program.level.label} program")
+            raise PipelineError(
+                f"pass {info.name} reads {info.level_in.label} programs, "
+                f"got a {program.level.label} program"
+            )
         missing = info.requires - program.facts
         if missing:
-            raise PipelineError(f"pass {info.name} requires "
-                                f"{', '.join(sorted(f.name for f in missing))}, which the "
-                                "program does not have")
+            raise PipelineError(
+                f"pass {info.name} requires "
+                f"{', '.join(sorted(f.name for f in missing))}, which the "
+                "program does not have"
+            )
         result = self.run(program, ctx or PassContext())
         if not isinstance(result, PassResult):
-            raise InvariantError(f"run() returned {type(result).__name__}, not a PassResult",
-                                 pass_name=info.name)
+            raise InvariantError(
+                f"run() returned {type(result).__name__}, not a PassResult", pass_name=info.name
+            )
         out = result.program
         if out.level != info.level_out:
-            raise InvariantError(f"declared level_out {info.level_out.label}, produced "
-                                 f"{out.level.label}", pass_name=info.name)
+            raise InvariantError(
+                f"declared level_out {info.level_out.label}, produced {out.level.label}",
+                pass_name=info.name,
+            )
         if out.level >= Level.ATEN:
             for method, gm in out.graph_modules().items():
                 try:
                     gm.graph.lint()
                 except Exception as e:
-                    raise InvariantError(f"method {method!r}: graph lint failed: {e}",
-                                         pass_name=info.name) from e
+                    raise InvariantError(
+                        f"method {method!r}: graph lint failed: {e}", pass_name=info.name
+                    ) from e
         out = out.with_facts(gained=info.provides, lost=info.invalidates - info.provides)
         return PassResult(out, result.modified or info.is_conversion)
 
@@ -195,8 +210,11 @@ def one_of(*allowed: Any) -> Callable[[Any, attrs.Attribute, Any], None]:
 
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if value not in allowed:
-            raise option_error(instance.info.name, attribute.name,
-                               f"{value!r} is not one of {', '.join(map(repr, allowed))}")
+            raise option_error(
+                instance.info.name,
+                attribute.name,
+                f"{value!r} is not one of {', '.join(map(repr, allowed))}",
+            )
 
     return check
 
@@ -204,5 +222,6 @@ def one_of(*allowed: Any) -> Callable[[Any, attrs.Attribute, Any], None]:
 def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """attrs validator: an int > 0."""
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise option_error(instance.info.name, attribute.name,
-                           f"must be a positive integer, got {value!r}")
+        raise option_error(
+            instance.info.name, attribute.name, f"must be a positive integer, got {value!r}"
+        )

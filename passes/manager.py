@@ -19,6 +19,7 @@ by position: the same pass may appear twice.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -60,11 +61,17 @@ class Plan:
         return [self.passes[i] for i in self.order]
 
     def why(self, position: int) -> list[str]:
-        """Why the pass at ``position`` sits where it does: its incoming edges."""
+        """Why the pass at ``position`` sits where it does: its incoming edges.
+
+        A pass that runs last gets one line for that, not one per other pass.
+        """
         out = []
+        last = f"{self.passes[position].name} runs last"
+        if self.passes[position].contract.last:
+            out.append("runs last (after every other pass)")
         for (u, v), why in sorted(self.reasons.items()):
             if v == position:
-                out.extend(f"after {self.passes[u].name}#{u}: {w}" for w in why)
+                out.extend(f"after {self.passes[u].name}#{u}: {w}" for w in why if w != last)
         return out
 
     def render(self) -> str:
@@ -72,8 +79,11 @@ class Plan:
         lines = []
         for rank, pos in enumerate(self.order, 1):
             p = self.passes[pos]
-            lv = (p.contract.level_in.label if not p.contract.is_conversion
-                  else f"{p.contract.level_in.label}->{p.contract.level_out.label}")
+            lv = (
+                p.contract.level_in.label
+                if not p.contract.is_conversion
+                else f"{p.contract.level_in.label}->{p.contract.level_out.label}"
+            )
             lines.append(f"{rank:3d}. {p.describe()}  [{lv}]  {type(p).doc()}")
             for w in self.why(pos):
                 lines.append(f"       - {w}")
@@ -132,8 +142,10 @@ def plan(
     # last
     lasts = [i for i, p in enumerate(passes) if p.contract.last]
     if len(lasts) > 1:
-        raise ConflictError(f"passes {' and '.join(_label(passes, i) for i in lasts)} both "
-                            "must run last; keep one of them")
+        raise ConflictError(
+            f"passes {' and '.join(_label(passes, i) for i in lasts)} both "
+            "must run last; keep one of them"
+        )
     for i in lasts:
         for j in range(n):
             graph.edge(j, i, f"{passes[i].name} runs last")
@@ -152,13 +164,13 @@ def plan(
     for f, cs in consumers.items():
         if not providers.get(f) and f not in initial:
             c = cs[0]
-            could = sorted(name for name, cls in (registry or {}).items()
-                           if f in cls.info.provides)
-            hint = (f"add one of: {', '.join(could)}" if could
-                    else "no known pass provides it")
-            raise UnsatisfiedError(f"{_label(passes, c)} requires fact {f.name!r} "
-                                   f"({f.meaning}), which no pass in the pipeline provides; "
-                                   f"{hint}")
+            could = sorted(name for name, cls in (registry or {}).items() if f in cls.info.provides)
+            hint = f"add one of: {', '.join(could)}" if could else "no known pass provides it"
+            raise UnsatisfiedError(
+                f"{_label(passes, c)} requires fact {f.name!r} "
+                f"({f.meaning}), which no pass in the pipeline provides; "
+                f"{hint}"
+            )
         for c in cs:
             for pr in providers.get(f, ()):
                 graph.edge(pr, c, f"provides {f.name}")
@@ -180,7 +192,7 @@ def plan(
     for i, p in enumerate(passes):
         groups[_level_key(p)].append(i)
     keys = sorted(groups)
-    for a, b in zip(keys, keys[1:], strict=False):
+    for a, b in itertools.pairwise(keys):
         if _precedes(a, b):
             why = _level_reason(a, b)
             for u in groups[a]:
@@ -189,7 +201,7 @@ def plan(
 
     # ordered passes keep their listed order
     ordered = [i for i, p in enumerate(passes) if p.contract.ordered]
-    for u, v in zip(ordered, ordered[1:], strict=False):
+    for u, v in itertools.pairwise(ordered):
         graph.edge(u, v, "listed earlier among ordered passes (first pick)")
 
     # invalidation
@@ -200,21 +212,26 @@ def plan(
                 if c == inv:
                     continue
                 if nx.has_path(base, inv, c):
-                    between = [pr for pr in providers.get(f, ()) if pr != inv
-                               and nx.has_path(base, inv, pr) and nx.has_path(base, pr, c)]
+                    between = [
+                        pr
+                        for pr in providers.get(f, ())
+                        if pr != inv and nx.has_path(base, inv, pr) and nx.has_path(base, pr, c)
+                    ]
                     if not between:
                         raise UnsatisfiedError(
                             f"{_label(passes, c)} requires fact {f.name!r}, but "
                             f"{_label(passes, inv)} invalidates it and must run first; add a "
-                            f"pass that provides {f.name!r} after {passes[inv].name}")
+                            f"pass that provides {f.name!r} after {passes[inv].name}"
+                        )
                 else:
-                    graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} "
-                                       "invalidates it")
+                    graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} invalidates it")
 
     if not nx.is_directed_acyclic_graph(graph.g):
         cycle = nx.find_cycle(graph.g)
-        steps = [f"{_label(passes, u)} -> {_label(passes, v)} "
-                 f"({'; '.join(graph.reasons[(u, v)])})" for u, v in cycle]
+        steps = [
+            f"{_label(passes, u)} -> {_label(passes, v)} ({'; '.join(graph.reasons[(u, v)])})"
+            for u, v in cycle
+        ]
         raise CycleError("the ordering constraints form a cycle: " + ", ".join(steps))
 
     order = tuple(nx.lexicographical_topological_sort(graph.g, key=lambda i: i))
@@ -230,31 +247,42 @@ def _level_reason(a: tuple[Level, Level], b: tuple[Level, Level]) -> str:
     return f"level order: {show(a)} before {show(b)}"
 
 
-def _check_levels(passes: Sequence[Pass], order: Sequence[int], start: Level,
-                  registry: Mapping[str, type[Pass]] | None) -> None:
+def _check_levels(
+    passes: Sequence[Pass],
+    order: Sequence[int],
+    start: Level,
+    registry: Mapping[str, type[Pass]] | None,
+) -> None:
     level = start
     for i in order:
         info = passes[i].contract
         if info.level_in != level:
-            could = sorted(name for name, cls in (registry or {}).items()
-                           if cls.info.level_in == level and cls.info.level_out == info.level_in)
+            could = sorted(
+                name
+                for name, cls in (registry or {}).items()
+                if cls.info.level_in == level and cls.info.level_out == info.level_in
+            )
             hint = f"; add {' or '.join(could)}" if could else ""
             raise UnsatisfiedError(
                 f"{_label(passes, i)} reads {info.level_in.label} programs, but the program is "
-                f"{level.label} at that point{hint}")
+                f"{level.label} at that point{hint}"
+            )
         level = info.level_out
 
 
-def _check_runtime_facts(passes: Sequence[Pass], order: Sequence[int],
-                         initial: frozenset[Fact]) -> None:
+def _check_runtime_facts(
+    passes: Sequence[Pass], order: Sequence[int], initial: frozenset[Fact]
+) -> None:
     held = set(initial)
     for i in order:
         info = passes[i].contract
         missing = info.requires - held
         if missing:  # only reachable through invalidation the rules above allowed
-            raise UnsatisfiedError(f"{_label(passes, i)} requires "
-                                   f"{', '.join(sorted(f.name for f in missing))}, which an "
-                                   "earlier pass invalidated")
+            raise UnsatisfiedError(
+                f"{_label(passes, i)} requires "
+                f"{', '.join(sorted(f.name for f in missing))}, which an "
+                "earlier pass invalidated"
+            )
         held -= info.invalidates - info.provides
         held |= info.provides
 
@@ -315,8 +343,13 @@ class PassManager:
     pass that made them); ``off`` checks nothing.
     """
 
-    def __init__(self, passes: Sequence[Pass], *, verify: Verify = "boundaries",
-                 registry: Mapping[str, type[Pass]] | None = None):
+    def __init__(
+        self,
+        passes: Sequence[Pass],
+        *,
+        verify: Verify = "boundaries",
+        registry: Mapping[str, type[Pass]] | None = None,
+    ):
         if verify not in VERIFY_MODES:
             raise PipelineError(f"verify mode {verify!r} is not one of {', '.join(VERIFY_MODES)}")
         for p in passes:
@@ -326,18 +359,22 @@ class PassManager:
         self.verify = verify
         self.registry = registry
 
-    def plan(self, *, start_level: Level = Level.EAGER,
-             initial_facts: Iterable[Fact] = ()) -> Plan:
-        return plan(self.passes, start_level=start_level, initial_facts=initial_facts,
-                    registry=self.registry)
+    def plan(self, *, start_level: Level = Level.EAGER, initial_facts: Iterable[Fact] = ()) -> Plan:
+        return plan(
+            self.passes,
+            start_level=start_level,
+            initial_facts=initial_facts,
+            registry=self.registry,
+        )
 
     def check_available(self) -> None:
         """Raise UnavailableError for the first pass that cannot run on this machine."""
         for i, p in enumerate(self.passes):
             reason = p.unavailable_reason()
             if reason:
-                raise UnavailableError(f"{_label(self.passes, i)} cannot run on this machine: "
-                                       f"{reason}")
+                raise UnavailableError(
+                    f"{_label(self.passes, i)} cannot run on this machine: {reason}"
+                )
 
     def run(self, program: Program, *, on_event: Event | None = None) -> RunResult:
         """Plan, check availability, then run every pass in order.
@@ -361,11 +398,11 @@ class PassManager:
             p = self.passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
-            ctx = PassContext(position=pos,
-                              upcoming=tuple(self.passes[j] for j in order[rank + 1:]))
+            ctx = PassContext(
+                position=pos, upcoming=tuple(self.passes[j] for j in order[rank + 1 :])
+            )
             ops_before = views.node_count(program)
-            delegated_before = (views.delegated_node_count(program)
-                                if p.contract.delegation else {})
+            delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
             w0, c0 = time.perf_counter(), time.process_time()
             try:
                 result = p.apply(program, ctx)
@@ -386,17 +423,26 @@ class PassManager:
                 pending = {}
             check_s = time.perf_counter() - k0
             ops_after = views.node_count(new)
-            records.append(PassRecord(
-                position=pos, name=p.name, options=_describe_options(p),
-                level_in=p.contract.level_in.label, level_out=p.contract.level_out.label,
-                wall_s=wall, cpu_s=cpu, check_s=check_s,
-                ops_before=ops_before, ops_after=ops_after,
-                facts_gained=tuple(sorted(f.name for f in new.facts - program.facts)),
-                facts_lost=tuple(sorted(f.name for f in program.facts - new.facts)),
-                modified=result.modified,
-                delegated=_delta(delegated_before, views.delegated_node_count(new))
-                if p.contract.delegation else {},
-            ))
+            records.append(
+                PassRecord(
+                    position=pos,
+                    name=p.name,
+                    options=_describe_options(p),
+                    level_in=p.contract.level_in.label,
+                    level_out=p.contract.level_out.label,
+                    wall_s=wall,
+                    cpu_s=cpu,
+                    check_s=check_s,
+                    ops_before=ops_before,
+                    ops_after=ops_after,
+                    facts_gained=tuple(sorted(f.name for f in new.facts - program.facts)),
+                    facts_lost=tuple(sorted(f.name for f in program.facts - new.facts)),
+                    modified=result.modified,
+                    delegated=_delta(delegated_before, views.delegated_node_count(new))
+                    if p.contract.delegation
+                    else {},
+                )
+            )
             if on_event:
                 on_event("end", pos, p, records[-1])
             program = new
@@ -414,5 +460,6 @@ class PassManager:
                 continue  # invalidated later: nothing to check
             why = fact.check(program)
             if why:
-                raise FactError(f"claims fact {fact.name!r} ({fact.meaning}), but {why}",
-                                pass_name=claimant)
+                raise FactError(
+                    f"claims fact {fact.name!r} ({fact.meaning}), but {why}", pass_name=claimant
+                )

@@ -25,8 +25,11 @@ GROUPS = ("convert", "source", "quantize", "edge", "partition", "post", "emit")
 
 
 def _classes_in(module: ModuleType) -> list[type[Pass]]:
-    return [obj for _, obj in inspect.getmembers(module, inspect.isclass)
-            if issubclass(obj, Pass) and "info" in vars(obj) and obj.__module__ == module.__name__]
+    return [
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if issubclass(obj, Pass) and "info" in vars(obj) and obj.__module__ == module.__name__
+    ]
 
 
 def builtin_modules() -> Iterable[ModuleType]:
@@ -37,18 +40,22 @@ def builtin_modules() -> Iterable[ModuleType]:
                 yield importlib.import_module(f"{package.__name__}.{info.name}")
 
 
-def _add(registry: dict[str, type[Pass]], sources: dict[str, str], cls: type[Pass],
-         source: str) -> None:
+def _add(
+    registry: dict[str, type[Pass]], sources: dict[str, str], cls: type[Pass], source: str
+) -> None:
     name = cls.info.name
     if name in registry and registry[name] is not cls:
-        raise ConflictError(f"pass name {name!r} is defined twice: by {sources[name]} and by "
-                            f"{source}; rename one of them")
+        raise ConflictError(
+            f"pass name {name!r} is defined twice: by {sources[name]} and by "
+            f"{source}; rename one of them"
+        )
     registry[name] = cls
     sources[name] = source
 
 
-def load_registry(*, entry_points: bool = True,
-                  extra: Iterable[type[Pass]] = ()) -> dict[str, type[Pass]]:
+def load_registry(
+    *, entry_points: bool = True, extra: Iterable[type[Pass]] = ()
+) -> dict[str, type[Pass]]:
     """Every known pass class by name.
 
     Raises:
@@ -65,11 +72,13 @@ def load_registry(*, entry_points: bool = True,
             found = _classes_in(obj) if inspect.ismodule(obj) else [obj]
             dist = getattr(ep, "dist", None)
             where = f"entry point {ep.name!r} = {ep.value}" + (
-                f" (package {dist.name})" if dist is not None else "")
+                f" (package {dist.name})" if dist is not None else ""
+            )
             for cls in found:
                 if not (inspect.isclass(cls) and issubclass(cls, Pass) and "info" in vars(cls)):
-                    raise ConflictError(f"{where} does not name a pteflow Pass class or a "
-                                        "module of them")
+                    raise ConflictError(
+                        f"{where} does not name a pteflow Pass class or a module of them"
+                    )
                 _add(registry, sources, cls, where)
     for cls in extra:
         _add(registry, sources, cls, f"{cls.__module__}.{cls.__qualname__}")

@@ -20,8 +20,7 @@ class ExportPass(Pass):
     flattens torchao's quantized tensor subclasses into plain ops.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(name="export", level_in=Level.EAGER,
-                                        level_out=Level.ATEN)
+    info: ClassVar[PassInfo] = PassInfo(name="export", level_in=Level.EAGER, level_out=Level.ATEN)
     strict: bool = False
     functionalize: bool = True
 

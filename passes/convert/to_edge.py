@@ -18,8 +18,11 @@ class PartitionerSource(Protocol):
 
 def constant_methods(program: Program) -> dict[str, Any]:
     """Metadata entries that become constant methods of the .pte (scalars only)."""
-    return {k: v for k, v in program.metadata.items()
-            if isinstance(v, bool | int | float | str) and not k.startswith("_")}
+    return {
+        k: v
+        for k, v in program.metadata.items()
+        if isinstance(v, bool | int | float | str) and not k.startswith("_")
+    }
 
 
 @attrs.frozen
@@ -35,8 +38,7 @@ class ToEdgePass(Pass):
     non-core ops (ConvertToLinearPass) need.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(name="to-edge", level_in=Level.ATEN,
-                                        level_out=Level.EDGE)
+    info: ClassVar[PassInfo] = PassInfo(name="to-edge", level_in=Level.ATEN, level_out=Level.EDGE)
     check_ir_validity: bool = True
     skip_dim_order: bool = False
     constant_methods: bool = True
@@ -50,8 +52,9 @@ class ToEdgePass(Pass):
     def compile_config(self) -> Any:
         from executorch.exir import EdgeCompileConfig
 
-        return EdgeCompileConfig(_check_ir_validity=self.check_ir_validity,
-                                 _skip_dim_order=self.skip_dim_order)
+        return EdgeCompileConfig(
+            _check_ir_validity=self.check_ir_validity, _skip_dim_order=self.skip_dim_order
+        )
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         import torch
@@ -59,8 +62,9 @@ class ToEdgePass(Pass):
 
         eps = program.exported_programs()
         consts = constant_methods(program) if self.constant_methods else None
-        partitioners = [p.make_partitioner() for p in ctx.upcoming
-                        if isinstance(p, PartitionerSource)]
+        partitioners = [
+            p.make_partitioner() for p in ctx.upcoming if isinstance(p, PartitionerSource)
+        ]
         with torch.no_grad():
             if partitioners:
                 # The public API fuses this step with lowering; pteflow keeps
@@ -70,8 +74,10 @@ class ToEdgePass(Pass):
                 )
 
                 manager = _gen_edge_manager_for_partitioners(
-                    {m: partitioners for m in eps}, eps, self.compile_config(), consts)
+                    {m: partitioners for m in eps}, eps, self.compile_config(), consts
+                )
             else:
-                manager = to_edge(eps, constant_methods=consts,
-                                  compile_config=self.compile_config())
+                manager = to_edge(
+                    eps, constant_methods=consts, compile_config=self.compile_config()
+                )
         return PassResult(program.evolve(level=Level.EDGE, artifact=manager), True)

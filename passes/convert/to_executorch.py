@@ -18,13 +18,15 @@ class ToExecutorchPass(Pass):
     runner does); ``sym_shape_eval`` picks how dynamic shapes are bounded.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(name="to-executorch", level_in=Level.EDGE,
-                                        level_out=Level.EXECUTORCH)
+    info: ClassVar[PassInfo] = PassInfo(
+        name="to-executorch", level_in=Level.EDGE, level_out=Level.EXECUTORCH
+    )
     extract_delegate_segments: bool = True
     alloc_graph_input: bool = True
     const_prop: bool = False
-    sym_shape_eval: str = attrs.field(default="constraint-based",
-                                      validator=one_of("upper-bound", "constraint-based"))
+    sym_shape_eval: str = attrs.field(
+        default="constraint-based", validator=one_of("upper-bound", "constraint-based")
+    )
 
     @property
     def contract(self) -> PassInfo:
@@ -41,8 +43,11 @@ class ToExecutorchPass(Pass):
             HintBasedSymShapeEvalPass,
         )
 
-        sym = (ConstraintBasedSymShapeEvalPass() if self.sym_shape_eval == "constraint-based"
-               else HintBasedSymShapeEvalPass())
+        sym = (
+            ConstraintBasedSymShapeEvalPass()
+            if self.sym_shape_eval == "constraint-based"
+            else HintBasedSymShapeEvalPass()
+        )
         config = ExecutorchBackendConfig(
             extract_delegate_segments=self.extract_delegate_segments,
             do_quant_fusion_and_const_prop=self.const_prop,

@@ -1,0 +1,38 @@
+"""Shared fixtures: small real programs at every level.
+
+ATEN programs are fresh per test (passes under test edit graphs in place); the
+EDGE and EXECUTORCH ones are shared by the session and must only be read.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pteflow.ir import Level, Program
+from pteflow.testing import build_program
+
+from .models import mlp
+
+
+@pytest.fixture
+def eager_mlp() -> Program:
+    module, inputs = mlp()
+    return Program.eager(module, inputs)
+
+
+@pytest.fixture
+def aten_mlp() -> Program:
+    module, inputs = mlp()
+    return build_program(module, inputs, level=Level.ATEN)
+
+
+@pytest.fixture(scope="session")
+def edge_mlp() -> Program:
+    module, inputs = mlp()
+    return build_program(module, inputs, level=Level.EDGE)
+
+
+@pytest.fixture(scope="session")
+def executorch_mlp() -> Program:
+    module, inputs = mlp()
+    return build_program(module, inputs, level=Level.EXECUTORCH)

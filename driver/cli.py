@@ -81,11 +81,30 @@ def _parser() -> argparse.ArgumentParser:
         "between passes, write the .pte and a JSON report.",
     )
     pipeline_args(run)
-    run.add_argument(
+    model = run.add_argument_group(
+        "model (default: the built-in tiny Llama with seeded random weights)"
+    )
+    model.add_argument(
         "--model",
         metavar="MODULE:FUNCTION",
         help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
         "or a pteflow Program; MODULE may be a path to a .py file",
+    )
+    model.add_argument(
+        "--params",
+        metavar="params.json",
+        help="a Llama params file, as export_llama takes (Meta format)",
+    )
+    model.add_argument(
+        "--checkpoint",
+        metavar="consolidated.pth",
+        help="the Llama checkpoint for --params (default: seeded random weights)",
+    )
+    model.add_argument(
+        "--max-seq-len",
+        type=int,
+        metavar="N",
+        help="maximum sequence length of a Llama (default: params.json's, else 128)",
     )
     run.add_argument(
         "-o",
@@ -221,6 +240,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
+    """The model the run compiles: --model, else --params, else the pipeline's, else tiny."""
+    from pteflow.ir.errors import UserError
+
+    if args.model and (args.params or args.checkpoint):
+        raise UserError("give either --model or --params/--checkpoint, not both")
+    if args.checkpoint and not args.params:
+        raise UserError("--checkpoint needs --params (the params.json it was trained with)")
+    if args.model:
+        if args.max_seq_len is not None:
+            raise UserError("--max-seq-len applies to Llama models (--params or the default)")
+        from .models import from_callable
+
+        return from_callable(args.model)
+    from . import llama
+
+    if args.params:
+        return llama.from_params(args.params, args.checkpoint, max_seq_len=args.max_seq_len)
+    source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
+    if source != "tiny-llama":
+        from .models import from_callable
+
+        return from_callable(source)
+    if args.max_seq_len is not None:
+        return llama.tiny_llama(max_seq_len=args.max_seq_len)
+    return llama.tiny_llama()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pteflow.ir.errors import UserError
 
@@ -239,17 +286,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pteflow.passes import PassManager
 
     manager = PassManager(passes, verify=args.checks, registry=registry)
-    manager.plan()  # refuse an unschedulable pipeline before loading any model
-    manager.check_available()
+    manager.check_available()  # before any work: a missing SDK is known in a second
+    if not args.model:
+        # A Llama source establishes the KV cache; refuse an unschedulable pipeline
+        # before paying for torch and the model. (--model sources are planned once loaded.)
+        from pteflow.ir import facts
 
-    model_spec = args.model or (pipe.model if pipe else None)
-    if not model_spec:
-        raise UserError("no model: give --model MODULE:FUNCTION")
-    _say(f"loading model {model_spec}")
+        manager.plan(initial_facts={facts.KV_CACHE})
+
     t0 = time.perf_counter()
-    from .models import from_callable
-
-    model = from_callable(model_spec)
+    model = _load_model(args, pipe)
+    _say(f"model: {model.description}")
     if pipe is not None:
         import attrs
 
@@ -287,7 +334,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_summary(result, pte, verification)
     report = {
         "pipeline": pipe.name if pipe else args.passes,
-        "model": model_spec,
+        "model": model.description,
         "load_s": load_s,
         "schedule_s": result.schedule_s,
         "order": [p.describe() for p in result.plan.ordered_passes()],

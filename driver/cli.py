@@ -235,9 +235,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     _pipe, specs = _specs(args)
     registry, passes = _build(specs)
-    the_plan = plan(passes, start_level=Level.parse(args.from_level), registry=registry)
+    start = Level.parse(args.from_level)
+    the_plan = plan(
+        passes,
+        start_level=start,
+        initial_facts=_source_facts(_pipe) if start == Level.EAGER else (),
+        registry=registry,
+    )
     _say(the_plan.render())
     return 0
+
+
+def _source_facts(pipe: Any) -> set:
+    """Facts the model source establishes, known without loading it.
+
+    The Llama sources (the default tiny Llama, --params) build the KV cache.
+    """
+    from pteflow.ir import facts
+
+    if pipe is not None and pipe.model not in (None, "tiny-llama"):
+        return set()
+    return {facts.KV_CACHE}
 
 
 def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
@@ -288,11 +306,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     manager = PassManager(passes, verify=args.checks, registry=registry)
     manager.check_available()  # before any work: a missing SDK is known in a second
     if not args.model:
-        # A Llama source establishes the KV cache; refuse an unschedulable pipeline
-        # before paying for torch and the model. (--model sources are planned once loaded.)
-        from pteflow.ir import facts
-
-        manager.plan(initial_facts={facts.KV_CACHE})
+        # Refuse an unschedulable pipeline before paying for torch and the model.
+        # (--model sources are planned once loaded: only then are their facts known.)
+        manager.plan(initial_facts=_source_facts(pipe))
 
     t0 = time.perf_counter()
     model = _load_model(args, pipe)

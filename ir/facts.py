@@ -47,10 +47,15 @@ class Fact:
 
 
 def _targets(program: Program, *, include_delegated: bool = False) -> set[str]:
-    """Qualified names of every op in the program's graphs (EAGER: none)."""
-    from .views import op_histogram
+    """Qualified names of every op in the program's graphs (EAGER: none).
 
-    return {op_name(t) for t in op_histogram(program, include_delegated=include_delegated)}
+    A mutating custom op (``llama::update_cache``) appears in an exported graph
+    wrapped in ``auto_functionalized``; the wrapped op's name counts too.
+    """
+    from .views import op_histogram, wrapped_ops
+
+    names = {op_name(t) for t in op_histogram(program, include_delegated=include_delegated)}
+    return names | {op_name(t) for t in wrapped_ops(program)}
 
 
 def op_name(target: object) -> str:

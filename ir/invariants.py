@@ -56,7 +56,11 @@ def check_aten(program: Program) -> None:
                     f"method {method!r}: node {node.name} calls module "
                     f"{node.target!r}; an exported graph has no call_module"
                 )
-            if node.op in ("placeholder", "call_function") and "val" not in node.meta:
+            if (
+                node.op in ("placeholder", "call_function")
+                and "val" not in node.meta
+                and _returns_something(node)
+            ):
                 raise InvariantError(
                     f"method {method!r}: node {node.name} "
                     f"({op_name(node.target)}) has no meta['val']"
@@ -64,26 +68,38 @@ def check_aten(program: Program) -> None:
                 )
 
 
+def _returns_something(node: torch.fx.Node) -> bool:
+    """False for ops that return nothing (``_assert_tensor_metadata``): they carry no val."""
+    schema = getattr(node.target, "_schema", None)
+    return schema is None or len(schema.returns) > 0
+
+
 def _where(node: torch.fx.Node) -> str:
     trace = (node.meta.get("stack_trace") or "").strip().splitlines()
     return f" (from {trace[-2].strip()})" if len(trace) >= 2 else ""
 
 
-def _is_edge_or_allowed(target: object) -> bool:
+def _edge_allowed_non_edge_ops(config: object) -> set[object]:
+    """The non-edge ops ExecuTorch's own edge verifier lets through, for this config."""
+    from executorch.exir.passes.executorch_prim_ops_registry import _EXECUTORCH_SYM_OPS
+    from executorch.exir.passes.replace_aten_with_edge_pass import DISALLOW_LIST
+
+    exceptions = getattr(config, "_core_aten_ops_exception_list", []) or []
+    return {*DISALLOW_LIST, *_EXECUTORCH_SYM_OPS, *exceptions}
+
+
+def _is_edge_or_allowed(target: object, allowed: set[object]) -> bool:
     import operator
 
     import torch
     from executorch.exir.dialects.edge._ops import EdgeOpOverload
 
-    if isinstance(target, EdgeOpOverload):
+    if isinstance(target, EdgeOpOverload) or target in allowed:
         return True
     if isinstance(target, torch._ops.HigherOrderOperator):
         return True  # executorch_call_delegate, cond, map, ...
-    if getattr(target, "__module__", None) in (operator.__name__, "_operator", "math"):
-        return True  # getitem and symbolic-int arithmetic
-    # Ops from executorch's own namespaces that stay as they are in edge.
-    name = op_name(target)
-    return name.startswith(("torch.sym_", "aten.sym_", "aten._assert", "executorch_prim."))
+    # getitem and symbolic-int arithmetic (python operators on SymInts)
+    return getattr(target, "__module__", None) in (operator.__name__, "_operator", "math")
 
 
 def check_edge(program: Program) -> None:
@@ -102,11 +118,12 @@ def check_edge(program: Program) -> None:
             f"an edge program holds a {type(manager).__name__}, not an EdgeProgramManager"
         )
     config = manager.compile_config
+    allowed = _edge_allowed_non_edge_ops(config)
     for method in manager.methods:
         gm = manager.exported_program(method).graph_module
         _lint(method, gm)
         for node in gm.graph.nodes:
-            if node.op == "call_function" and not _is_edge_or_allowed(node.target):
+            if node.op == "call_function" and not _is_edge_or_allowed(node.target, allowed):
                 raise InvariantError(
                     f"method {method!r}: node {node.name} calls "
                     f"{op_name(node.target)}, which is not an edge-dialect op"

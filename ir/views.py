@@ -61,6 +61,22 @@ def op_histogram(program: Program, *, include_delegated: bool = False) -> Counte
     return counts
 
 
+def wrapped_ops(program: Program) -> set[Any]:
+    """Ops called through a functionalization wrapper (``auto_functionalized``)."""
+    found: set[Any] = set()
+    if program.level == Level.EAGER:
+        return found
+    for gm in program.graph_modules().values():
+        for node in gm.graph.nodes:
+            if (
+                node.op == "call_function"
+                and "auto_functionalized" in getattr(node.target, "__name__", "")
+                and node.args
+            ):
+                found.add(node.args[0])
+    return found
+
+
 def node_count(program: Program) -> int:
     """Number of ops (EAGER: leaf modules) over every method."""
     return sum(op_histogram(program).values())

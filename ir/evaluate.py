@@ -32,7 +32,8 @@ def load_runtime_program(data: bytes) -> Any:
     from executorch.runtime import Runtime
 
     with contextlib.suppress(ImportError):  # the ops library is optional for plain models
-        import executorch.extension.llm.custom_ops
+        # the package's __init__ is empty: this module registers the kernels
+        import executorch.extension.llm.custom_ops.custom_ops
     with contextlib.suppress(ImportError):
         import executorch.kernels.quantized  # noqa: F401
     return Runtime.get().load_program(data)
@@ -57,9 +58,14 @@ def run_method(
         if program.level in (Level.ATEN, Level.EDGE):
             module = program.exported_programs()[method].module()
             return flat_tensors(module(*inputs))
+        # keep the runtime program referenced while its method runs (dropping it
+        # early crashes the runtime)
         loaded = runtime_program or load_runtime_program(program.artifact.buffer)
-        flat = [v for v in tree_flatten(tuple(inputs))[0]]
-        return flat_tensors(loaded.load_method(method).execute(flat))
+        loaded_method = loaded.load_method(method)
+        flat = list(tree_flatten(tuple(inputs))[0])
+        out = flat_tensors(loaded_method.execute(flat))
+        del loaded_method, loaded
+        return out
 
 
 def max_abs_diff(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:

@@ -179,12 +179,16 @@ def plan(
     by_class: dict[type, list[int]] = defaultdict(list)
     for i, p in enumerate(passes):
         by_class[type(p)].append(i)
+
+    def instances(cls: type) -> list[int]:  # subclasses count: "after every partitioner"
+        return [j for k, js in by_class.items() if issubclass(k, cls) for j in js]
+
     for i, p in enumerate(passes):
         for cls in p.contract.after:
-            for j in by_class.get(cls, ()):
+            for j in instances(cls):
                 graph.edge(j, i, f"{p.name} declares after {cls.info.name}")
         for cls in p.contract.before:
-            for j in by_class.get(cls, ()):
+            for j in instances(cls):
                 graph.edge(i, j, f"{p.name} declares before {cls.info.name}")
 
     # level order: chain the distinct level keys, edges between consecutive groups
@@ -376,8 +380,13 @@ class PassManager:
                     f"{_label(self.passes, i)} cannot run on this machine: {reason}"
                 )
 
-    def run(self, program: Program, *, on_event: Event | None = None) -> RunResult:
+    def run(
+        self, program: Program, *, on_event: Event | None = None, upcoming: Sequence[Pass] = ()
+    ) -> RunResult:
         """Plan, check availability, then run every pass in order.
+
+        ``upcoming``: passes that will run after these (a prefix run of a longer
+        pipeline); running passes see them in ``ctx.upcoming``.
 
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
@@ -398,8 +407,14 @@ class PassManager:
             p = self.passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
+            if self.verify == "boundaries" and p.contract.is_conversion and pending:
+                # check claims on the level they were made at: a conversion may erase
+                # the evidence (constant propagation folds what a checker looks for)
+                self._check_claims(program, pending)
+                pending = {}
             ctx = PassContext(
-                position=pos, upcoming=tuple(self.passes[j] for j in order[rank + 1 :])
+                position=pos,
+                upcoming=tuple(self.passes[j] for j in order[rank + 1 :]) + tuple(upcoming),
             )
             ops_before = views.node_count(program)
             delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
@@ -455,6 +470,10 @@ class PassManager:
         except InvariantError as e:
             raise InvariantError(str(e), pass_name=pass_name) from e
 
+        PassManager._check_claims(program, claims)
+
+    @staticmethod
+    def _check_claims(program: Program, claims: Mapping[Fact, str]) -> None:
         for fact, claimant in sorted(claims.items(), key=lambda kv: kv[0].name):
             if fact not in program.facts:
                 continue  # invalidated later: nothing to check

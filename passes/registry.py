@@ -21,7 +21,7 @@ from pteflow.ir.errors import ConflictError, UnknownNameError
 from .base import Pass
 
 ENTRY_POINT_GROUP = "pteflow.passes"
-GROUPS = ("convert", "source", "quantize", "edge", "partition", "post", "emit")
+GROUPS = ("convert", "source", "quantize", "aten", "edge", "partition", "post", "emit")
 
 
 def _classes_in(module: ModuleType) -> list[type[Pass]]:

@@ -164,7 +164,13 @@ def run_pass(
     """Run ``pass_`` alone on ``program`` after the prerequisites the manager supplies."""
     pre = prerequisites(pass_, program, registry)
     if pre:
-        program = PassManager(pre, verify="each", registry=registry).run(program).program
+        # the pass is announced as upcoming, as in a real pipeline (to-edge asks an
+        # upcoming partitioner which ops to keep whole)
+        program = (
+            PassManager(pre, verify="each", registry=registry)
+            .run(program, upcoming=(pass_,))
+            .program
+        )
     ops_before = views.op_histogram(program)
     before_out = outputs(program, inputs) if evaluate else None
     result = PassManager([pass_], verify=checks, registry=registry).run(program)

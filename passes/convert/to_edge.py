@@ -16,6 +16,10 @@ class PartitionerSource(Protocol):
     def make_partitioner(self) -> Any: ...
 
 
+#: Metadata key: the partition passes to-edge asked for ops_to_not_decompose.
+CONSULTED = "_partitioners_consulted"
+
+
 def constant_methods(program: Program) -> dict[str, Any]:
     """Metadata entries that become constant methods of the .pte (scalars only)."""
     return {
@@ -62,9 +66,8 @@ class ToEdgePass(Pass):
 
         eps = program.exported_programs()
         consts = constant_methods(program) if self.constant_methods else None
-        partitioners = [
-            p.make_partitioner() for p in ctx.upcoming if isinstance(p, PartitionerSource)
-        ]
+        sources = tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))
+        partitioners = [p.make_partitioner() for p in sources]
         with torch.no_grad():
             if partitioners:
                 # The public API fuses this step with lowering; pteflow keeps
@@ -80,4 +83,9 @@ class ToEdgePass(Pass):
                 manager = to_edge(
                     eps, constant_methods=consts, compile_config=self.compile_config()
                 )
-        return PassResult(program.evolve(level=Level.EDGE, artifact=manager), True)
+        # Partition passes check they were consulted here: a partitioner that was
+        # not asked what to keep whole may lower a wrongly decomposed graph.
+        metadata = {**program.metadata, CONSULTED: sources}
+        return PassResult(
+            program.evolve(level=Level.EDGE, artifact=manager, metadata=metadata), True
+        )

@@ -1,0 +1,67 @@
+"""XNNPACK: ExecuTorch's CPU delegate (fp32, dynamic and static int8, 4-bit weights).
+
+What it contributes: an availability probe, its partition passes in export_llama's order
+(dynamic-quant first, then the general partitioner), and the partitioners themselves for
+code that calls ExecuTorch directly. Its pt2e quantizer lives with the quantize passes.
+Named pipelines: ``xnnpack_default``, ``xnnpack_8da4w``, ``xnnpack_pt2e``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKEND_ID = "XnnpackBackend"
+DEFAULT_PIPELINE = "xnnpack_default"
+
+
+def unavailable_reason() -> str | None:
+    """Why XNNPACK cannot be used here, or None.
+
+    Lowering needs ``executorch.backends.xnnpack``; running (``--verify``, tests) needs the
+    ExecuTorch runtime of this environment to have ``XnnpackBackend`` registered. The
+    runtime probe imports ``executorch.runtime`` (several seconds: it pulls in
+    ``executorch.exir``).
+    """
+    import importlib.util
+
+    try:
+        aot = importlib.util.find_spec("executorch.backends.xnnpack") is not None
+    except ModuleNotFoundError:
+        aot = False
+    if not aot:
+        return "executorch.backends.xnnpack is not installed (install executorch with XNNPACK)"
+    try:
+        from executorch.runtime import Runtime
+    except ImportError as e:
+        return f"the ExecuTorch runtime cannot be imported: {e}"
+    registry = Runtime.get().backend_registry
+    if not registry.is_available(BACKEND_ID):
+        have = ", ".join(registry.registered_backend_names) or "none"
+        return (
+            f"the ExecuTorch runtime here has no {BACKEND_ID} registered "
+            f"(registered: {have}); install an executorch wheel built with XNNPACK"
+        )
+    return None
+
+
+def partition_passes(*, extended_ops: bool = True, enable_bf16: bool = False) -> list[Any]:
+    """The partition passes, in export_llama's order.
+
+    ``extended_ops=False`` is export_llama's ``-X`` alone (only the dynamic-quant
+    partitioner); ``True`` adds the general partitioner after it (``--xnnpack-extended-ops``).
+    """
+    from pteflow.passes.partition.partition_xnnpack import PartitionXnnpackPass
+    from pteflow.passes.partition.partition_xnnpack_dq import PartitionXnnpackDqPass
+
+    passes: list[Any] = [PartitionXnnpackDqPass(enable_bf16=enable_bf16)]
+    if extended_ops:
+        passes.append(PartitionXnnpackPass(enable_bf16=enable_bf16))
+    return passes
+
+
+def partitioners(*, extended_ops: bool = True, enable_bf16: bool = False) -> list[Any]:
+    """ExecuTorch partitioner objects, same order and options as ``partition_passes``."""
+    return [
+        p.make_partitioner()
+        for p in partition_passes(extended_ops=extended_ops, enable_bf16=enable_bf16)
+    ]

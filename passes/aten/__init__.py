@@ -1,0 +1,1 @@
+"""ATen passes: rewrites of exported (ATEN-level) programs."""

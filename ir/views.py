@@ -214,3 +214,38 @@ def diff(
             n=context,
         )
     )
+
+
+@attrs.frozen
+class PteMethod:
+    """What a serialized method runs: delegate calls and portable-kernel calls."""
+
+    name: str
+    delegates: int
+    delegate_calls: int
+    kernel_calls: int
+    backends: tuple[str, ...]
+
+
+def pte_summary(data: bytes) -> dict[str, PteMethod]:
+    """Per method of a serialized ``.pte``: its delegates and kernel calls.
+
+    Reads the flatbuffer only (no runtime), so it works for any backend,
+    including ones this machine cannot execute.
+    """
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    out = {}
+    for plan in deserialize_pte_binary(data).program.execution_plan:
+        kinds: Counter = Counter()
+        for chain in plan.chains:
+            for ins in chain.instructions:
+                kinds[type(ins.instr_args).__name__] += 1
+        out[plan.name] = PteMethod(
+            name=plan.name,
+            delegates=len(plan.delegates),
+            delegate_calls=kinds["DelegateCall"],
+            kernel_calls=kinds["KernelCall"],
+            backends=tuple(sorted({d.id for d in plan.delegates})),
+        )
+    return out

@@ -150,45 +150,50 @@ def plan(
         for j in range(n):
             graph.edge(j, i, f"{passes[i].name} runs last")
 
-    # providers -> consumers
+    # providers -> consumers (facts in name order: messages and reasons are stable
+    # across processes, whatever the hash seed)
+    def by_name(fs: Iterable[Fact]) -> list[Fact]:
+        return sorted(fs, key=lambda f: f.name)
+
     providers: dict[Fact, list[int]] = defaultdict(list)
     consumers: dict[Fact, list[int]] = defaultdict(list)
     invalidators: dict[Fact, list[int]] = defaultdict(list)
     for i, p in enumerate(passes):
-        for f in p.contract.provides:
+        for f in by_name(p.contract.provides):
             providers[f].append(i)
-        for f in p.contract.requires:
+        for f in by_name(p.contract.requires):
             consumers[f].append(i)
-        for f in p.contract.invalidates - p.contract.provides:
+        for f in by_name(p.contract.invalidates - p.contract.provides):
             invalidators[f].append(i)
-    for f, cs in consumers.items():
-        if not providers.get(f) and f not in initial:
-            c = cs[0]
+    for f in by_name(consumers):
+        cs = consumers[f]
+        # a consumer that is its own only provider has nothing to read from
+        lonely = [c for c in cs if not any(pr != c for pr in providers.get(f, ()))]
+        if lonely and f not in initial:
+            c = lonely[0]
             could = sorted(name for name, cls in (registry or {}).items() if f in cls.info.provides)
             hint = f"add one of: {', '.join(could)}" if could else "no known pass provides it"
             raise UnsatisfiedError(
                 f"{_label(passes, c)} requires fact {f.name!r} "
-                f"({f.meaning}), which no pass in the pipeline provides; "
+                f"({f.meaning}), which no other pass in the pipeline provides; "
                 f"{hint}"
             )
         for c in cs:
             for pr in providers.get(f, ()):
                 graph.edge(pr, c, f"provides {f.name}")
 
-    # after / before (by class, every instance in the pipeline)
-    by_class: dict[type, list[int]] = defaultdict(list)
+    # after / before (by class, every instance in the pipeline; subclasses count:
+    # "after every partitioner")
+    by_base: dict[type, list[int]] = defaultdict(list)
     for i, p in enumerate(passes):
-        by_class[type(p)].append(i)
-
-    def instances(cls: type) -> list[int]:  # subclasses count: "after every partitioner"
-        return [j for k, js in by_class.items() if issubclass(k, cls) for j in js]
-
+        for base_cls in type(p).__mro__:
+            by_base[base_cls].append(i)
     for i, p in enumerate(passes):
         for cls in p.contract.after:
-            for j in instances(cls):
+            for j in by_base.get(cls, ()):
                 graph.edge(j, i, f"{p.name} declares after {cls.info.name}")
         for cls in p.contract.before:
-            for j in instances(cls):
+            for j in by_base.get(cls, ()):
                 graph.edge(i, j, f"{p.name} declares before {cls.info.name}")
 
     # level order: chain the distinct level keys, edges between consecutive groups
@@ -208,40 +213,53 @@ def plan(
     for u, v in itertools.pairwise(ordered):
         graph.edge(u, v, "listed earlier among ordered passes (first pick)")
 
-    # invalidation
+    _refuse_cycles(passes, graph)  # a cycle is a cycle, whatever invalidation adds later
+
+    # invalidation, decided on the graph of the other constraints
     base = graph.g.copy()
-    for f, invs in invalidators.items():
-        for inv in invs:
+    descendants: dict[int, set[int]] = {}
+
+    def after_(u: int) -> set[int]:
+        if u not in descendants:
+            descendants[u] = nx.descendants(base, u)
+        return descendants[u]
+
+    for f in by_name(invalidators):
+        for inv in invalidators[f]:
             for c in consumers.get(f, ()):
                 if c == inv:
                     continue
-                if nx.has_path(base, inv, c):
+                if c in after_(inv):
                     between = [
                         pr
                         for pr in providers.get(f, ())
-                        if pr != inv and nx.has_path(base, inv, pr) and nx.has_path(base, pr, c)
+                        if pr not in (inv, c) and pr in after_(inv) and c in after_(pr)
                     ]
                     if not between:
                         raise UnsatisfiedError(
                             f"{_label(passes, c)} requires fact {f.name!r}, but "
-                            f"{_label(passes, inv)} invalidates it and must run first; add a "
+                            f"{_label(passes, inv)} invalidates it and must run first; declare a "
                             f"pass that provides {f.name!r} after {passes[inv].name}"
                         )
                 else:
                     graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} invalidates it")
 
-    if not nx.is_directed_acyclic_graph(graph.g):
-        cycle = nx.find_cycle(graph.g)
-        steps = [
-            f"{_label(passes, u)} -> {_label(passes, v)} ({'; '.join(graph.reasons[(u, v)])})"
-            for u, v in cycle
-        ]
-        raise CycleError("the ordering constraints form a cycle: " + ", ".join(steps))
-
+    _refuse_cycles(passes, graph)
     order = tuple(nx.lexicographical_topological_sort(graph.g, key=lambda i: i))
     _check_levels(passes, order, start_level, registry)
     _check_runtime_facts(passes, order, initial)
     return Plan(passes, order, {k: tuple(v) for k, v in graph.reasons.items()})
+
+
+def _refuse_cycles(passes: Sequence[Pass], graph: _Graph) -> None:
+    if nx.is_directed_acyclic_graph(graph.g):
+        return
+    cycle = nx.find_cycle(graph.g)
+    steps = [
+        f"{_label(passes, u)} -> {_label(passes, v)} ({'; '.join(graph.reasons[(u, v)])})"
+        for u, v in cycle
+    ]
+    raise CycleError("the ordering constraints form a cycle: " + ", ".join(steps))
 
 
 def _level_reason(a: tuple[Level, Level], b: tuple[Level, Level]) -> str:

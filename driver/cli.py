@@ -106,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="maximum sequence length of a Llama (default: params.json's, else 128)",
     )
+    model.add_argument(
+        "--max-context-len",
+        type=int,
+        metavar="N",
+        help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
+    )
     run.add_argument(
         "-o",
         "--output",
@@ -266,24 +272,29 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         raise UserError("give either --model or --params/--checkpoint, not both")
     if args.checkpoint and not args.params:
         raise UserError("--checkpoint needs --params (the params.json it was trained with)")
+    lengths = {
+        k: v
+        for k, v in (("max_seq_len", args.max_seq_len), ("max_context_len", args.max_context_len))
+        if v is not None
+    }
     if args.model:
-        if args.max_seq_len is not None:
-            raise UserError("--max-seq-len applies to Llama models (--params or the default)")
+        if lengths:
+            raise UserError(
+                "--max-seq-len/--max-context-len apply to Llama models (--params or the default)"
+            )
         from .models import from_callable
 
         return from_callable(args.model)
     from . import llama
 
     if args.params:
-        return llama.from_params(args.params, args.checkpoint, max_seq_len=args.max_seq_len)
+        return llama.from_params(args.params, args.checkpoint, **lengths)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
         from .models import from_callable
 
         return from_callable(source)
-    if args.max_seq_len is not None:
-        return llama.tiny_llama(max_seq_len=args.max_seq_len)
-    return llama.tiny_llama()
+    return llama.tiny_llama(**lengths)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

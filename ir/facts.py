@@ -179,17 +179,39 @@ KV_CACHE_QUANTIZED = Fact(
 SDPA_CUSTOM = Fact(
     "sdpa.custom",
     "attention uses ExecuTorch's fused llama::custom_sdpa op",
-    _all_of(_eager_module_named("SDPACustom", "QuantizedSDPA"), ops_present("custom_sdpa")),
+    # QuantizedSDPA is the same fused custom op reading an int8 cache
+    _all_of(
+        _eager_module_named("SDPACustom", "QuantizedSDPA"),
+        ops_present("custom_sdpa", "custom_quantized_sdpa"),
+    ),
 )
 SDPA_QUANTIZED = Fact(
     "sdpa.quantized",
     "attention reads the int8 KV cache directly (llama::custom_quantized_sdpa)",
     _all_of(_eager_module_named("QuantizedSDPA"), ops_present("custom_quantized_sdpa")),
 )
+def _native_rms_norm(program: Program) -> str | None:
+    """EAGER: torch.nn.RMSNorm modules and none of ExecuTorch's hand-written ones."""
+    if program.level != Level.EAGER:
+        return None
+    import torch
+
+    found = hand_written = 0
+    for module in program.modules().values():
+        for sub in module.modules():
+            if isinstance(sub, torch.nn.RMSNorm):
+                found += 1
+            elif type(sub).__name__ == "RMSNorm":
+                hand_written += 1
+    if hand_written:
+        return f"{hand_written} hand-written RMSNorm module(s) remain"
+    return None if found else "no torch.nn.RMSNorm module"
+
+
 RMSNORM_NATIVE = Fact(
     "rmsnorm.native",
     "RMSNorm is torch's native rms_norm, not the hand-written formula",
-    _eager_module_named("RMSNorm"),
+    _all_of(_native_rms_norm, ops_present("rms_norm")),
 )
 QUANTIZED_8DA4W = Fact(
     "quantized.8da4w",

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from pteflow.ir import Level, Program, facts
+
+from ..base import Pass, PassContext, PassInfo, PassResult
+
+
+@attrs.frozen
+class ConvertPt2ePass(Pass):
+    """Replace calibrated observers by quantize/dequantize ops (convert_pt2e).
+
+    Requires: pt2e.calibrated.
+    Provides: quantized.pt2e; the observers are gone (pt2e.observed and
+    pt2e.calibrated no longer hold).
+
+    Runs ``convert_pt2e`` (which folds the weight quantization into int8
+    constants) and ``DuplicateDynamicQuantChainPass``, as
+    ``LLMEdgeManager.pt2e_quantize`` does. ExecuTorch then exports the
+    converted module a second time (a full retrace, plus decompositions) to
+    get an ExportedProgram back; this pass rebuilds the ExportedProgram around
+    the converted graph instead (constants lifted back into placeholders,
+    ``meta['val']`` computed for the new nodes only). The graph is the one the
+    second export gives, op for op, without its cost.
+    """
+
+    info: ClassVar[PassInfo] = PassInfo(
+        name="pt2e-convert",
+        level_in=Level.ATEN,
+        requires={facts.PT2E_CALIBRATED},
+        provides={facts.QUANTIZED_PT2E},
+        invalidates={facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED},
+    )
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        from . import _pt2e
+
+        converted = {}
+        for method, ep in program.exported_programs().items():
+            n = len(_pt2e.observer_nodes(ep.graph_module))
+            converted[method] = _pt2e.convert(ep)
+            ctx.log(f"{method}: converted {n} observer(s)")
+        return PassResult(program.evolve(artifact=converted), True)

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+
+from pteflow.ir import Level, Program, facts
+from pteflow.ir.errors import ModelError, PipelineError
+
+from ..base import Pass, PassContext, PassInfo, PassResult, one_of
+from ._pt2e import QUANTIZERS
+
+
+@attrs.frozen
+class PreparePt2ePass(Pass):
+    """Insert a pt2e quantizer's observers into the exported graph (prepare_pt2e).
+
+    Requires: an ATEN program not quantized by a source pass (export_llama
+    refuses ``-qmode`` together with ``--pt2e_quantize``).
+    Provides: pt2e.observed.
+
+    ``quantizer``: ``xnnpack-dynamic`` (export_llama's ``--pt2e_quantize
+    xnnpack_dynamic``: per-channel int8 weights, dynamic int8 activations),
+    ``xnnpack-dynamic-qc4`` (the same with int4 weights) or ``xnnpack-static``
+    (static per-tensor activations; calibration decides their ranges).
+
+    ExecuTorch runs prepare_pt2e on ``ep.module()`` and exports the converted
+    module a second time; this pass prepares the exported program's own
+    (lifted) graph, so pt2e-convert can hand back an ExportedProgram without
+    that second export. Until then the program's graphs hold the observers as
+    ``call_module`` nodes, which torch.export's verifier does not accept.
+    """
+
+    info: ClassVar[PassInfo] = PassInfo(
+        name="pt2e-prepare",
+        level_in=Level.ATEN,
+        provides={facts.PT2E_OBSERVED},
+    )
+    quantizer: str = attrs.field(default="xnnpack-dynamic", validator=one_of(*QUANTIZERS))
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        from . import _pt2e
+
+        source = program.facts & {facts.QUANTIZED_8DA4W, facts.QUANTIZED_INT8_WEIGHT}
+        if source:
+            raise PipelineError(
+                f"pt2e-prepare: the program is already quantized "
+                f"({', '.join(sorted(f.name for f in source))}); use either a source weight "
+                "quantization pass or pt2e, not both (export_llama refuses both as well)"
+            )
+        prepared = {}
+        for method, ep in program.exported_programs().items():
+            if _pt2e.observer_nodes(ep.graph_module):
+                raise PipelineError(
+                    f"pt2e-prepare: method {method!r} already has pt2e "
+                    "observers; run pt2e-convert before preparing again"
+                )
+            new = _pt2e.prepare(ep, _pt2e.make_quantizer(self.quantizer))
+            n = len(_pt2e.observer_nodes(new.graph_module))
+            if not n:
+                what = "linear layers" + (
+                    ", convolutions and their neighbours"
+                    if self.quantizer == "xnnpack-static"
+                    else ""
+                )
+                raise ModelError(
+                    f"pt2e-prepare: the {self.quantizer} quantizer found nothing "
+                    f"to quantize in method {method!r} (it quantizes {what})"
+                )
+            ctx.log(f"{method}: {n} observer(s)")
+            prepared[method] = new
+        return PassResult(program.evolve(artifact=prepared), True)

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from pteflow.ir import facts, invariants
+from pteflow.ir.views import op_histogram
+from pteflow.passes.quantize._pt2e import make_quantizer, observer_nodes
+from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
+from pteflow.passes.quantize.convert_pt2e import ConvertPt2ePass
+from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+
+from .conftest import decode, fresh_module, rel_err
+
+qd = torch.ops.quantized_decomposed
+LLAMA_PROMPT = [7, 300, 12, 41]
+
+
+def _pt2e(program, quantizer, **calibration):
+    observed = PreparePt2ePass(quantizer=quantizer).apply(program).program
+    calibrated = CalibratePt2ePass(**calibration).apply(observed).program
+    return calibrated, ConvertPt2ePass().apply(calibrated)
+
+
+def _builder(program, quantizer, feed):
+    """LLMEdgeManager.pt2e_quantize on the same exported program: prepare ep.module(),
+    calibrate, convert, DuplicateDynamicQuantChainPass, then the second export."""
+    from executorch.backends.transforms.duplicate_dynamic_quant_chain import (
+        DuplicateDynamicQuantChainPass,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    ep = program.exported_programs()["forward"]
+    with sdpa_kernel([SDPBackend.MATH]), torch.no_grad():
+        module = prepare_pt2e(fresh_module(ep), make_quantizer(quantizer))
+        feed(module)
+        module = convert_pt2e(module)
+        DuplicateDynamicQuantChainPass()(module)
+        again = torch.export.export(
+            module,
+            tuple(program.example_inputs["forward"]),
+            dynamic_shapes=program.dynamic_shapes.get("forward"),
+        )
+        return again.run_decompositions({})
+
+
+def test_contract_and_structure(aten_token_mlp):
+    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    out = result.program
+    assert result.modified
+    assert facts.QUANTIZED_PT2E in out.facts
+    assert not out.facts & {facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED}
+    ep = out.exported_programs()["forward"]
+    assert not observer_nodes(ep.graph_module)
+    ops = op_histogram(out)
+    # per linear: dynamic per-token activation quantization, folded int8 weight
+    assert ops[qd.choose_qparams.tensor] == 2
+    assert ops[qd.quantize_per_tensor.tensor] == 2
+    assert ops[qd.dequantize_per_tensor.tensor] == 2
+    assert ops[qd.dequantize_per_channel.default] == 2
+    assert ops[qd.quantize_per_channel.default] == 0  # weights were quantized at convert
+    assert "fc1.weight" not in ep.state_dict and "fc1.bias" in ep.state_dict
+    int8 = [t for t in ep.state_dict.values() if t.dtype == torch.int8]
+    assert sorted(t.shape for t in int8) == [(64, 128), (128, 64)]
+    invariants.check_level(out)  # a valid ExportedProgram: lint, meta['val'] everywhere
+    assert facts.QUANTIZED_PT2E.check(out) is None
+
+
+def test_no_second_export(aten_token_mlp):
+    """The converted graph is the first export's graph, edited: same fake mode, same
+    node metadata objects, and the nodes convert did not touch keep their names."""
+    from torch._guards import detect_fake_mode
+
+    def fake_mode(ep):
+        return detect_fake_mode(
+            tuple(n.meta["val"] for n in ep.graph.nodes if n.op == "placeholder")
+        )
+
+    before = aten_token_mlp.exported_programs()["forward"]
+    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    after = result.program.exported_programs()["forward"]
+    assert fake_mode(after) is fake_mode(before)
+    relu = lambda ep: next(n for n in ep.graph.nodes if n.target == torch.ops.aten.relu.default)  # noqa: E731
+    assert relu(after).meta["val"] is relu(before).meta["val"]
+
+
+@pytest.mark.parametrize("quantizer", ["xnnpack-dynamic", "xnnpack-static"])
+def test_equals_the_builders_second_export(aten_token_mlp, quantizer):
+    """Same graph op for op and the same outputs as ExecuTorch's flow, which exports
+    the converted module again; and the calibrated fake-quant model's outputs within
+    quantization tolerance."""
+    (tokens,) = aten_token_mlp.example_inputs["forward"]
+    calibrated, result = _pt2e(aten_token_mlp, quantizer)
+    ours = result.program.exported_programs()["forward"]
+    theirs = _builder(aten_token_mlp, quantizer, lambda m: m(tokens))
+    assert op_histogram(result.program) == op_histogram(
+        result.program.evolve(artifact={"forward": theirs})
+    )
+    with torch.no_grad():
+        got = ours.module()(tokens)
+        torch.testing.assert_close(got, theirs.module()(tokens), atol=0, rtol=0)
+        observed = calibrated.exported_programs()["forward"].module()(tokens)
+        fp32 = aten_token_mlp.exported_programs()["forward"].module()(tokens)
+    torch.testing.assert_close(observed, fp32, atol=0, rtol=0)  # observers only watch
+    assert rel_err(got, fp32) < 0.05  # int8 weights and activations
+
+
+def test_the_calibrated_graph_run_through_convert_unfolded_agrees(aten_token_mlp):
+    """convert_pt2e without weight folding keeps quantize ops on the float weights; the
+    lifted-constant folding pteflow relies on gives exactly the same outputs."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    from pteflow.passes.quantize._pt2e import copy_graph_module
+
+    (tokens,) = aten_token_mlp.example_inputs["forward"]
+    calibrated, result = _pt2e(aten_token_mlp, "xnnpack-static")
+    ep = calibrated.exported_programs()["forward"]
+    unfolded = convert_pt2e(
+        copy_graph_module(ep.graph_module, copy_observers=True), fold_quantize=False
+    )
+    flat = ep._graph_module_flat_inputs((tokens,), {})
+    with torch.no_grad():
+        want = unfolded(*flat)[0]
+        got = result.program.exported_programs()["forward"].module()(tokens)
+    torch.testing.assert_close(got, want, atol=0, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantizer", ["xnnpack-dynamic", "xnnpack-static"])
+def test_tiny_llama_equals_the_builders_second_export(aten_llama, tmp_path, quantizer):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(" ".join(map(str, LLAMA_PROMPT)))
+    _, result = _pt2e(aten_llama, quantizer, prompt_file=str(prompt))
+    invariants.check_level(result.program)
+
+    def feed(module):
+        for pos, token in enumerate(LLAMA_PROMPT):
+            module(torch.tensor([[token]]), {"input_pos": torch.tensor([pos])})
+
+    theirs = _builder(aten_llama, quantizer, feed)
+    ours = result.program.exported_programs()["forward"]
+    assert op_histogram(result.program) == op_histogram(
+        result.program.evolve(artifact={"forward": theirs})
+    )
+    steps = [1, 5, 9, 200, 33]
+    with sdpa_kernel([SDPBackend.MATH]):
+        got = decode(fresh_module(ours), steps)
+        want = decode(fresh_module(theirs), steps)
+        fp32 = decode(fresh_module(aten_llama.exported_programs()["forward"]), steps)
+    for g, w, f in zip(got, want, fp32, strict=True):
+        torch.testing.assert_close(g, w, atol=0, rtol=0)
+        assert rel_err(g, f) < 0.1
+
+
+@pytest.mark.slow
+def test_lowers_to_xnnpack_and_runs_like_the_builders_pte(aten_token_mlp):
+    """The .pte of the converted program delegates the same ops and computes the same
+    logits in the ExecuTorch runtime as the .pte of ExecuTorch's flow."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower
+
+    from pteflow.ir import Level, Program
+    from pteflow.ir.evaluate import load_runtime_program
+    from pteflow.ir.views import delegated_node_count
+
+    (tokens,) = aten_token_mlp.example_inputs["forward"]
+    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    theirs = _builder(aten_token_mlp, "xnnpack-dynamic", lambda m: m(tokens))
+    outputs, delegated = [], []
+    for ep in (result.program.exported_programs()["forward"], theirs):
+        with torch.no_grad():
+            edge = to_edge_transform_and_lower(
+                ep,
+                partitioner=[XnnpackPartitioner()],
+                compile_config=EdgeCompileConfig(_check_ir_validity=False),
+            )
+        program = Program(Level.EDGE, edge, {"forward": (tokens,)})
+        assert facts.QUANTIZED_PT2E.check(program) is None
+        delegated.append(delegated_node_count(program))
+        loaded = load_runtime_program(edge.to_executorch().buffer)
+        outputs.append(loaded.load_method("forward").execute([tokens])[0])
+    assert delegated[0] == delegated[1] and delegated[0]["XnnpackBackend"] > 0
+    torch.testing.assert_close(outputs[0], outputs[1], atol=0, rtol=0)
+
+
+def test_needs_calibration_and_ends_the_observers():
+    info = ConvertPt2ePass.info
+    assert info.requires == {facts.PT2E_CALIBRATED}
+    assert info.provides == {facts.QUANTIZED_PT2E}
+    assert info.invalidates == {facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED}

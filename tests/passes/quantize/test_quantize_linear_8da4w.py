@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pteflow.ir import Level, facts
+from pteflow.ir.errors import ModelError, OptionError
+from pteflow.ir.views import op_histogram
+from pteflow.passes import plan
+from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.quantize.quantize_embedding import QuantizeEmbeddingPass
+from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
+
+from .conftest import decode, rel_err, token_mlp
+
+
+def _is_8da4w(weight: torch.Tensor) -> bool:
+    from torchao.quantization import IntxUnpackedToInt8Tensor
+
+    return isinstance(weight, IntxUnpackedToInt8Tensor) and weight.target_dtype == torch.int4
+
+
+def test_quantizes_every_linear_and_leaves_the_input_program(eager_token_mlp):
+    before = eager_token_mlp.modules()["forward"]
+    result = Quantize8da4wPass().apply(eager_token_mlp)
+    assert result.modified
+    after = result.program.modules()["forward"]
+    assert _is_8da4w(after.fc1.weight) and _is_8da4w(after.fc2.weight)
+    assert after.fc1.weight.block_size == (1, 32)
+    assert type(after.emb) is torch.nn.Embedding and after.emb.weight is before.emb.weight
+    assert type(before.fc1.weight) is torch.nn.Parameter  # the input program is untouched
+    assert facts.QUANTIZED_8DA4W in result.program.facts
+
+
+def test_second_run_changes_nothing(eager_token_mlp):
+    once = Quantize8da4wPass().apply(eager_token_mlp).program
+    twice = Quantize8da4wPass().apply(once)
+    assert not twice.modified
+    assert twice.program.modules()["forward"] is once.modules()["forward"]
+
+
+def test_same_module_and_numerics_as_export_llama(eager_token_mlp):
+    from executorch.examples.models.llama.source_transformation.quantize import (
+        get_quant_weight_transform,
+    )
+
+    (tokens,) = eager_token_mlp.example_inputs["forward"]
+    ours = Quantize8da4wPass(group_size=32).apply(eager_token_mlp).program.modules()["forward"]
+    theirs, _ = token_mlp()
+    theirs = get_quant_weight_transform("8da4w", group_size=32)(theirs)
+    for name in ("fc1", "fc2"):
+        torch.testing.assert_close(
+            getattr(ours, name).weight.qdata, getattr(theirs, name).weight.qdata, atol=0, rtol=0
+        )
+    with torch.no_grad():
+        torch.testing.assert_close(ours(tokens), theirs(tokens), atol=0, rtol=0)
+
+
+def test_output_within_int4_tolerance_of_fp32(eager_token_mlp):
+    (tokens,) = eager_token_mlp.example_inputs["forward"]
+    with torch.no_grad():
+        want = eager_token_mlp.modules()["forward"](tokens)
+        got = Quantize8da4wPass().apply(eager_token_mlp).program.modules()["forward"](tokens)
+    # int4 weights (16 levels, groups of 32) + int8 activations: ~10% relative error here
+    assert rel_err(got, want) < 0.2
+
+
+def test_exported_graph_has_the_torchao_8da4w_ops(eager_token_mlp):
+    quantized = Quantize8da4wPass().apply(eager_token_mlp).program
+    aten = ExportPass().apply(quantized).program
+    ops = op_histogram(aten)
+    torchao = torch.ops.torchao
+    assert ops[torchao.choose_qparams_affine.default] == 2  # per-token activation qparams
+    assert ops[torchao.quantize_affine.default] == 2
+    assert ops[torchao.dequantize_affine.default] == 4  # two activations, two weights
+    assert ops[torch.ops.aten.linear.default] == 2
+    assert facts.QUANTIZED_8DA4W.check(aten) is None
+    (tokens,) = quantized.example_inputs["forward"]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            aten.exported_programs()["forward"].module()(tokens),
+            quantized.modules()["forward"](tokens),
+        )
+
+
+@pytest.mark.slow
+def test_tiny_llama_every_linear_quantized_logits_close(eager_llama):
+    reference = eager_llama.modules()["forward"]
+    want = decode(reference, [1, 5, 9, 200])
+    out = Quantize8da4wPass().apply(eager_llama).program
+    model = out.modules()["forward"]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 * 7 + 1 and all(_is_8da4w(m.weight) for m in linears)
+    got = decode(model, [1, 5, 9, 200])
+    assert max(rel_err(g, w) for g, w in zip(got, want, strict=True)) < 0.2
+
+
+@pytest.mark.parametrize("bad", [0, -32, 32.0, "32", True])
+def test_group_size_must_be_a_positive_int(bad):
+    with pytest.raises(OptionError, match=r"quantize-8da4w\.group_size: must be a positive"):
+        Quantize8da4wPass(group_size=bad)
+
+
+def test_group_size_that_does_not_divide_a_layer_names_it():
+    from pteflow.ir import Program
+
+    module, inputs = token_mlp(dim=48)  # fc1 has in_features 48; fc2 has 128
+    with pytest.raises(
+        ModelError,
+        match=r"group_size 32 does not divide in_features 48 of "
+        r"linear layer 'fc1'",
+    ):
+        Quantize8da4wPass(group_size=32).apply(Program.eager(module, inputs))
+    # 16 divides both
+    assert Quantize8da4wPass(group_size=16).apply(Program.eager(module, inputs)).modified
+
+
+def test_runs_after_embedding_quantization_as_export_llama_orders_them():
+    order = plan([Quantize8da4wPass(), QuantizeEmbeddingPass()]).ordered_passes()
+    assert [p.name for p in order] == ["quantize-embedding", "quantize-8da4w"]
+    assert Quantize8da4wPass.info.level_in == Level.EAGER == Quantize8da4wPass.info.level_out

@@ -9,7 +9,7 @@ no quantize ops is caught.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import attrs
@@ -121,7 +121,10 @@ QUANTIZED_PT2E = Fact(
     "quantized.pt2e",
     "the graph is quantized by a pt2e quantizer (quantize/dequantize ops present)",
     ops_present(
-        "quantize_per_tensor", "quantize_per_channel", "quantize_per_token", "choose_qparams"
+        "quantized_decomposed.quantize_per_tensor",
+        "quantized_decomposed.quantize_per_channel",
+        "quantized_decomposed.dequantize_per_channel",
+        "quantized_decomposed.choose_qparams",
     ),
 )
 DELEGATED = Fact(
@@ -153,6 +156,91 @@ def _all_of(*checkers: Checker) -> Checker:
         return None
 
     return check
+
+
+def _graphs(program: Program) -> Iterator[tuple[torch.fx.GraphModule, bool]]:
+    """Every graph module and whether it is inside a delegate (kept original graphs)."""
+    from .views import _lowered_modules
+
+    todo = [(gm, False) for gm in program.graph_modules().values()]
+    while todo:
+        gm, inside = todo.pop()
+        yield gm, inside
+        for lowered in _lowered_modules(gm):
+            if getattr(lowered, "original_module", None) is not None:
+                todo.append((lowered.original_module.graph_module, True))
+
+
+def _const_input(node: object, dtype: object) -> bool:
+    """A graph input (placeholder) of that dtype."""
+    val = getattr(node, "meta", {}).get("val")
+    return getattr(node, "op", None) == "placeholder" and val is not None and val.dtype == dtype
+
+
+def _check_8da4w(program: Program) -> str | None:
+    if program.level < Level.ATEN:
+        return None
+    import torch
+
+    weights = dynamic = 0
+    for gm, inside in _graphs(program):
+        for n in gm.graph.nodes:
+            if n.op != "call_function":
+                continue
+            name = op_name(n.target)
+            if name == "torchao.choose_qparams_affine.default":
+                dynamic += 1
+            elif name == "torchao.dequantize_affine.default" and _const_input(
+                n.args[0], torch.int8
+            ):
+                weights += 1
+                users = {op_name(u.target) for u in n.users}
+                if inside and not all(u.startswith("aten.linear.") for u in users):
+                    return (
+                        f"8da4w weight {n.args[0].name} is dequantized into "
+                        f"{', '.join(sorted(users))} inside a delegate: the linear was "
+                        "decomposed before partitioning (keep aten.linear whole in to-edge)"
+                    )
+    if not weights:
+        return "no torchao.dequantize_affine of an int8 weight (8da4w) in the graph"
+    return None if dynamic else "no torchao.choose_qparams_affine (8da4w's dynamic activations)"
+
+
+def _check_int8_weight(program: Program) -> str | None:
+    if program.level < Level.ATEN:
+        return None
+    import torch
+
+    for gm, _ in _graphs(program):
+        for n in gm.graph.nodes:
+            if (
+                n.op == "call_function"
+                and op_name(n.target).startswith(
+                    ("aten._to_copy.", "dim_order_ops._to_dim_order_copy.")
+                )
+                and _const_input(n.args[0], torch.int8)
+                and n.args[0].meta["val"].dim() == 2
+                and n.meta.get("val") is not None
+                and n.meta["val"].is_floating_point()
+            ):
+                return None
+    return "no int8 weight cast to float (int8 weight-only linear) in the graph"
+
+
+def _check_observed(program: Program) -> str | None:
+    if program.level > Level.ATEN:
+        return "pt2e observers cannot outlive the ATEN level"
+    if program.level < Level.ATEN:
+        return None
+    from .invariants import is_observer
+
+    for method, gm in program.graph_modules().items():
+        if not any(
+            n.op == "call_module" and is_observer(gm.get_submodule(n.target))
+            for n in gm.graph.nodes
+        ):
+            return f"method {method!r} has no pt2e observer"
+    return None
 
 
 KV_CACHE = Fact(
@@ -190,6 +278,8 @@ SDPA_QUANTIZED = Fact(
     "attention reads the int8 KV cache directly (llama::custom_quantized_sdpa)",
     _all_of(_eager_module_named("QuantizedSDPA"), ops_present("custom_quantized_sdpa")),
 )
+
+
 def _native_rms_norm(program: Program) -> str | None:
     """EAGER: torch.nn.RMSNorm modules and none of ExecuTorch's hand-written ones."""
     if program.level != Level.EAGER:
@@ -216,29 +306,26 @@ RMSNORM_NATIVE = Fact(
 QUANTIZED_8DA4W = Fact(
     "quantized.8da4w",
     "linear weights are int4 (grouped) with dynamically quantized int8 activations",
-    ops_present(
-        "choose_qparams",
-        "quantize_affine",
-        "dequantize_affine",
-        "_weight_int4",
-        "dequantize_per_channel_group",
-        "quantize_per_token",
-    ),
+    _check_8da4w,
 )
 QUANTIZED_INT8_WEIGHT = Fact(
     "quantized.int8-weight",
     "linear weights are int8 (weight-only), dequantized at use",
-    ops_present("dequantize_affine", "dequantize_per_channel", "weight_int8"),
+    _check_int8_weight,
 )
 EMBEDDING_QUANTIZED = Fact(
     "embedding.quantized",
     "the token embedding table is quantized",
-    ops_present("embedding_byte", "embedding_4bit", "embedding_2bit", "dequantize_affine"),
+    ops_present(
+        "quantized_decomposed.embedding_byte",
+        "quantized_decomposed.embedding_4bit",
+        "quantized_decomposed.embedding_2bit",
+    ),
 )
 PT2E_OBSERVED = Fact(
     "pt2e.observed",
     "a pt2e quantizer has inserted observers (prepare_pt2e)",
-    ops_present("activation_post_process", "observer", "fake_quant", include_delegated=False),
+    _check_observed,
 )
 PT2E_CALIBRATED = Fact(
     "pt2e.calibrated",

@@ -52,6 +52,8 @@ def check_aten(program: Program) -> None:
         _lint(method, gm)
         for node in gm.graph.nodes:
             if node.op == "call_module":
+                if is_observer(gm.get_submodule(node.target)):
+                    continue  # pt2e observers, between pt2e-prepare and pt2e-convert
                 raise InvariantError(
                     f"method {method!r}: node {node.name} calls module "
                     f"{node.target!r}; an exported graph has no call_module"
@@ -66,6 +68,11 @@ def check_aten(program: Program) -> None:
                     f"({op_name(node.target)}) has no meta['val']"
                     f"{_where(node)}"
                 )
+
+
+def is_observer(module: object) -> bool:
+    """A pt2e observer or fake-quantize module (torch.ao or torchao), by class."""
+    return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in type(module).__mro__)
 
 
 def _returns_something(node: torch.fx.Node) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pteflow.ir import Program
 
@@ -28,13 +28,15 @@ def copy_modules(program: Program) -> dict[str, torch.nn.Module]:
 
 
 def _tensors(module: torch.nn.Module) -> Iterator[torch.Tensor]:
+    import torch
+
     yield from module.parameters()
     yield from module.buffers()
+    for sub in module.modules():  # tensors kept as plain attributes (not registered)
+        yield from (v for v in vars(sub).values() if isinstance(v, torch.Tensor))
 
 
-def named_of_type(
-    modules: dict[str, torch.nn.Module], cls: type
-) -> Iterator[tuple[str, str, torch.nn.Module]]:
+def named_of_type(modules: dict[str, torch.nn.Module], cls: type) -> Iterator[tuple[str, str, Any]]:
     """(method, qualified name, module) of every submodule that is a ``cls``."""
     seen: set[int] = set()
     for method, module in modules.items():

@@ -114,7 +114,8 @@ def copy_graph_module(gm: torch.fx.GraphModule, *, copy_observers: bool) -> torc
         # SharedQuantizationSpec) must stay one observer in the copy.
         memo: dict[int, object] = {}
         for node in observer_nodes(new):
-            _set_submodule(new, node.target, copy.deepcopy(new.get_submodule(node.target), memo))
+            target = str(node.target)
+            _set_submodule(new, target, copy.deepcopy(new.get_submodule(target), memo))
     return new
 
 
@@ -124,7 +125,9 @@ def _copy_graph(old: torch.fx.Graph) -> tuple[torch.fx.Graph, dict]:
 
     graph = torch.fx.Graph(tracer_cls=old._tracer_cls)
     node_map: dict = {}
-    output_val, old_output = graph.graph_copy(old, node_map, return_output_node=True)
+    copied = graph.graph_copy(old, node_map, return_output_node=True)
+    assert isinstance(copied, tuple), "a graph without an output node"
+    output_val, old_output = copied
     graph._codegen = copy.deepcopy(old._codegen)
     new_output = graph.output(output_val, type_expr=getattr(old_output, "type", None))
     new_output.meta = copy.copy(old_output.meta)
@@ -204,11 +207,11 @@ def _one_recompile(gm: torch.fx.GraphModule) -> Iterator[None]:
     For graph-only passes that recompile after each edit (the code is not run
     in between): on a stories-sized Llama that is half of convert's time.
     """
-    gm.recompile = lambda: None  # an instance attribute shadows the method
+    setattr(gm, "recompile", lambda: None)  # noqa: B010 -- an instance attribute shadows it
     try:
         yield
     finally:
-        del gm.recompile
+        delattr(gm, "recompile")
         gm.recompile()
 
 
@@ -276,6 +279,8 @@ def _rebuild(
     fake_mode = detect_fake_mode(
         tuple(n.meta["val"] for n in graph.find_nodes(op="placeholder") if "val" in n.meta)
     )
+    if fake_mode is None:
+        raise ValueError("the exported graph's inputs carry no fake tensors (meta['val'])")
     old_specs = {s.arg.name: s for s in ep.graph_signature.input_specs}
     user_inputs = [
         n
@@ -294,7 +299,7 @@ def _rebuild(
         if not node.users:
             graph.erase_node(node)
             continue
-        with _inserting(graph, anchor):
+        with _insert_point(graph, anchor):
             ph = graph.placeholder(node.name)
         ph.meta.update(node.meta)
         if "val" not in ph.meta:
@@ -358,26 +363,12 @@ def _free_key(a: Mapping[str, Any], b: Mapping[str, Any], base: str) -> str:
     return name
 
 
-class _inserting:
-    """``graph.inserting_before(anchor)``, or at the end of the placeholders."""
-
-    def __init__(self, graph: torch.fx.Graph, anchor: torch.fx.Node | None):
-        self.graph, self.anchor = graph, anchor
-
-    def __enter__(self) -> None:
-        if self.anchor is not None:
-            self._ctx = self.graph.inserting_before(self.anchor)
-        else:
-            phs = list(self.graph.find_nodes(op="placeholder"))
-            self._ctx = (
-                self.graph.inserting_after(phs[-1])
-                if phs
-                else self.graph.inserting_before(next(iter(self.graph.nodes)))
-            )
-        self._ctx.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        self._ctx.__exit__(*exc)
+def _insert_point(graph: torch.fx.Graph, anchor: torch.fx.Node | None) -> Any:
+    """Where lifted constants go: before the first user input, else after the placeholders."""
+    if anchor is not None:
+        return graph.inserting_before(anchor)
+    placeholders = list(graph.find_nodes(op="placeholder"))
+    return graph.inserting_after(placeholders[-1]) if placeholders else graph.inserting_before()
 
 
 # torch.export's order of graph inputs: tokens, parameters, buffers, constants, user inputs.

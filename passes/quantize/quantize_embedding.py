@@ -51,6 +51,7 @@ class QuantizeEmbeddingPass(Pass):
         import torch
         from executorch.examples.models.llama.source_transformation.quantize import (
             EmbeddingQuantHandler,
+            QuantizedGroupEmbedding,
         )
 
         modules = copy_modules(program)
@@ -75,6 +76,10 @@ class QuantizeEmbeddingPass(Pass):
                     f"{dim}; use bitwidth 8"
                 )
         if not found:
+            if not any(named_of_type(modules, QuantizedGroupEmbedding)):
+                raise ModelError(
+                    "quantize-embedding: the model has no nn.Embedding table to quantize"
+                )
             return PassResult(program, False)
         with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):  # it prints per table
             for method, module in modules.items():

@@ -51,13 +51,14 @@ class Quantize8da4wPass(Pass):
         from torchao.utils import TorchAOBaseTensor
 
         modules = copy_modules(program)
-        targets = []
+        targets, done = [], 0
         for method, name, linear in named_of_type(modules, torch.nn.Linear):
             parts = name.split(".")
             if "lora_a" in parts or "lora_b" in parts:
                 continue  # export_llama keeps LoRA adapters in fp32
             if isinstance(linear.weight, TorchAOBaseTensor):
-                continue  # already quantized
+                done += 1  # already quantized
+                continue
             if linear.in_features % self.group_size:
                 raise ModelError(
                     f"quantize-8da4w: group_size {self.group_size} does not divide "
@@ -67,10 +68,12 @@ class Quantize8da4wPass(Pass):
                 )
             targets.append(linear)
         if not targets:
+            if not done:
+                raise ModelError("quantize-8da4w: the model has no nn.Linear layer to quantize")
             return PassResult(program, False)
         chosen = {id(m) for m in targets}
         config = Int8DynamicActivationIntxWeightConfig(
-            weight_dtype=torch.int4,
+            weight_dtype=torch.int4,  # type: ignore[attr-defined]
             weight_granularity=PerGroup(self.group_size),
             intx_choose_qparams_algorithm="hqq_scale_only" if self.hqq else "affine",
         )

@@ -40,13 +40,15 @@ class QuantizeInt8WeightPass(Pass):
         import torch
         from torchao.utils import TorchAOBaseTensor
 
-        from ._int8_linear import int8_linear
+        from ._int8_linear import WeightOnlyInt8Linear, int8_linear
 
         modules = copy_modules(program)
         targets = []
+        done = sum(1 for _ in named_of_type(modules, WeightOnlyInt8Linear))
         for method, name, linear in named_of_type(modules, torch.nn.Linear):
             if isinstance(linear.weight, TorchAOBaseTensor):
-                continue  # quantized by another pass
+                done += 1  # quantized by another pass
+                continue
             if not name:
                 raise ModelError(
                     f"quantize-int8-weight: the model of method {method!r} is "
@@ -60,15 +62,16 @@ class QuantizeInt8WeightPass(Pass):
                 )
             targets.append((name, linear))
         if not targets:
+            if not done:
+                raise ModelError(
+                    "quantize-int8-weight: the model has no nn.Linear layer to quantize"
+                )
             return PassResult(program, False)
-        chosen = {id(linear) for _, linear in targets}
-        replaced: dict[int, torch.nn.Module] = {}
+        replaced = {id(linear): int8_linear(linear) for _, linear in targets}
         for module in modules.values():
             for parent in list(module.modules()):
                 for attr, child in list(parent.named_children()):
-                    if id(child) in chosen:
-                        if id(child) not in replaced:
-                            replaced[id(child)] = int8_linear(child)
+                    if id(child) in replaced:
                         setattr(parent, attr, replaced[id(child)])
         ctx.log(f"quantized {len(replaced)} linear layer(s) to int8 weight-only")
         return PassResult(program.evolve(artifact=modules), True)

@@ -127,7 +127,7 @@ def test_the_calibrated_graph_run_through_convert_unfolded_agrees(aten_token_mlp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("quantizer", ["xnnpack-dynamic", "xnnpack-static"])
+@pytest.mark.parametrize("quantizer", ["xnnpack-dynamic"])  # static: same result, ~45 s here
 def test_tiny_llama_equals_the_builders_second_export(aten_llama, tmp_path, quantizer):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text(" ".join(map(str, LLAMA_PROMPT)))

@@ -101,11 +101,5 @@ def test_a_model_with_nothing_to_quantize_is_named():
         PreparePt2ePass().apply(aten)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir/invariants.check_aten refuses call_module nodes and "
-    "PT2E_OBSERVED's checker counts call_function ops only; the observers are "
-    "call_module nodes (see the quantize report for the two changes)",
-)
 def test_the_manager_accepts_the_observed_program(aten_token_mlp):
     PassManager([PreparePt2ePass()], verify="each").run(aten_token_mlp)

@@ -116,3 +116,9 @@ def test_four_bits_need_an_even_row():
         .apply(Program.eager(module, inputs))
         .modified
     )
+
+
+def test_a_model_without_an_embedding_is_refused():
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    with pytest.raises(ModelError, match="quantize-embedding: the model has no nn.Embedding"):
+        QuantizeEmbeddingPass().apply(Program.eager(module, (torch.randn(2, 4),)))

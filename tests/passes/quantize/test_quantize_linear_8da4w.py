@@ -119,3 +119,57 @@ def test_runs_after_embedding_quantization_as_export_llama_orders_them():
     order = plan([Quantize8da4wPass(), QuantizeEmbeddingPass()]).ordered_passes()
     assert [p.name for p in order] == ["quantize-embedding", "quantize-8da4w"]
     assert Quantize8da4wPass.info.level_in == Level.EAGER == Quantize8da4wPass.info.level_out
+
+
+def test_a_model_without_linear_layers_is_refused():
+    from pteflow.ir import Program
+
+    with pytest.raises(ModelError, match="quantize-8da4w: the model has no nn.Linear layer"):
+        Quantize8da4wPass().apply(Program.eager(torch.nn.ReLU(), (torch.randn(2, 4),)))
+
+
+@pytest.mark.slow
+def test_xnnpack_takes_the_8da4w_linears_whole_and_the_pte_agrees(eager_token_mlp):
+    """The trap export_llama's builder steps fall into: to_edge must keep aten.linear whole
+    for XNNPACK's 8da4w pattern. In a pteflow pipeline the delegates hold
+    torchao.dequantize_affine (int8 weight) -> aten.linear, and the .pte agrees with eager."""
+    from pteflow.ir import evaluate, views
+    from pteflow.ir.facts import op_name
+    from pteflow.passes import PassManager
+    from pteflow.passes.convert.to_edge import ToEdgePass
+    from pteflow.passes.convert.to_executorch import ToExecutorchPass
+    from pteflow.passes.partition.partition_xnnpack import PartitionXnnpackPass
+    from pteflow.passes.partition.partition_xnnpack_dq import PartitionXnnpackDqPass
+
+    passes = [
+        Quantize8da4wPass(),
+        QuantizeEmbeddingPass(),
+        ExportPass(),
+        ToEdgePass(check_ir_validity=False),
+        PartitionXnnpackDqPass(),
+        PartitionXnnpackPass(),
+    ]
+    edge = PassManager(passes, verify="boundaries").run(eager_token_mlp).program
+    assert facts.QUANTIZED_8DA4W.check(edge) is None
+    assert facts.EMBEDDING_QUANTIZED.check(edge) is None
+    top = {op_name(op) for op in op_histogram(edge)}
+    assert "quantized_decomposed.embedding_4bit.dtype" in top  # stays on portable kernels
+    weights_into = set()
+    for gm in edge.graph_modules().values():
+        for lowered in views._lowered_modules(gm):
+            for node in lowered.original_module.graph.nodes:
+                if (
+                    node.op == "call_function"
+                    and op_name(node.target) == "torchao.dequantize_affine.default"
+                    and node.args[0].op == "placeholder"
+                ):
+                    weights_into |= {op_name(u.target) for u in node.users}
+    assert weights_into == {"aten.linear.default"}
+
+    (tokens,) = eager_token_mlp.example_inputs["forward"]
+    pte = ToExecutorchPass().apply(edge).program
+    got = evaluate.run_method(pte, "forward", (tokens,))[0]
+    with torch.no_grad():
+        want = PassManager(passes[:2]).run(eager_token_mlp).program.modules()["forward"](tokens)
+    # XNNPACK's int4 kernels vs torchao's reference: 3e-3 on outputs of magnitude 0.8 here
+    torch.testing.assert_close(got, want, atol=2e-2, rtol=0)

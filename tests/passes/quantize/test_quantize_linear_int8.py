@@ -85,12 +85,6 @@ def test_exported_graph_casts_an_int8_constant_into_each_linear(eager_token_mlp)
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ir/facts.py: QUANTIZED_INT8_WEIGHT looks for "
-    "dequantize ops, but export_llama's int8 graph has none (an int8 constant "
-    "cast by _to_copy feeds the linear); see the quantize report",
-)
 def test_the_int8_fact_holds_on_the_exported_graph(eager_token_mlp):
     aten = ExportPass().apply(QuantizeInt8WeightPass().apply(eager_token_mlp).program).program
     assert facts.QUANTIZED_INT8_WEIGHT.check(aten) is None
@@ -109,3 +103,8 @@ def test_runs_after_embedding_quantization():
 def test_leaves_linears_another_pass_quantized(eager_token_mlp):
     quantized = Quantize8da4wPass().apply(eager_token_mlp).program
     assert not QuantizeInt8WeightPass().apply(quantized).modified
+
+
+def test_a_model_without_linear_layers_is_refused():
+    with pytest.raises(ModelError, match="quantize-int8-weight: the model has no nn.Linear"):
+        QuantizeInt8WeightPass().apply(Program.eager(torch.nn.ReLU(), (torch.randn(2, 4),)))

@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
+from pteflow.ir import Level, facts
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from ._lowering import is_bool, lower
-from .partition_xnnpack_dq import _xnnpack_missing
+from ..base import PassInfo
+from ._xnnpack import XnnpackPartitionPass
 
 
 @attrs.frozen
-class PartitionXnnpackPass(Pass):
+class PartitionXnnpackPass(XnnpackPartitionPass):
     """Lower everything XNNPACK supports (fp32 and quantized) to XNNPACK.
 
     Requires: an edge program. Provides: delegated.xnnpack.
@@ -29,17 +28,4 @@ class PartitionXnnpackPass(Pass):
         ordered=True,
         delegation="xnnpack",
     )
-    enable_bf16: bool = attrs.field(default=False, validator=is_bool)
-
-    def make_partitioner(self) -> Any:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-            XnnpackPartitioner,
-        )
-
-        return XnnpackPartitioner(enable_bf16=self.enable_bf16)
-
-    def unavailable_reason(self) -> str | None:
-        return _xnnpack_missing()
-
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        return lower(self, program, ctx)
+    partitioner_class: ClassVar[str] = "XnnpackPartitioner"

@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
+from pteflow.ir import Level, facts
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from ._lowering import is_bool, lower
+from ..base import PassInfo
+from ._xnnpack import XnnpackPartitionPass
 
 
 @attrs.frozen
-class PartitionXnnpackDqPass(Pass):
+class PartitionXnnpackDqPass(XnnpackPartitionPass):
     """Lower dynamically quantized linears (and what XNNPACK fuses with them) to XNNPACK.
 
     Requires: an edge program. Provides: delegated.xnnpack.
@@ -29,34 +29,4 @@ class PartitionXnnpackDqPass(Pass):
         ordered=True,
         delegation="xnnpack",
     )
-    enable_bf16: bool = attrs.field(default=False, validator=is_bool)
-
-    def make_partitioner(self) -> Any:
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-            XnnpackDynamicallyQuantizedPartitioner,
-        )
-
-        return XnnpackDynamicallyQuantizedPartitioner(enable_bf16=self.enable_bf16)
-
-    def unavailable_reason(self) -> str | None:
-        return _xnnpack_missing()
-
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        return lower(self, program, ctx)
-
-
-def _xnnpack_missing() -> str | None:
-    import importlib.util
-
-    try:
-        found = importlib.util.find_spec("executorch.backends.xnnpack") is not None
-    except ModuleNotFoundError:
-        found = False
-    return (
-        None
-        if found
-        else (
-            "executorch.backends.xnnpack is not installed; install an "
-            "executorch wheel built with XNNPACK"
-        )
-    )
+    partitioner_class: ClassVar[str] = "XnnpackDynamicallyQuantizedPartitioner"

@@ -5,8 +5,8 @@ import torch
 from pteflow import testing
 from pteflow.ir import Level, facts, views
 from pteflow.passes import plan
-from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.aten.remove_redundant_transposes import RemoveRedundantTransposesPass
+from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
 
 

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pteflow.ir import Program
 from pteflow.ir.errors import ModelError
 
-if TYPE_CHECKING:
-    import torch
-
-
-def copy_modules(program: Program) -> dict[str, torch.nn.Module]:
-    """The program's modules, copied as modules but sharing every parameter and buffer.
-
-    ExecuTorch's source transforms edit a model in place (they ``setattr``
-    new submodules); run on this copy, they leave the input program intact
-    (a pass returns a new program, and the manager's reproducer needs the
-    input as it was) for the cost of module objects only. A transform must
-    not write into a shared tensor; the ones wrapped here build new modules
-    and new tensors. Modules shared between methods stay shared.
-    """
-    memo: dict[int, Any] = {}
-    for module in program.modules().values():
-        for t in [*module.parameters(), *module.buffers()]:
-            memo[id(t)] = t
-    return {m: copy.deepcopy(module, memo) for m, module in program.modules().items()}
+# one copy-on-transform helper for every eager pass (it also shares unregistered tensors)
+from ..quantize._eager import copy_modules as copy_modules
 
 
 def submodules(program: Program) -> Iterator[tuple[str, str, Any]]:

@@ -7,7 +7,7 @@ ATEN and later by the ops, where the fact leaves a trace in the graph.
 from __future__ import annotations
 
 from pteflow.ir import Fact, Level, Program
-from pteflow.ir.facts import Checker, ops_present
+from pteflow.ir.facts import Checker, _all_of, ops_present
 
 
 def _eager_classes(*names: str, absent: tuple[str, ...] = ()) -> Checker:
@@ -40,17 +40,6 @@ def _no_bool_masks(program: Program) -> str | None:
             if not buf.is_floating_point():
                 return f"{method}:{name} is a {buf.dtype} mask, not an additive float mask"
     return None if found else "no buffer called mask"
-
-
-def _all_of(*checkers: Checker) -> Checker:
-    def check(program: Program) -> str | None:
-        for c in checkers:
-            why = c(program)
-            if why:
-                return why
-        return None
-
-    return check
 
 
 KV_CACHE_SIMPLE = Fact(

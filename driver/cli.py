@@ -19,11 +19,19 @@ examples:
   driver run --pipeline xnnpack_default -o llama.pte
   driver run --model mypkg.models:build --passes export,to-edge,to-executorch,emit -o m.pte
   driver run --pipeline my_pipeline.toml --set to-edge.skip_dim_order=true
+  driver run --pipeline qnn_default --no-delegate -o qnn_quant.pte   # no QNN SDK needed
+  driver run --pipeline qnn_default --set pt2e-prepare.quantizer=qnn-8a8w --no-delegate
 """
 EXAMPLES_PLAN = """\
 examples:
   driver plan --passes emit,to-executorch,export,to-edge
   driver plan --pipeline xnnpack_default
+"""
+EXAMPLES_COVERAGE = """\
+examples:
+  driver check-coverage --pipeline qnn_default
+  driver check-coverage --pipeline qnn_default --set split-mha-to-sha.enabled=true
+  driver check-coverage --pipeline qnn_default --json coverage.json
 """
 
 
@@ -59,6 +67,13 @@ def _parser() -> argparse.ArgumentParser:
             "'export,to-edge{skip_dim_order=true},to-executorch,emit'",
         )
         sp.add_argument(
+            "--no-delegate",
+            action="store_true",
+            help="leave out partitioning and the passes that only prepare for a backend: "
+            "the .pte runs the backend-prepared, backend-quantized graph on portable kernels "
+            "(checks e.g. QNN's quantization numerics without the SDK)",
+        )
+        sp.add_argument(
             "--set",
             action="append",
             default=[],
@@ -72,6 +87,46 @@ def _parser() -> argparse.ArgumentParser:
             help="show tracebacks on errors",
         )
 
+    def model_args(sp: argparse.ArgumentParser) -> None:
+        model = sp.add_argument_group(
+            "model (default: the built-in tiny Llama with seeded random weights)"
+        )
+        model.add_argument(
+            "--model",
+            metavar="MODULE:FUNCTION",
+            help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
+            "or a pteflow Program; MODULE may be a path to a .py file",
+        )
+        model.add_argument(
+            "--params",
+            metavar="params.json",
+            help="a Llama params file, as export_llama takes (Meta format)",
+        )
+        model.add_argument(
+            "--checkpoint",
+            metavar="consolidated.pth",
+            help="the Llama checkpoint for --params (default: seeded random weights)",
+        )
+        model.add_argument(
+            "--max-seq-len",
+            type=int,
+            metavar="N",
+            help="maximum sequence length of a Llama (default: params.json's, else 128)",
+        )
+        model.add_argument(
+            "--max-context-len",
+            type=int,
+            metavar="N",
+            help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
+        )
+        sp.add_argument(
+            "--checks",
+            choices=("each", "boundaries", "off"),
+            default="boundaries",
+            help="when the manager checks level invariants and claimed facts "
+            "(default: boundaries = after level changes and at the end)",
+        )
+
     run = sub.add_parser(
         "run",
         help="compile a model to a .pte",
@@ -81,49 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         "between passes, write the .pte and a JSON report.",
     )
     pipeline_args(run)
-    model = run.add_argument_group(
-        "model (default: the built-in tiny Llama with seeded random weights)"
-    )
-    model.add_argument(
-        "--model",
-        metavar="MODULE:FUNCTION",
-        help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
-        "or a pteflow Program; MODULE may be a path to a .py file",
-    )
-    model.add_argument(
-        "--params",
-        metavar="params.json",
-        help="a Llama params file, as export_llama takes (Meta format)",
-    )
-    model.add_argument(
-        "--checkpoint",
-        metavar="consolidated.pth",
-        help="the Llama checkpoint for --params (default: seeded random weights)",
-    )
-    model.add_argument(
-        "--max-seq-len",
-        type=int,
-        metavar="N",
-        help="maximum sequence length of a Llama (default: params.json's, else 128)",
-    )
-    model.add_argument(
-        "--max-context-len",
-        type=int,
-        metavar="N",
-        help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
-    )
+    model_args(run)
     run.add_argument(
         "-o",
         "--output",
         metavar="PATH.pte",
         help="where the emit pass writes the .pte (sets emit.path)",
-    )
-    run.add_argument(
-        "--checks",
-        choices=("each", "boundaries", "off"),
-        default="boundaries",
-        help="when the manager checks level invariants and claimed facts "
-        "(default: boundaries = after level changes and at the end)",
     )
     run.add_argument(
         "--verify",
@@ -153,6 +171,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="LEVEL",
         help="the level of the input program (default: eager)",
     )
+    plan.add_argument(
+        "--all-reasons",
+        action="store_true",
+        help="also list ordering constraints implied by others (by default each pass "
+        "shows the facts it waits for and its direct predecessors)",
+    )
+
+    cov = sub.add_parser(
+        "check-coverage",
+        help="which ops of a pipeline's graph a backend can take, without its SDK",
+        epilog=EXAMPLES_COVERAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a pipeline up to its partitioner (its backend's edge passes "
+        "included) and report, per op, whether the backend has a builder for it. "
+        "Exit 0 when every op is covered, 1 when some are not (listed first).",
+    )
+    pipeline_args(cov)
+    model_args(cov)
+    cov.add_argument(
+        "--json",
+        metavar="PATH.json",
+        help="also write the per-node coverage as JSON",
+    )
 
     lst = sub.add_parser(
         "list", help="list passes, pipelines or backends", description="List what pteflow knows."
@@ -173,7 +214,7 @@ def _say(text: str = "") -> None:
 
 def _specs(args: argparse.Namespace) -> tuple[Any, list]:
     from . import pipelines
-    from .spec import apply_overrides, parse_pass_list
+    from .spec import apply_overrides, enabled_only, parse_pass_list
 
     if args.pipeline:
         pipe = pipelines.load(args.pipeline)
@@ -188,16 +229,24 @@ def _specs(args: argparse.Namespace) -> tuple[Any, list]:
             "give a pipeline: --pipeline NAME (driver list pipelines) or "
             "--passes a,b,c (driver list passes)"
         )
-    return pipe, apply_overrides(specs, args.set)
+    return pipe, enabled_only(apply_overrides(specs, args.set))
 
 
-def _build(specs: list) -> tuple[dict, list]:
+def _build(specs: list, *, no_delegate: bool = False) -> tuple[dict, list]:
     from pteflow.passes.registry import load_registry
 
     from .spec import build_pass
 
     registry = load_registry()
-    return registry, [build_pass(registry, s) for s in specs]
+    passes = [build_pass(registry, s) for s in specs]
+    if no_delegate:
+        passes = [q for q in (p.without_delegation() for p in passes) if q is not None]
+    return registry, passes
+
+
+def _dropped_for_delegation(specs: list, kept: list) -> list[str]:
+    names = {p.name for p in kept}
+    return [s.name for s in specs if s.name not in names]
 
 
 # --------------------------------------------------------------------------- commands
@@ -240,7 +289,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pteflow.passes import plan
 
     _pipe, specs = _specs(args)
-    registry, passes = _build(specs)
+    registry, passes = _build(specs, no_delegate=args.no_delegate)
     start = Level.parse(args.from_level)
     the_plan = plan(
         passes,
@@ -248,7 +297,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         initial_facts=_source_facts(_pipe) if start == Level.EAGER else (),
         registry=registry,
     )
-    _say(the_plan.render())
+    _say(the_plan.render(all_reasons=args.all_reasons))
     return 0
 
 
@@ -265,7 +314,10 @@ def _source_facts(pipe: Any) -> set:
 
 
 def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
-    """The model the run compiles: --model, else --params, else the pipeline's, else tiny."""
+    """The model the run compiles: --model, else --params, else the pipeline's, else tiny.
+
+    The pipeline's ``model_options`` (e.g. static shapes for QNN) apply to Llama sources.
+    """
     from pteflow.ir.errors import UserError
 
     if args.model and (args.params or args.checkpoint):
@@ -287,17 +339,20 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         return from_callable(args.model)
     from . import llama
 
+    options = {**(pipe.model_options if pipe is not None else {}), **lengths}
     if args.params:
-        return llama.from_params(args.params, args.checkpoint, **lengths)
+        return llama.from_params(args.params, args.checkpoint, **options)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
         from .models import from_callable
 
         return from_callable(source)
-    return llama.tiny_llama(**lengths)
+    return llama.tiny_llama(**options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import attrs
+
     from pteflow.ir.errors import UserError
 
     pipe, specs = _specs(args)
@@ -310,12 +365,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
             for s in specs
         ]
-    registry, passes = _build(specs)
+    registry, passes = _build(specs, no_delegate=args.no_delegate)
+    dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
 
+    from pteflow.ir.errors import UnavailableError
     from pteflow.passes import PassManager
 
     manager = PassManager(passes, verify=args.checks, registry=registry)
-    manager.check_available()  # before any work: a missing SDK is known in a second
+    try:
+        manager.check_available()  # before any work: a missing SDK is known in a second
+    except UnavailableError as e:
+        if any(p.contract.delegation and p.unavailable_reason() for p in passes):
+            raise UnavailableError(
+                f"{e}; or run with --no-delegate to build and verify the backend-quantized "
+                "graph without it"
+            ) from None
+        raise
     if not args.model:
         # Refuse an unschedulable pipeline before paying for torch and the model.
         # (--model sources are planned once loaded: only then are their facts known.)
@@ -325,8 +390,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
     if pipe is not None:
-        import attrs
-
         model = attrs.evolve(model, tolerance=pipe.tolerance)
     load_s = time.perf_counter() - t0
 
@@ -341,7 +404,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             changed = "" if record.modified else "  (no change)"
             _say(f" {record.wall_s:.2f}s{changed}")
 
-    result = manager.run(model.program, on_event=on_event)
+    # --no-delegate: the .pte must equal the program right after quantization (the
+    # fake-quantized model), not the float one; keep that program as the reference.
+    quantized_ref: dict[str, Any] = {}
+
+    def on_program(p: Any, program: Any) -> None:
+        from pteflow.ir import facts
+
+        if args.no_delegate and p.contract.provides & facts.QUANTIZATION:
+            from .verify import reference_from
+
+            quantized_ref.update(after=p.name, reference=reference_from(program))
+
+    result = manager.run(model.program, on_event=on_event, on_program=on_program)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
 
@@ -356,7 +431,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if do_verify and pte is not None:
         from .verify import verify_pte
 
-        verification = verify_pte(pte, model)
+        against = "eager"
+        if quantized_ref:
+            against = f"the quantized program after {quantized_ref['after']}"
+            model = attrs.evolve(
+                model,
+                reference=quantized_ref["reference"],
+                tolerance=pipe.no_delegate_tolerance if pipe is not None else 1e-5,
+            )
+        verification = verify_pte(pte, model, against=against)
+    not_delegated = _not_delegated_note(dropped) if args.no_delegate else None
+    if not_delegated:
+        _say(not_delegated)
 
     _print_summary(result, pte, verification)
     report = {
@@ -369,6 +455,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
+        "no_delegate": {"dropped": dropped, "note": not_delegated} if args.no_delegate else None,
     }
     report_path = (
         Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
@@ -385,6 +472,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _not_delegated_note(dropped: list[str]) -> str:
+    """What --no-delegate left out, said plainly (the report carries it too)."""
+    if not dropped:
+        return "--no-delegate: the pipeline has no delegation passes; nothing was left out"
+    backends = sorted({n.split("-")[-1] if n.startswith("partition-") else "" for n in dropped})
+    names = ", ".join(b.upper() for b in backends if b) or "any backend"
+    return (
+        f"NOT DELEGATED (--no-delegate): this .pte is not {names}-delegated; it runs the "
+        f"backend-prepared graph on portable kernels. Left out {len(dropped)} pass(es): "
+        f"{', '.join(dropped)}"
+    )
 
 
 def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
@@ -415,12 +515,72 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     if verification is not None:
         status = "ok" if verification.ok else "FAILED"
         _say(
-            f"verify: max abs diff {verification.max_abs_diff:.3g} vs eager over "
+            f"verify: max abs diff {verification.max_abs_diff:.3g} vs {verification.against} over "
             f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}"
         )
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}
+def cmd_check_coverage(args: argparse.Namespace) -> int:
+    import importlib
+
+    from pteflow.ir import Level
+    from pteflow.ir.errors import UserError
+    from pteflow.passes import PassManager
+
+    if args.no_delegate:
+        raise UserError("check-coverage asks what a backend takes; drop --no-delegate")
+    pipe, specs = _specs(args)
+    registry, passes = _build(specs)
+    partitioners = [p for p in passes if p.contract.ordered and p.contract.delegation]
+    checks = {}
+    for p in partitioners:
+        backend = p.contract.delegation
+        module = importlib.import_module(f"pteflow.backends.{backend}")
+        if hasattr(module, "coverage"):
+            checks[backend] = module.coverage
+    if not checks:
+        have = ", ".join(sorted({p.contract.delegation for p in partitioners})) or "none"
+        raise UserError(
+            f"no partition pass of this pipeline has a coverage check (partitioners: {have}); "
+            "check-coverage knows qnn (try --pipeline qnn_default)"
+        )
+    # everything up to the partitioner: source, quantization, export, edge passes
+    before = [p for p in passes if p not in partitioners and p.contract.level_out <= Level.EDGE]
+    manager = PassManager(before, verify=args.checks, registry=registry)
+    manager.check_available()
+    manager.plan(initial_facts=_source_facts(pipe))
+    model = _load_model(args, pipe)
+    _say(f"model: {model.description}")
+    _say(f"running {len(before)} passes up to {', '.join(p.name for p in partitioners)}")
+    program = manager.run(model.program).program
+    gaps = 0
+    report: dict[str, Any] = {"pipeline": pipe.name if pipe else args.passes, "backends": {}}
+    for backend, check in checks.items():
+        result = check(program)
+        _say(f"\n{backend}:")
+        _say(result.render())
+        gaps += len(result.gaps)
+        report["backends"][backend] = {
+            "nodes": [
+                {"method": n.method, "node": n.node, "op": n.op, "status": n.status}
+                for n in result.nodes
+            ],
+            "gaps": [n.node for n in result.gaps],
+        }
+    if args.json:
+        from pteflow.passes.emit.write_pte import write_atomically
+
+        write_atomically(Path(args.json), json.dumps(report, indent=2).encode())
+        _say(f"coverage: {args.json}")
+    return 1 if gaps else 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "plan": cmd_plan,
+    "list": cmd_list,
+    "check-coverage": cmd_check_coverage,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,8 @@
     model = "tiny-llama"          # default model source (optional)
     tolerance = 1e-4              # max abs logit difference --verify accepts
     verify = true                 # --verify on by default
+    no_delegate_tolerance = 1e-5  # --no-delegate: max abs diff vs the quantized program
+    model_options = { enable_dynamic_shape = false }   # options of the Llama source
 
     [[passes]]
     name = "export"
@@ -11,6 +13,9 @@
     [[passes]]
     name = "to-edge"
     skip_dim_order = true         # every other key is an option of the pass
+
+Any pass may say ``enabled = false``: it is left out unless ``--set PASS.enabled=true``
+turns it on (for optional passes such as ``split-mha-to-sha`` in ``qnn_default``).
 
 The order in the file does not decide the run order (the manager does);
 it only breaks ties and orders the ``ordered`` passes (partitioners).
@@ -22,6 +27,7 @@ from __future__ import annotations
 import tomllib
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -29,7 +35,17 @@ from pteflow.ir.errors import UnknownNameError, UserError
 
 from .spec import PassSpec
 
-_KEYS = {"description", "model", "tolerance", "verify", "passes"}
+_KEYS = {
+    "description",
+    "model",
+    "model_options",
+    "tolerance",
+    "no_delegate_tolerance",
+    "verify",
+    "passes",
+}
+#: What ``model_options`` may set on a Llama source (tiny-llama, --params).
+MODEL_OPTIONS = {"enable_dynamic_shape": bool, "use_kv_cache": bool}
 
 
 @attrs.frozen
@@ -40,6 +56,8 @@ class Pipeline:
     model: str | None = None
     tolerance: float = 1e-4
     verify: bool = True
+    no_delegate_tolerance: float = 1e-5
+    model_options: dict[str, Any] = attrs.field(factory=dict)
 
 
 def _named_dir() -> resources.abc.Traversable:
@@ -73,6 +91,17 @@ def parse(text: str, name: str) -> Pipeline:
             raise UserError(f'pipeline {name}: pass #{i} needs a name = "..."')
         options = {k: v for k, v in entry.items() if k != "name"}
         specs.append(PassSpec(entry["name"], options))
+    model_options = data.get("model_options", {})
+    if not isinstance(model_options, dict):
+        raise UserError(f"pipeline {name}: model_options must be a table, e.g. {{ key = value }}")
+    for key, value in model_options.items():
+        if key not in MODEL_OPTIONS:
+            raise UnknownNameError(f"model option in pipeline {name}", key, MODEL_OPTIONS)
+        if not isinstance(value, MODEL_OPTIONS[key]):
+            raise UserError(
+                f"pipeline {name}: model_options.{key} must be "
+                f"{MODEL_OPTIONS[key].__name__}, got {value!r}"
+            )
     return Pipeline(
         name=name,
         description=str(data.get("description", "")),
@@ -80,6 +109,8 @@ def parse(text: str, name: str) -> Pipeline:
         model=data.get("model"),
         tolerance=float(data.get("tolerance", 1e-4)),
         verify=bool(data.get("verify", True)),
+        no_delegate_tolerance=float(data.get("no_delegate_tolerance", 1e-5)),
+        model_options=dict(model_options),
     )
 
 

@@ -137,6 +137,22 @@ def build_pass(registry: Mapping[str, type[Pass]], spec: PassSpec) -> Pass:
         raise OptionError(f"{spec.name}: {e}") from e
 
 
+def enabled_only(specs: Sequence[PassSpec]) -> list[PassSpec]:
+    """Drop the specs whose ``enabled`` option is false; strip ``enabled`` from the rest.
+
+    ``enabled`` is a key every pass has in a pipeline: ``enabled = false`` keeps an
+    optional pass in the file, off until ``--set PASS.enabled=true``.
+    """
+    out = []
+    for s in specs:
+        if "enabled" not in s.options:
+            out.append(s)
+            continue
+        if _coerce(s.options["enabled"], bool, f"{s.name}.enabled"):
+            out.append(PassSpec(s.name, {k: v for k, v in s.options.items() if k != "enabled"}))
+    return out
+
+
 def apply_overrides(specs: Sequence[PassSpec], overrides: Sequence[str]) -> list[PassSpec]:
     """Apply ``--set PASS.OPTION=VALUE`` to every pass of that name (at least one)."""
     out = list(specs)

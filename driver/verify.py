@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
+
+from pteflow.ir import Level, Program
 
 from .models import LoadedModel
 
@@ -14,6 +18,7 @@ class Verification:
     max_abs_diff: float
     tolerance: float
     steps: int
+    against: str = "eager"  # what the .pte was compared with
 
     @property
     def ok(self) -> bool:
@@ -24,11 +29,34 @@ class Verification:
             "max_abs_diff": self.max_abs_diff,
             "tolerance": self.tolerance,
             "steps": self.steps,
+            "against": self.against,
             "ok": self.ok,
         }
 
 
-def verify_pte(path: Path, model: LoadedModel) -> Verification:
+def reference_from(program: Program) -> Mapping[str, Any]:
+    """Callables per method that compute ``program`` in torch, from its initial state.
+
+    For a verification reference taken mid-pipeline (the program after quantization):
+    EAGER modules are deep-copied; ATEN programs (pt2e observers or quantize ops
+    included) run through ``ExportedProgram.module()`` with private copies of their
+    mutable buffers (the KV cache), so later runs do not see this one's history.
+    """
+    import copy
+
+    from pteflow.ir.errors import PipelineError
+    from pteflow.passes.quantize._pt2e import calibration_module
+
+    if program.level == Level.EAGER:
+        return {m: copy.deepcopy(mod) for m, mod in program.modules().items()}
+    if program.level == Level.ATEN:
+        return {m: calibration_module(ep) for m, ep in program.exported_programs().items()}
+    raise PipelineError(
+        f"a verification reference must be an EAGER or ATEN program, got {program.level.label}"
+    )
+
+
+def verify_pte(path: Path, model: LoadedModel, *, against: str = "eager") -> Verification:
     """Feed ``model.steps`` to the eager reference and to the .pte; compare every output.
 
     One runtime method per method name is loaded once and kept across steps,
@@ -50,4 +78,4 @@ def verify_pte(path: Path, model: LoadedModel) -> Verification:
 
             got = flat_tensors(methods[method].execute(list(tree_flatten(inputs)[0])))
             worst = max(worst, max_abs_diff(expected, got))
-    return Verification(worst, model.tolerance, len(model.steps))
+    return Verification(worst, model.tolerance, len(model.steps), against)

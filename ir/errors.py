@@ -37,9 +37,11 @@ class UnknownNameError(UserError, LookupError):
         close = closest(name, self.known)
         hint = f"did you mean {', '.join(close)}?" if close else ""
         listing = ", ".join(self.known) if len(self.known) <= 12 else f"{len(self.known)} known"
+        # "known passes: ...", but "known: ..." after a phrase ("option of pass x")
+        known_label = f"known {kind}s" if " " not in kind else "known"
         super().__init__(
             f"unknown {kind} {name!r}; {hint + ' ' if hint else ''}"
-            f"known {kind}s: {listing or '(none)'}"
+            f"{known_label}: {listing or '(none)'}"
         )
 
     def __str__(self) -> str:  # LookupError would repr() the message otherwise

@@ -340,6 +340,20 @@ EDGE_IR_RELAXED = Fact(
     "the edge program was built with _check_ir_validity=False, so non-core ops are legal",
 )
 DELEGATED_XNNPACK = delegated("XnnpackBackend", "xnnpack")
+
+#: Facts a quantization pass establishes: from the pass that provides one of them on, the
+#: program computes something other than the float model, by design. The program right
+#: after the last of them is the reference an undelegated .pte must equal.
+QUANTIZATION = frozenset(
+    {
+        QUANTIZED_PT2E,
+        QUANTIZED_8DA4W,
+        QUANTIZED_INT8_WEIGHT,
+        EMBEDDING_QUANTIZED,
+        KV_CACHE_QUANTIZED,
+        SDPA_QUANTIZED,
+    }
+)
 # --------------------------------------------------------------------------- linear.canonical
 _MATMULS = {"aten.mm": 1, "aten.addmm": 2}  # op -> index of the weight operand
 _TRANSPOSES = ("aten.permute_copy", "aten.t_copy", "aten.transpose_copy")

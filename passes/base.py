@@ -111,6 +111,15 @@ class Pass:
         """Why this pass cannot run on this machine (missing SDK, OS, ...), or None."""
         return None
 
+    def without_delegation(self) -> Pass | None:
+        """This pass as ``--no-delegate`` runs it: None to leave it out, else the pass.
+
+        By default a pass with ``contract.delegation`` set is left out and every other
+        pass runs as configured; a pass whose options only make sense next to a
+        delegate overrides this to return a variant.
+        """
+        return None if self.contract.delegation else self
+
     # ------------------------------------------------------------------ description
 
     @classmethod

@@ -60,22 +60,41 @@ class Plan:
     def ordered_passes(self) -> list[Pass]:
         return [self.passes[i] for i in self.order]
 
-    def why(self, position: int) -> list[str]:
+    def why(self, position: int, *, implied: bool = True) -> list[str]:
         """Why the pass at ``position`` sits where it does: its incoming edges.
 
         A pass that runs last gets one line for that, not one per other pass.
+        ``implied=False`` leaves out ordering constraints that a chain of other
+        constraints already implies (a pass after all 37 of QNN's edge passes
+        shows the last one); fact edges (``provides``/``reads``) always show.
         """
         out = []
         last = f"{self.passes[position].name} runs last"
         if self.passes[position].contract.last:
             out.append("runs last (after every other pass)")
+        keep = None if implied else self._direct_edges()
         for (u, v), why in sorted(self.reasons.items()):
-            if v == position:
-                out.extend(f"after {self.passes[u].name}#{u}: {w}" for w in why if w != last)
+            if v != position:
+                continue
+            for w in why:
+                if w == last:
+                    continue
+                if keep is not None and (u, v) not in keep and not _is_fact_reason(w):
+                    continue
+                out.append(f"after {self.passes[u].name}#{u}: {w}")
         return out
 
-    def render(self) -> str:
-        """The text ``driver plan`` prints."""
+    def _direct_edges(self) -> set[tuple[int, int]]:
+        """The edges of the transitive reduction of the constraint graph."""
+        g = nx.DiGraph(list(self.reasons))
+        return set(nx.transitive_reduction(g).edges)
+
+    def hidden_reasons(self) -> int:
+        """How many constraint lines ``render()`` leaves out as implied."""
+        return sum(len(self.why(p)) - len(self.why(p, implied=False)) for p in self.order)
+
+    def render(self, *, all_reasons: bool = False) -> str:
+        """The text ``driver plan`` prints (implied constraints only with ``all_reasons``)."""
         lines = []
         for rank, pos in enumerate(self.order, 1):
             p = self.passes[pos]
@@ -85,9 +104,20 @@ class Plan:
                 else f"{p.contract.level_in.label}->{p.contract.level_out.label}"
             )
             lines.append(f"{rank:3d}. {p.describe()}  [{lv}]  {type(p).doc()}")
-            for w in self.why(pos):
+            for w in self.why(pos, implied=all_reasons):
                 lines.append(f"       - {w}")
+        if not all_reasons:
+            hidden = self.hidden_reasons()
+            if hidden:
+                lines.append(
+                    f"({hidden} constraint(s) implied by the ones shown are left out; "
+                    "--all-reasons lists them)"
+                )
         return "\n".join(lines)
+
+
+def _is_fact_reason(why: str) -> bool:
+    return why.startswith(("provides ", "reads "))
 
 
 def _label(passes: Sequence[Pass], i: int) -> str:
@@ -399,12 +429,19 @@ class PassManager:
                 )
 
     def run(
-        self, program: Program, *, on_event: Event | None = None, upcoming: Sequence[Pass] = ()
+        self,
+        program: Program,
+        *,
+        on_event: Event | None = None,
+        upcoming: Sequence[Pass] = (),
+        on_program: Callable[[Pass, Program], None] | None = None,
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
         ``upcoming``: passes that will run after these (a prefix run of a longer
         pipeline); running passes see them in ``ctx.upcoming``.
+        ``on_program``: called with each pass and the program it returned (checked),
+        e.g. to keep the program after quantization as a numerical reference.
 
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
@@ -478,6 +515,8 @@ class PassManager:
             )
             if on_event:
                 on_event("end", pos, p, records[-1])
+            if on_program:
+                on_program(p, new)
             program = new
         return RunResult(program, tuple(records), the_plan, schedule_s)
 

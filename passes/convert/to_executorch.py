@@ -4,7 +4,7 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
+from pteflow.ir import Level, Program, facts, views
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
 
@@ -34,6 +34,14 @@ class ToExecutorchPass(Pass):
             return self.info
         return attrs.evolve(self.info, provides={facts.CONST_PROPAGATED})
 
+    def without_delegation(self) -> ToExecutorchPass:
+        """Without quant fusion: ``--no-delegate`` must run the quantize/dequantize ops the
+        backend would receive. ``const_prop`` would fuse dq -> op -> q into ExecuTorch's
+        own quantized kernels instead (another computation; and in 1.5.1 the portable
+        ``quantized_add`` aborts the process on broadcasting inputs, as QNN's 8a8w Llama
+        has)."""
+        return attrs.evolve(self, const_prop=False) if self.const_prop else self
+
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         import torch
         from executorch.exir import ExecutorchBackendConfig
@@ -54,6 +62,17 @@ class ToExecutorchPass(Pass):
             memory_planning_pass=MemoryPlanningPass(alloc_graph_input=self.alloc_graph_input),
             sym_shape_eval_pass=sym,
         )
+        if _has_quantize_ops(program):
+            # their out variants (which to_executorch needs) register on import
+            import executorch.kernels.quantized  # noqa: F401
         with torch.no_grad():
             manager = program.artifact.to_executorch(config)
         return PassResult(program.evolve(level=Level.EXECUTORCH, artifact=manager), True)
+
+
+def _has_quantize_ops(program: Program) -> bool:
+    """Quantize/dequantize ops outside delegates (e.g. a --no-delegate QNN graph)."""
+    return any(
+        getattr(op, "namespace", None) == "quantized_decomposed"
+        for op in views.op_histogram(program)
+    )

@@ -30,6 +30,8 @@ import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._qnn_quantizer import QNN_QUANTIZERS, make_qnn_quantizer
+
 if TYPE_CHECKING:
     import torch
     from torch.export import ExportedProgram
@@ -37,11 +39,15 @@ if TYPE_CHECKING:
 
 # --------------------------------------------------------------------------- quantizers
 
-QUANTIZERS = ("xnnpack-dynamic", "xnnpack-dynamic-qc4", "xnnpack-static")
+XNNPACK_QUANTIZERS = ("xnnpack-dynamic", "xnnpack-dynamic-qc4", "xnnpack-static")
+QUANTIZERS = (*XNNPACK_QUANTIZERS, *QNN_QUANTIZERS)
 
 
 def make_quantizer(name: str) -> Any:
-    """The pt2e quantizer ExecuTorch's ``get_pt2e_quantizers`` builds for ``name``."""
+    """The pt2e quantizer export_llama builds for ``name`` (``get_pt2e_quantizers``, or
+    ``get_qnn_quantizer`` for the ``qnn-*`` names)."""
+    if name in QNN_QUANTIZERS:
+        return make_qnn_quantizer(name)
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -111,8 +117,10 @@ def copy_graph_module(gm: torch.fx.GraphModule, *, copy_observers: bool) -> torc
     new.meta.update(gm.meta)
     if copy_observers:
         # One memo: an observer that serves several nodes under several names (a
-        # SharedQuantizationSpec) must stay one observer in the copy.
-        memo: dict[int, object] = {}
+        # SharedQuantizationSpec) must stay one observer in the copy. Observers that
+        # hold graph nodes (QNN's ConcatObserver finds its inputs' observers through
+        # them) get the copy's nodes, never a copy of the old graph.
+        memo: dict[int, object] = dict(by_id)
         for node in observer_nodes(new):
             target = str(node.target)
             _set_submodule(new, target, copy.deepcopy(new.get_submodule(target), memo))

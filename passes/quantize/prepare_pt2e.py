@@ -22,7 +22,9 @@ class PreparePt2ePass(Pass):
     ``quantizer``: ``xnnpack-dynamic`` (export_llama's ``--pt2e_quantize
     xnnpack_dynamic``: per-channel int8 weights, dynamic int8 activations),
     ``xnnpack-dynamic-qc4`` (the same with int4 weights) or ``xnnpack-static``
-    (static per-tensor activations; calibration decides their ranges).
+    (static per-tensor activations; calibration decides their ranges);
+    ``qnn-16a4w``, ``qnn-8a8w``, ``qnn-16a16w`` (export_llama's ``--pt2e_quantize
+    qnn_*``: ``QnnQuantizer`` for HTP, static activations, so calibrate).
 
     ExecuTorch runs prepare_pt2e on ``ep.module()`` and exports the converted
     module a second time; this pass prepares the exported program's own
@@ -63,6 +65,8 @@ class PreparePt2ePass(Pass):
                     if self.quantizer == "xnnpack-static"
                     else ""
                 )
+                if self.quantizer.startswith("qnn-"):
+                    what = "the ops QNN HTP runs quantized"
                 raise ModelError(
                     f"pt2e-prepare: the {self.quantizer} quantizer found nothing "
                     f"to quantize in method {method!r} (it quantizes {what})"

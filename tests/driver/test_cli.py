@@ -218,3 +218,64 @@ def test_the_console_script_and_module_entry_work(tmp_path):
     for cmd in ([str(exe)], [sys.executable, "-m", "pteflow.driver"]):
         proc = subprocess.run([*cmd, "list", "passes"], capture_output=True, text=True)
         assert proc.returncode == 0 and "emit" in proc.stdout
+
+
+def test_no_delegate_leaves_out_partitioning_and_says_so(tmp_path, capsys):
+    out = tmp_path / "m.pte"
+    passes = "export,to-edge,partition-xnnpack,to-executorch,emit"
+    code, stdout, err = run(
+        capsys,
+        "run",
+        "--model",
+        f"{MODELS}:mlp",
+        "--passes",
+        passes,
+        "-o",
+        str(out),
+        "--no-delegate",
+    )
+    assert code == 0, err
+    from pteflow.ir import views
+
+    assert views.pte_summary(out.read_bytes())["forward"].delegates == 0
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["no_delegate"]["dropped"] == ["partition-xnnpack"]
+    assert "not XNNPACK-delegated" in report["no_delegate"]["note"]
+    assert report["verification"]["ok"] and report["verification"]["against"] == "eager"
+    assert "NOT DELEGATED" in stdout
+
+
+def test_a_disabled_pass_stays_out_until_enabled(tmp_path, capsys):
+    pipe = tmp_path / "p.toml"
+    pipe.write_text(
+        '[[passes]]\nname = "export"\n\n[[passes]]\nname = "to-edge"\n\n'
+        '[[passes]]\nname = "remove-redundant-transposes"\nenabled = false\n'
+    )
+    code, out, _ = run(capsys, "plan", "--pipeline", str(pipe))
+    assert code == 0 and "remove-redundant-transposes" not in out
+    code, out, _ = run(
+        capsys, "plan", "--pipeline", str(pipe), "--set", "remove-redundant-transposes.enabled=yes"
+    )
+    assert code == 0 and "remove-redundant-transposes" in out
+    line = one_line_error(
+        capsys,
+        "plan",
+        "--pipeline",
+        str(pipe),
+        "--set",
+        "remove-redundant-transposes.enabled=maybe",
+    )
+    assert "remove-redundant-transposes.enabled: expected true or false, got 'maybe'" in line
+
+
+def test_pipeline_model_options_are_checked(tmp_path, capsys):
+    pipe = tmp_path / "p.toml"
+    pipe.write_text('model_options = { dynamic = false }\n[[passes]]\nname = "export"\n')
+    line = one_line_error(capsys, "plan", "--pipeline", str(pipe))
+    assert "unknown model option in pipeline p.toml 'dynamic'" in line
+    assert "known: enable_dynamic_shape, use_kv_cache" in line
+    pipe.write_text(
+        'model_options = { enable_dynamic_shape = "no" }\n[[passes]]\nname = "export"\n'
+    )
+    line = one_line_error(capsys, "plan", "--pipeline", str(pipe))
+    assert "model_options.enable_dynamic_shape must be bool, got 'no'" in line

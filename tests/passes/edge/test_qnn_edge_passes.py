@@ -127,9 +127,13 @@ def test_plan_orders_them_as_qnns_table_requires_whatever_the_listed_order():
 
 def test_plan_says_why_each_pass_sits_where_it_does():
     the_plan = _plan([ToEdgePass(check_ir_validity=False), *q.passes(), PartitionQnnPass()])
-    text = the_plan.render()
+    text = the_plan.render(all_reasons=True)
     assert "qnn-fold-qdq declares after qnn-annotate-quant-attrs" in text
     assert "qnn-layout-transform declares before partition-qnn" in text
+    short = the_plan.render()  # implied constraints left out: one line for the partitioner
+    assert "qnn-layout-transform declares before partition-qnn" not in short
+    assert "qnn-resolve-debug-handle declares before partition-qnn" in short
+    assert "--all-reasons lists them" in short
 
 
 def test_plan_refuses_a_strict_edge_program():

@@ -20,6 +20,27 @@ examples:
   driver run --model mypkg.models:build --passes export,to-edge,to-executorch,emit -o m.pte
   driver run --pipeline my_pipeline.toml --set to-edge.skip_dim_order=true
 """
+EXAMPLES_BISECT = """\
+examples:
+  driver bisect --pipeline xnnpack_default --tol 1e-4
+  driver bisect --pipeline my_pipeline.toml --tol 1e-3 --plugin my_passes.py
+  driver bisect --model mypkg.models:build --passes export,my-pass,to-edge --tol 1e-5
+
+Runs prefixes of the planned pass order on a fresh copy of the model and
+binary-searches for the first pass whose output drifts beyond --tol (max abs
+difference to eager, or to the output of the last quantization pass) or that
+raises / breaks an invariant; prints it with the diff of its input and output.
+"""
+EXAMPLES_REPRO = """\
+examples:
+  driver repro pteflow-repro/004-to-edge
+  driver repro --debug pteflow-repro/004-to-edge     # with the traceback
+
+A failing 'driver run' writes the directory (see --repro-dir) and prints this
+command. It rebuilds the failing pass's input, replays the passes recorded
+before it, runs the pass with the same checks and compares the error. Exit 1:
+the failure reproduced; exit 0: it no longer does.
+"""
 EXAMPLES_PLAN = """\
 examples:
   driver plan --passes emit,to-executorch,export,to-edge
@@ -71,6 +92,46 @@ def _parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="show tracebacks on errors",
         )
+        sp.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE|FILE.py",
+            help="load the passes a module defines, for this run (repeatable)",
+        )
+
+    def model_args(sp: argparse.ArgumentParser) -> None:
+        model = sp.add_argument_group(
+            "model (default: the built-in tiny Llama with seeded random weights)"
+        )
+        model.add_argument(
+            "--model",
+            metavar="MODULE:FUNCTION",
+            help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
+            "or a pteflow Program; MODULE may be a path to a .py file",
+        )
+        model.add_argument(
+            "--params",
+            metavar="params.json",
+            help="a Llama params file, as export_llama takes (Meta format)",
+        )
+        model.add_argument(
+            "--checkpoint",
+            metavar="consolidated.pth",
+            help="the Llama checkpoint for --params (default: seeded random weights)",
+        )
+        model.add_argument(
+            "--max-seq-len",
+            type=int,
+            metavar="N",
+            help="maximum sequence length of a Llama (default: params.json's, else 128)",
+        )
+        model.add_argument(
+            "--max-context-len",
+            type=int,
+            metavar="N",
+            help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
+        )
 
     run = sub.add_parser(
         "run",
@@ -81,37 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         "between passes, write the .pte and a JSON report.",
     )
     pipeline_args(run)
-    model = run.add_argument_group(
-        "model (default: the built-in tiny Llama with seeded random weights)"
-    )
-    model.add_argument(
-        "--model",
-        metavar="MODULE:FUNCTION",
-        help="a function returning (nn.Module, example_inputs[, dynamic_shapes]) "
-        "or a pteflow Program; MODULE may be a path to a .py file",
-    )
-    model.add_argument(
-        "--params",
-        metavar="params.json",
-        help="a Llama params file, as export_llama takes (Meta format)",
-    )
-    model.add_argument(
-        "--checkpoint",
-        metavar="consolidated.pth",
-        help="the Llama checkpoint for --params (default: seeded random weights)",
-    )
-    model.add_argument(
-        "--max-seq-len",
-        type=int,
-        metavar="N",
-        help="maximum sequence length of a Llama (default: params.json's, else 128)",
-    )
-    model.add_argument(
-        "--max-context-len",
-        type=int,
-        metavar="N",
-        help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
-    )
+    model_args(run)
     run.add_argument(
         "-o",
         "--output",
@@ -138,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the JSON report (default: beside the .pte)",
     )
 
+    debug_args(run)
+    bisect_and_repro(sub, pipeline_args, model_args)
+
     plan = sub.add_parser(
         "plan",
         help="print the ordered passes and why",
@@ -162,6 +196,85 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     return p
+
+
+def debug_args(run: argparse.ArgumentParser) -> None:
+    """The 'which pass broke it' options of ``driver run`` (driver/debug.py, numerics.py)."""
+    g = run.add_argument_group("debugging (see DEVELOPERS.md, 'Finding the pass that broke it')")
+    g.add_argument(
+        "--print-ir-after",
+        metavar="PASS[,PASS]|all",
+        help="print the program's stable dump after these passes",
+    )
+    g.add_argument(
+        "--print-ir-before",
+        metavar="PASS[,PASS]|all",
+        help="print the program's stable dump before these passes",
+    )
+    g.add_argument(
+        "--print-changed",
+        action="store_true",
+        help="print a diff of the dump for every pass that changed the program",
+    )
+    g.add_argument(
+        "--dump-dir",
+        metavar="DIR",
+        help="write DIR/000-input.txt and one numbered dump per pass (001-export.txt, ...)",
+    )
+    g.add_argument(
+        "--timing",
+        action="store_true",
+        help="print a per-pass wall/CPU time table, slowest first (always in the JSON report)",
+    )
+    g.add_argument(
+        "--track-numerics",
+        action="store_true",
+        help="evaluate the program after every pass on the model's fixed inputs and print "
+        "the error against eager and against the previous pass",
+    )
+    g.add_argument(
+        "--repro-dir",
+        metavar="DIR",
+        default="pteflow-repro",
+        help="where a failing pass's reproducer goes (default: ./pteflow-repro)",
+    )
+
+
+def bisect_and_repro(sub: Any, pipeline_args: Any, model_args: Any) -> None:
+    """The ``bisect`` and ``repro`` commands (driver/bisect.py, driver/repro.py)."""
+    bis = sub.add_parser(
+        "bisect",
+        help="find the first pass that drifts beyond a tolerance or fails",
+        epilog=EXAMPLES_BISECT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Binary-search the pipeline's planned pass order for the first pass "
+        "whose output drifts numerically or breaks an invariant.",
+    )
+    pipeline_args(bis)
+    model_args(bis)
+    bis.add_argument(
+        "--tol",
+        type=float,
+        metavar="X",
+        help="the largest max-abs output difference that is not a drift (required)",
+    )
+    bis.add_argument(
+        "--checks",
+        choices=("each", "boundaries", "off"),
+        default="each",
+        help="invariant checks while probing (default: each, so the breaking pass is named)",
+    )
+    rep = sub.add_parser(
+        "repro",
+        help="re-run a failing pass from its reproducer directory",
+        epilog=EXAMPLES_REPRO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-run exactly the pass that failed, on its recorded input.",
+    )
+    rep.add_argument("dir", metavar="DIR", help="a reproducer directory a failing run wrote")
+    rep.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -191,12 +304,17 @@ def _specs(args: argparse.Namespace) -> tuple[Any, list]:
     return pipe, apply_overrides(specs, args.set)
 
 
-def _build(specs: list) -> tuple[dict, list]:
+def _build(specs: list, plugins: Sequence[str] = ()) -> tuple[dict, list]:
     from pteflow.passes.registry import load_registry
 
     from .spec import build_pass
 
-    registry = load_registry()
+    extra = []
+    if plugins:
+        from .plugins import load_plugins
+
+        extra = load_plugins(plugins)
+    registry = load_registry(extra=extra)
     return registry, [build_pass(registry, s) for s in specs]
 
 
@@ -240,7 +358,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pteflow.passes import plan
 
     _pipe, specs = _specs(args)
-    registry, passes = _build(specs)
+    registry, passes = _build(specs, args.plugin)
     start = Level.parse(args.from_level)
     the_plan = plan(
         passes,
@@ -310,7 +428,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
             for s in specs
         ]
-    registry, passes = _build(specs)
+    registry, passes = _build(specs, args.plugin)
+    from .debug import parse_selection
+
+    names = [p.name for p in passes]
+    print_after = parse_selection(args.print_ir_after, "--print-ir-after", names)
+    print_before = parse_selection(args.print_ir_before, "--print-ir-before", names)
 
     from pteflow.passes import PassManager
 
@@ -332,16 +455,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     total = len(passes)
     done = [0]
+    printing = args.print_ir_before or args.print_ir_after or args.print_changed
+    end = "\n" if printing else ""  # printed IR goes between a pass's start and end
 
     def on_event(kind: str, pos: int, p: Any, record: Any) -> None:
         if kind == "start":
             done[0] += 1
-            print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end="", flush=True)
+            print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end=end, flush=True)
         else:
             changed = "" if record.modified else "  (no change)"
             _say(f" {record.wall_s:.2f}s{changed}")
 
-    result = manager.run(model.program, on_event=on_event)
+    observers, numerics = _observers(args, manager, model, print_before, print_after)
+    result = manager.run(model.program, on_event=on_event, observers=observers)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
 
@@ -359,6 +485,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         verification = verify_pte(pte, model)
 
     _print_summary(result, pte, verification)
+    from .debug import timing_rows, timing_table
+
+    if args.timing:
+        _say(timing_table(result.records))
+    if numerics is not None:
+        from .numerics import numerics_table
+
+        _say(numerics_table(numerics.rows, model.tolerance))
+        _say(f"numerics: {numerics.eval_s:.2f}s of evaluation")
     report = {
         "pipeline": pipe.name if pipe else args.passes,
         "model": model.description,
@@ -369,6 +504,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
+        "timing": timing_rows(result.records),
+        "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
+        "numerics_eval_s": numerics.eval_s if numerics is not None else None,
     }
     report_path = (
         Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
@@ -385,6 +523,97 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _observers(
+    args: argparse.Namespace, manager: Any, model: Any, before: Any, after: Any
+) -> tuple[list, Any]:
+    """The run's PassObservers from the debugging flags; the numerics tracker if on."""
+    from .debug import DumpDir, IRPrinter
+    from .plugins import absolute
+    from .repro import ReproRecorder
+
+    ordered = manager.plan(
+        start_level=model.program.level, initial_facts=model.program.facts
+    ).ordered_passes()
+    observers: list = [
+        ReproRecorder(
+            Path(args.repro_dir), ordered, verify=args.checks, plugins=absolute(args.plugin)
+        )
+    ]
+    if before or after or args.print_changed:
+        observers.append(IRPrinter(before=before, after=after, changed=args.print_changed))
+    if args.dump_dir:
+        observers.append(DumpDir(Path(args.dump_dir)))
+    numerics = None
+    if args.track_numerics:
+        from .numerics import NumericsTracker
+
+        numerics = NumericsTracker(model.reference, model.steps, model.tolerance)
+        observers.append(numerics)
+    return observers, numerics
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pteflow.ir.errors import UserError
+
+    from .bisect import bisect
+    from .spec import PassSpec
+
+    if args.tol is None:
+        raise UserError("bisect needs a tolerance: --tol X (e.g. --tol 1e-4)")
+    if not args.tol >= 0:
+        raise UserError(f"--tol must be a number >= 0, got {args.tol}")
+    pipe, specs = _specs(args)
+    with tempfile.TemporaryDirectory(prefix="pteflow-bisect-") as tmp:
+        specs = [  # probes must not overwrite the pipeline's .pte
+            PassSpec(s.name, {**s.options, "path": str(Path(tmp) / "probe.pte")})
+            if s.name == "emit"
+            else s
+            for s in specs
+        ]
+        registry, passes = _build(specs, args.plugin)
+
+        def load() -> Any:
+            return _load_model(args, pipe)
+
+        def on_probe(p: Any) -> None:
+            state = "BAD" if p.bad else "good" if p.evaluable else "not evaluable"
+            _say(f"probe: first {p.k} passes: {state}")
+
+        result = bisect(
+            load,
+            passes,
+            tolerance=args.tol,
+            verify=args.checks,
+            registry=registry,
+            on_probe=on_probe,
+        )
+    _say(result.render())
+    return 1 if result.first_bad is not None else 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    from .repro import load, replay
+
+    info = load(Path(args.dir))
+    _say(
+        f"replaying {info['pass_described']} on the input in {args.dir} "
+        f"({len(info['replay'])} pass(es) replayed first)"
+    )
+    got = replay(Path(args.dir))
+    if got.error is not None and getattr(args, "debug", False):
+        raise got.error
+    if got.reproduced:
+        _say(f"reproduced in {got.seconds:.2f}s: {got.got}")
+        return 1
+    if got.got is None:
+        _say(f"did not reproduce: the pass now runs cleanly (expected {got.expected})")
+        return 0
+    _say(f"a different failure: {got.got}\n  (recorded: {got.expected})")
+    return 1
 
 
 def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
@@ -420,7 +649,19 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
         )
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}
+COMMANDS = {
+    "run": cmd_run,
+    "plan": cmd_plan,
+    "list": cmd_list,
+    "bisect": cmd_bisect,
+    "repro": cmd_repro,
+}
+
+
+def _repro_hint(e: BaseException) -> None:
+    where = getattr(e, "repro_dir", None)
+    if where is not None:
+        sys.stderr.write(f"driver: reproduce it alone with: driver repro {where}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -446,11 +687,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"driver: error: in pass {e.pass_name}: {e.__cause__}\n")
             return 2
         sys.stderr.write(f"driver: {e} (run with --debug for the traceback)\n")
+        _repro_hint(e)
         return 1
     except InvariantError as e:
         if debug:
             raise
         sys.stderr.write(f"driver: {e} (run with --debug for the traceback)\n")
+        _repro_hint(e)
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("driver: interrupted\n")

@@ -10,9 +10,9 @@ A reproducer directory holds:
                    the modules; needs their classes importable)
     inputs.pt      example inputs, metadata and facts of that program
 
-The input is captured before it can be edited in place: the program as it
-was when it first reached ATEN (or the EAGER input, for a failure before
-export). Passes between that point and the failing one are replayed; for a
+The input is captured (a deep copy, serialized only when a pass fails)
+before passes can edit it in place: the program as it was when it first
+reached ATEN (or the EAGER input, for a failure before export). Passes between that point and the failing one are replayed; for a
 failure at ATEN right after export, or inside export, there are none. EDGE
 programs are not serialized (ExecuTorch has no round-trip for an
 ``EdgeProgramManager`` with delegates); their ATEN input and the passes to
@@ -72,13 +72,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-@attrs.define
+@attrs.frozen
 class _Snapshot:
     rank: int  # the pass that was about to run on it
-    level: Level
-    files: dict[str, bytes]  # file name under program/ -> bytes
-    inputs: bytes  # torch.save of example inputs, metadata, facts
-    problem: str | None = None
+    program: Program  # with a deep copy of the artifact (serialized only on failure)
+
+    @property
+    def level(self) -> Level:
+        return self.program.level
 
 
 class ReproRecorder(PassObserver):
@@ -105,7 +106,12 @@ class ReproRecorder(PassObserver):
         at_aten = program_in.level == Level.ATEN
         first_aten = at_aten and (self.snapshot is None or self.snapshot.level != Level.ATEN)
         if (rank == 0 and program_in.level == Level.EAGER) or first_aten:
-            self.snapshot = _take(rank, program_in)
+            import copy
+
+            # a deep copy costs ~1/20 of torch.export.save: serialize only on failure
+            self.snapshot = _Snapshot(
+                rank, program_in.evolve(artifact=copy.deepcopy(dict(program_in.artifact)))
+            )
 
     def after(self, rank: int, pass_: Pass, program_out: Program, record: PassRecord) -> None:
         pass
@@ -128,10 +134,12 @@ class ReproRecorder(PassObserver):
         if out.exists():
             shutil.rmtree(out)
         (out / "program").mkdir(parents=True)
+        problem: str | None = "no input was captured"
         if snap is not None:
-            for name, data in snap.files.items():
+            files, inputs, problem = _serialize(snap.program)
+            for name, data in files.items():
                 (out / "program" / name).write_bytes(data)
-            (out / "inputs.pt").write_bytes(snap.inputs)
+            (out / "inputs.pt").write_bytes(inputs)
         cause = error.__cause__ if isinstance(error, PassFailedError) else error
         info = {
             "format": FORMAT,
@@ -139,7 +147,7 @@ class ReproRecorder(PassObserver):
             "pass_described": pass_.describe(),
             "rank": rank,
             "level": snap.level.label if snap else None,
-            "input_problem": snap.problem if snap else "no input was captured",
+            "input_problem": problem,
             "replay": [spec_of(p) for p in self.ordered[snap.rank : rank]] if snap else [],
             "upcoming": [spec_of(p) for p in [*self.ordered[rank + 1 :], *self.upcoming]],
             "verify": self.verify,
@@ -161,7 +169,8 @@ class ReproRecorder(PassObserver):
         return out
 
 
-def _take(rank: int, program: Program) -> _Snapshot:
+def _serialize(program: Program) -> tuple[dict[str, bytes], bytes, str | None]:
+    """Files under program/, the bytes of inputs.pt, and why the input could not be saved."""
     import torch
 
     files: dict[str, bytes] = {}
@@ -202,7 +211,7 @@ def _take(rank: int, program: Program) -> _Snapshot:
             },
             buf,
         )
-    return _Snapshot(rank, program.level, files, buf.getvalue(), problem)
+    return files, buf.getvalue(), problem
 
 
 # --------------------------------------------------------------------------- replay

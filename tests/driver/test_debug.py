@@ -153,3 +153,24 @@ def test_dump_dir_is_numbered_and_stable(capsys, tmp_path):
 def test_unknown_plugin_is_one_line(capsys):
     code, _out, err = run(capsys, "plan", "--passes", "export", "--plugin", "nosuch_mod_xyz")
     assert code == 2 and "--plugin nosuch_mod_xyz: cannot import it" in err
+
+
+@pytest.mark.slow
+def test_dump_dir_is_stable_through_lowering(capsys, tmp_path):
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        code, _out, err = mlp_run(
+            capsys,
+            "export,to-edge,partition-xnnpack,to-executorch",
+            "--dump-dir",
+            str(d),
+        )
+        assert code == 0, err
+    names = sorted(p.name for p in dirs[0].iterdir())
+    assert names[-1] == "004-to-executorch.txt"
+    for name in names:
+        assert (dirs[0] / name).read_text() == (dirs[1] / name).read_text(), name
+    assert (
+        "## delegate forward/lowered_module_0 -> XnnpackBackend"
+        in (dirs[0] / "003-partition-xnnpack.txt").read_text()
+    )

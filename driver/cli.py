@@ -19,6 +19,7 @@ examples:
   driver run --pipeline xnnpack_default -o llama.pte
   driver run --model mypkg.models:build --passes export,to-edge,to-executorch,emit -o m.pte
   driver run --pipeline my_pipeline.toml --set to-edge.skip_dim_order=true
+  driver run --pipeline xnnpack_default --track-numerics --timing --print-changed
 """
 EXAMPLES_BISECT = """\
 examples:

@@ -12,11 +12,11 @@ A reproducer directory holds:
 
 The input is captured (a deep copy, serialized only when a pass fails)
 before passes can edit it in place: the program as it was when it first
-reached ATEN (or the EAGER input, for a failure before export). Passes between that point and the failing one are replayed; for a
-failure at ATEN right after export, or inside export, there are none. EDGE
-programs are not serialized (ExecuTorch has no round-trip for an
-``EdgeProgramManager`` with delegates); their ATEN input and the passes to
-replay stand in for them.
+reached ATEN (or the EAGER input, for a failure before export). Passes
+between that point and the failing one are replayed: none for a failure in
+the first ATEN pass. EDGE programs are not serialized (not attempted: an
+``EdgeProgramManager`` with delegates has no save/load pair pteflow uses);
+their ATEN input and the passes to replay stand in for them.
 
 ``driver repro DIR`` rebuilds the program, replays, runs the failing pass
 with the same checks, and compares the error with the recorded one.
@@ -100,6 +100,7 @@ class ReproRecorder(PassObserver):
         self.verify = verify
         self.plugins = list(plugins)
         self.snapshot: _Snapshot | None = None
+        self.problem: str | None = "no input was captured"
         self.written: Path | None = None
 
     def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
@@ -109,9 +110,13 @@ class ReproRecorder(PassObserver):
             import copy
 
             # a deep copy costs ~1/20 of torch.export.save: serialize only on failure
-            self.snapshot = _Snapshot(
-                rank, program_in.evolve(artifact=copy.deepcopy(dict(program_in.artifact)))
-            )
+            try:
+                artifact = copy.deepcopy(dict(program_in.artifact))
+            except Exception as e:  # no reproducer input; the run goes on
+                self.snapshot = None
+                self.problem = f"the input could not be copied: {type(e).__name__}: {e}"
+                return
+            self.snapshot = _Snapshot(rank, program_in.evolve(artifact=artifact))
 
     def after(self, rank: int, pass_: Pass, program_out: Program, record: PassRecord) -> None:
         pass
@@ -134,7 +139,7 @@ class ReproRecorder(PassObserver):
         if out.exists():
             shutil.rmtree(out)
         (out / "program").mkdir(parents=True)
-        problem: str | None = "no input was captured"
+        problem = self.problem
         if snap is not None:
             files, inputs, problem = _serialize(snap.program)
             for name, data in files.items():

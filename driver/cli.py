@@ -21,6 +21,28 @@ examples:
   driver run --pipeline my_pipeline.toml --set to-edge.skip_dim_order=true
   driver run --pipeline qnn_default --no-delegate -o qnn_quant.pte   # no QNN SDK needed
   driver run --pipeline qnn_default --set pt2e-prepare.quantizer=qnn-8a8w --no-delegate
+  driver run --pipeline xnnpack_default --track-numerics --timing --print-changed
+"""
+EXAMPLES_BISECT = """\
+examples:
+  driver bisect --pipeline xnnpack_default --tol 1e-4
+  driver bisect --pipeline my_pipeline.toml --tol 1e-3 --plugin my_passes.py
+  driver bisect --model mypkg.models:build --passes export,my-pass,to-edge --tol 1e-5
+
+Runs prefixes of the planned pass order on a fresh copy of the model and
+binary-searches for the first pass whose output drifts beyond --tol (max abs
+difference to eager, or to the output of the last quantization pass) or that
+raises / breaks an invariant; prints it with the diff of its input and output.
+"""
+EXAMPLES_REPRO = """\
+examples:
+  driver repro pteflow-repro/004-to-edge
+  driver repro --debug pteflow-repro/004-to-edge     # with the traceback
+
+A failing 'driver run' writes the directory (see --repro-dir) and prints this
+command. It rebuilds the failing pass's input, replays the passes recorded
+before it, runs the pass with the same checks and compares the error. Exit 1:
+the failure reproduced; exit 0: it no longer does.
 """
 EXAMPLES_PLAN = """\
 examples:
@@ -86,6 +108,13 @@ def _parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="show tracebacks on errors",
         )
+        sp.add_argument(
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE|FILE.py",
+            help="load the passes a module defines, for this run (repeatable)",
+        )
 
     def model_args(sp: argparse.ArgumentParser) -> None:
         model = sp.add_argument_group(
@@ -119,6 +148,8 @@ def _parser() -> argparse.ArgumentParser:
             metavar="N",
             help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
         )
+
+    def checks_arg(sp: argparse.ArgumentParser) -> None:
         sp.add_argument(
             "--checks",
             choices=("each", "boundaries", "off"),
@@ -137,6 +168,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pipeline_args(run)
     model_args(run)
+    checks_arg(run)
     run.add_argument(
         "-o",
         "--output",
@@ -155,6 +187,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH.json",
         help="where to write the JSON report (default: beside the .pte)",
     )
+
+    debug_args(run)
+    bisect_and_repro(sub, pipeline_args, model_args)
 
     plan = sub.add_parser(
         "plan",
@@ -189,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pipeline_args(cov)
     model_args(cov)
+    checks_arg(cov)
     cov.add_argument(
         "--json",
         metavar="PATH.json",
@@ -203,6 +239,85 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     return p
+
+
+def debug_args(run: argparse.ArgumentParser) -> None:
+    """The 'which pass broke it' options of ``driver run`` (driver/debug.py, numerics.py)."""
+    g = run.add_argument_group("debugging (see DEVELOPERS.md, 'Finding the pass that broke it')")
+    g.add_argument(
+        "--print-ir-after",
+        metavar="PASS[,PASS]|all",
+        help="print the program's stable dump after these passes",
+    )
+    g.add_argument(
+        "--print-ir-before",
+        metavar="PASS[,PASS]|all",
+        help="print the program's stable dump before these passes",
+    )
+    g.add_argument(
+        "--print-changed",
+        action="store_true",
+        help="print a diff of the dump for every pass that changed the program",
+    )
+    g.add_argument(
+        "--dump-dir",
+        metavar="DIR",
+        help="write DIR/000-input.txt and one numbered dump per pass (001-export.txt, ...)",
+    )
+    g.add_argument(
+        "--timing",
+        action="store_true",
+        help="print a per-pass wall/CPU time table, slowest first (always in the JSON report)",
+    )
+    g.add_argument(
+        "--track-numerics",
+        action="store_true",
+        help="evaluate the program after every pass on the model's fixed inputs and print "
+        "the error against eager and against the previous pass",
+    )
+    g.add_argument(
+        "--repro-dir",
+        metavar="DIR",
+        default="pteflow-repro",
+        help="where a failing pass's reproducer goes (default: ./pteflow-repro)",
+    )
+
+
+def bisect_and_repro(sub: Any, pipeline_args: Any, model_args: Any) -> None:
+    """The ``bisect`` and ``repro`` commands (driver/bisect.py, driver/repro.py)."""
+    bis = sub.add_parser(
+        "bisect",
+        help="find the first pass that drifts beyond a tolerance or fails",
+        epilog=EXAMPLES_BISECT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Binary-search the pipeline's planned pass order for the first pass "
+        "whose output drifts numerically or breaks an invariant.",
+    )
+    pipeline_args(bis)
+    model_args(bis)
+    bis.add_argument(
+        "--tol",
+        type=float,
+        metavar="X",
+        help="the largest max-abs output difference that is not a drift (required)",
+    )
+    bis.add_argument(
+        "--checks",
+        choices=("each", "boundaries", "off"),
+        default="each",
+        help="invariant checks while probing (default: each, so the breaking pass is named)",
+    )
+    rep = sub.add_parser(
+        "repro",
+        help="re-run a failing pass from its reproducer directory",
+        epilog=EXAMPLES_REPRO,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Re-run exactly the pass that failed, on its recorded input.",
+    )
+    rep.add_argument("dir", metavar="DIR", help="a reproducer directory a failing run wrote")
+    rep.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -232,12 +347,19 @@ def _specs(args: argparse.Namespace) -> tuple[Any, list]:
     return pipe, enabled_only(apply_overrides(specs, args.set))
 
 
-def _build(specs: list, *, no_delegate: bool = False) -> tuple[dict, list]:
+def _build(
+    specs: list, plugins: Sequence[str] = (), *, no_delegate: bool = False
+) -> tuple[dict, list]:
     from pteflow.passes.registry import load_registry
 
     from .spec import build_pass
 
-    registry = load_registry()
+    extra = []
+    if plugins:
+        from .plugins import load_plugins
+
+        extra = load_plugins(plugins)
+    registry = load_registry(extra=extra)
     passes = [build_pass(registry, s) for s in specs]
     if no_delegate:
         passes = [q for q in (p.without_delegation() for p in passes) if q is not None]
@@ -289,7 +411,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from pteflow.passes import plan
 
     _pipe, specs = _specs(args)
-    registry, passes = _build(specs, no_delegate=args.no_delegate)
+    registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     start = Level.parse(args.from_level)
     the_plan = plan(
         passes,
@@ -365,8 +487,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
             for s in specs
         ]
-    registry, passes = _build(specs, no_delegate=args.no_delegate)
+    registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
+    from .debug import parse_selection
+
+    names = [p.name for p in passes]
+    print_after = parse_selection(args.print_ir_after, "--print-ir-after", names)
+    print_before = parse_selection(args.print_ir_before, "--print-ir-before", names)
 
     from pteflow.ir.errors import UnavailableError
     from pteflow.passes import PassManager
@@ -395,28 +522,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     total = len(passes)
     done = [0]
+    printing = args.print_ir_before or args.print_ir_after or args.print_changed
+    end = "\n" if printing else ""  # printed IR goes between a pass's start and end
 
     def on_event(kind: str, pos: int, p: Any, record: Any) -> None:
         if kind == "start":
             done[0] += 1
-            print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end="", flush=True)
+            print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end=end, flush=True)
         else:
             changed = "" if record.modified else "  (no change)"
             _say(f" {record.wall_s:.2f}s{changed}")
 
-    # --no-delegate: the .pte must equal the program right after quantization (the
-    # fake-quantized model), not the float one; keep that program as the reference.
-    quantized_ref: dict[str, Any] = {}
+    observers, numerics = _observers(args, manager, model, print_before, print_after)
+    quantized_ref = None
+    if args.no_delegate:
+        # the .pte must equal the program right after quantization (the fake-quantized
+        # model), not the float one: keep that program as the reference
+        from .verify import QuantizedReference
 
-    def on_program(p: Any, program: Any) -> None:
-        from pteflow.ir import facts
-
-        if args.no_delegate and p.contract.provides & facts.QUANTIZATION:
-            from .verify import reference_from
-
-            quantized_ref.update(after=p.name, reference=reference_from(program))
-
-    result = manager.run(model.program, on_event=on_event, on_program=on_program)
+        quantized_ref = QuantizedReference()
+        observers.append(quantized_ref)
+    result = manager.run(model.program, on_event=on_event, observers=observers)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
 
@@ -432,11 +558,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .verify import verify_pte
 
         against = "eager"
-        if quantized_ref:
-            against = f"the quantized program after {quantized_ref['after']}"
+        if quantized_ref is not None and quantized_ref.pass_name is not None:
+            against = f"the quantized program after {quantized_ref.pass_name}"
             model = attrs.evolve(
                 model,
-                reference=quantized_ref["reference"],
+                reference=quantized_ref.reference,
                 tolerance=pipe.no_delegate_tolerance if pipe is not None else 1e-5,
             )
         verification = verify_pte(pte, model, against=against)
@@ -445,6 +571,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(not_delegated)
 
     _print_summary(result, pte, verification)
+    from .debug import timing_rows, timing_table
+
+    if args.timing:
+        _say(timing_table(result.records))
+    if numerics is not None:
+        from .numerics import numerics_table
+
+        _say(numerics_table(numerics.rows, model.tolerance))
+        _say(f"numerics: {numerics.eval_s:.2f}s of evaluation")
     report = {
         "pipeline": pipe.name if pipe else args.passes,
         "model": model.description,
@@ -456,6 +591,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
         "no_delegate": {"dropped": dropped, "note": not_delegated} if args.no_delegate else None,
+        "timing": timing_rows(result.records),
+        "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
+        "numerics_eval_s": numerics.eval_s if numerics is not None else None,
     }
     report_path = (
         Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
@@ -485,6 +623,97 @@ def _not_delegated_note(dropped: list[str]) -> str:
         f"backend-prepared graph on portable kernels. Left out {len(dropped)} pass(es): "
         f"{', '.join(dropped)}"
     )
+
+
+def _observers(
+    args: argparse.Namespace, manager: Any, model: Any, before: Any, after: Any
+) -> tuple[list, Any]:
+    """The run's PassObservers from the debugging flags; the numerics tracker if on."""
+    from .debug import DumpDir, IRPrinter
+    from .plugins import absolute
+    from .repro import ReproRecorder
+
+    ordered = manager.plan(
+        start_level=model.program.level, initial_facts=model.program.facts
+    ).ordered_passes()
+    observers: list = [
+        ReproRecorder(
+            Path(args.repro_dir), ordered, verify=args.checks, plugins=absolute(args.plugin)
+        )
+    ]
+    if before or after or args.print_changed:
+        observers.append(IRPrinter(before=before, after=after, changed=args.print_changed))
+    if args.dump_dir:
+        observers.append(DumpDir(Path(args.dump_dir)))
+    numerics = None
+    if args.track_numerics:
+        from .numerics import NumericsTracker
+
+        numerics = NumericsTracker(model.reference, model.steps, model.tolerance)
+        observers.append(numerics)
+    return observers, numerics
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pteflow.ir.errors import UserError
+
+    from .bisect import bisect
+    from .spec import PassSpec
+
+    if args.tol is None:
+        raise UserError("bisect needs a tolerance: --tol X (e.g. --tol 1e-4)")
+    if not args.tol >= 0:
+        raise UserError(f"--tol must be a number >= 0, got {args.tol}")
+    pipe, specs = _specs(args)
+    with tempfile.TemporaryDirectory(prefix="pteflow-bisect-") as tmp:
+        specs = [  # probes must not overwrite the pipeline's .pte
+            PassSpec(s.name, {**s.options, "path": str(Path(tmp) / "probe.pte")})
+            if s.name == "emit"
+            else s
+            for s in specs
+        ]
+        registry, passes = _build(specs, args.plugin)
+
+        def load() -> Any:
+            return _load_model(args, pipe)
+
+        def on_probe(p: Any) -> None:
+            state = "BAD" if p.bad else "good" if p.evaluable else "not evaluable"
+            _say(f"probe: first {p.k} passes: {state}")
+
+        result = bisect(
+            load,
+            passes,
+            tolerance=args.tol,
+            verify=args.checks,
+            registry=registry,
+            on_probe=on_probe,
+        )
+    _say(result.render())
+    return 1 if result.first_bad is not None else 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    from .repro import load, replay
+
+    info = load(Path(args.dir))
+    _say(
+        f"replaying {info['pass_described']} on the input in {args.dir} "
+        f"({len(info['replay'])} pass(es) replayed first)"
+    )
+    got = replay(Path(args.dir))
+    if got.error is not None and getattr(args, "debug", False):
+        raise got.error
+    if got.reproduced:
+        _say(f"reproduced in {got.seconds:.2f}s: {got.got}")
+        return 1
+    if got.got is None:
+        _say(f"did not reproduce: the pass now runs cleanly (expected {got.expected})")
+        return 0
+    _say(f"a different failure: {got.got}\n  (recorded: {got.expected})")
+    return 1
 
 
 def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
@@ -530,7 +759,7 @@ def cmd_check_coverage(args: argparse.Namespace) -> int:
     if args.no_delegate:
         raise UserError("check-coverage asks what a backend takes; drop --no-delegate")
     pipe, specs = _specs(args)
-    registry, passes = _build(specs)
+    registry, passes = _build(specs, args.plugin)
     partitioners = [p for p in passes if p.contract.ordered and p.contract.delegation]
     checks = {}
     for p in partitioners:
@@ -580,7 +809,15 @@ COMMANDS = {
     "plan": cmd_plan,
     "list": cmd_list,
     "check-coverage": cmd_check_coverage,
+    "bisect": cmd_bisect,
+    "repro": cmd_repro,
 }
+
+
+def _repro_hint(e: BaseException) -> None:
+    where = getattr(e, "repro_dir", None)
+    if where is not None:
+        sys.stderr.write(f"driver: reproduce it alone with: driver repro {where}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -606,11 +843,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"driver: error: in pass {e.pass_name}: {e.__cause__}\n")
             return 2
         sys.stderr.write(f"driver: {e} (run with --debug for the traceback)\n")
+        _repro_hint(e)
         return 1
     except InvariantError as e:
         if debug:
             raise
         sys.stderr.write(f"driver: {e} (run with --debug for the traceback)\n")
+        _repro_hint(e)
         return 1
     except KeyboardInterrupt:
         sys.stderr.write("driver: interrupted\n")

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from pteflow.ir import Level, Program
+from pteflow.passes.manager import PassObserver
 
 from .models import LoadedModel
 
@@ -54,6 +55,24 @@ def reference_from(program: Program) -> Mapping[str, Any]:
     raise PipelineError(
         f"a verification reference must be an EAGER or ATEN program, got {program.level.label}"
     )
+
+
+class QuantizedReference(PassObserver):
+    """Keeps the program right after the last pass that provides a quantization fact.
+
+    ``--no-delegate`` verifies against it: an undelegated ``.pte`` must compute what
+    the fake-quantized model computes, not what the float model does.
+    """
+
+    def __init__(self) -> None:
+        self.pass_name: str | None = None  # the quantization pass it was taken after
+        self.reference: Mapping[str, Any] = {}
+
+    def after(self, rank: int, pass_: Any, program_out: Program, record: Any) -> None:
+        from pteflow.ir import facts
+
+        if pass_.contract.provides & facts.QUANTIZATION:
+            self.pass_name, self.reference = pass_.name, reference_from(program_out)
 
 
 def verify_pte(path: Path, model: LoadedModel, *, against: str = "eager") -> Verification:

@@ -39,6 +39,7 @@ from pteflow.ir.errors import (
     UnavailableError,
     UnsatisfiedError,
 )
+from pteflow.ir.hashing import structural_hash
 
 from .base import Pass, PassContext
 
@@ -381,6 +382,24 @@ def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
 Event = Callable[[str, int, Pass, "PassRecord | None"], None]
 
 
+class PassObserver:
+    """Hooks the manager calls around every pass (printing, dumps, numerics, reproducers).
+
+    ``program_in`` may be edited in place by the pass: read what you need from
+    it in ``before`` (``after`` sees it as the pass left it). Observers must not
+    change the programs they see.
+    """
+
+    def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
+        """Called before ``pass_`` (at run position ``rank``) runs on ``program_in``."""
+
+    def after(self, rank: int, pass_: Pass, program_out: Program, record: PassRecord) -> None:
+        """Called after ``pass_`` ran and its output passed the configured checks."""
+
+    def failed(self, rank: int, pass_: Pass, error: BaseException) -> None:
+        """Called when ``pass_`` raised or broke an invariant, before the error propagates."""
+
+
 def _describe_options(p: Pass) -> str:
     opts = p.non_default_options()
     return "{" + ", ".join(f"{k}={v!r}" for k, v in opts.items()) + "}" if opts else ""
@@ -434,14 +453,16 @@ class PassManager:
         *,
         on_event: Event | None = None,
         upcoming: Sequence[Pass] = (),
-        on_program: Callable[[Pass, Program], None] | None = None,
+        observers: Sequence[PassObserver] = (),
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
         ``upcoming``: passes that will run after these (a prefix run of a longer
         pipeline); running passes see them in ``ctx.upcoming``.
-        ``on_program``: called with each pass and the program it returned (checked),
-        e.g. to keep the program after quantization as a numerical reference.
+        ``observers``: ``PassObserver`` hooks called before and after every pass.
+
+        In ``each`` mode a pass that reports ``modified=False`` is also checked
+        not to have changed the program's structure (``ir.hashing``).
 
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
@@ -471,27 +492,37 @@ class PassManager:
                 position=pos,
                 upcoming=tuple(self.passes[j] for j in order[rank + 1 :]) + tuple(upcoming),
             )
+            for obs in observers:
+                obs.before(rank, p, program)
             ops_before = views.node_count(program)
             delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
+            hash_before = structural_hash(program) if self.verify == "each" else None
             w0, c0 = time.perf_counter(), time.process_time()
             try:
-                result = p.apply(program, ctx)
-            except InvariantError as e:
-                if e.pass_name is None:
-                    raise InvariantError(str(e), pass_name=p.name) from e
+                try:
+                    result = p.apply(program, ctx)
+                except InvariantError as e:
+                    if e.pass_name is None:
+                        raise InvariantError(str(e), pass_name=p.name) from e
+                    raise
+                except Exception as e:
+                    raise PassFailedError(p.name, pos, _describe_options(p), e) from e
+                wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+                new = result.program
+                for f in p.contract.provides:
+                    pending[f] = p.name
+                k0 = time.perf_counter()
+                boundary = p.contract.is_conversion or rank == len(order) - 1
+                if self.verify == "each" or (self.verify == "boundaries" and boundary):
+                    self._check(new, pending, p.name)
+                    pending = {}
+                if hash_before is not None and not result.modified:
+                    _check_unchanged(p, hash_before, new)
+                check_s = time.perf_counter() - k0
+            except (InvariantError, PassFailedError) as e:
+                for obs in observers:
+                    obs.failed(rank, p, e)
                 raise
-            except Exception as e:
-                raise PassFailedError(p.name, pos, _describe_options(p), e) from e
-            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-            new = result.program
-            for f in p.contract.provides:
-                pending[f] = p.name
-            k0 = time.perf_counter()
-            boundary = p.contract.is_conversion or rank == len(order) - 1
-            if self.verify == "each" or (self.verify == "boundaries" and boundary):
-                self._check(new, pending, p.name)
-                pending = {}
-            check_s = time.perf_counter() - k0
             ops_after = views.node_count(new)
             records.append(
                 PassRecord(
@@ -513,10 +544,10 @@ class PassManager:
                     else {},
                 )
             )
+            for obs in observers:
+                obs.after(rank, p, new, records[-1])
             if on_event:
                 on_event("end", pos, p, records[-1])
-            if on_program:
-                on_program(p, new)
             program = new
         return RunResult(program, tuple(records), the_plan, schedule_s)
 
@@ -539,3 +570,15 @@ class PassManager:
                 raise FactError(
                     f"claims fact {fact.name!r} ({fact.meaning}), but {why}", pass_name=claimant
                 )
+
+
+def _check_unchanged(p: Pass, hash_before: str, program: Program) -> None:
+    """A pass that reported ``modified=False`` must leave the structure as it found it."""
+    after = structural_hash(program)
+    if after != hash_before:
+        raise InvariantError(
+            f"reported modified=False, but the program's structure changed "
+            f"(structural hash {hash_before[:12]} -> {after[:12]}); return "
+            "PassResult(program, True) when the pass edits the graph or module",
+            pass_name=p.name,
+        )

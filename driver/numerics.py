@@ -1,0 +1,255 @@
+"""Numeric drift at every pass boundary (``driver run --track-numerics``).
+
+After every pass the program is evaluated on the model's fixed ``steps`` and
+compared with the eager reference and with the previous pass. Every
+evaluation starts from a fresh copy of the state (a KV cache), feeds the steps
+in order and compares every step's outputs:
+
+    EAGER        a deep copy of the module
+    ATEN, EDGE   a deep copy of ``exported_program(method).module()``
+                 (delegates run the graphs they were lowered from)
+    EXECUTORCH   the ``.pte`` bytes, loaded fresh in ``executorch.runtime``
+
+A program that cannot run at its level is "not evaluable" in the table, never
+an error. A lossy pass (one that provides a quantization fact, or changes the
+dtype) is expected to add error: its row says so, and from there on the
+tolerance applies against that pass's output instead of eager.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pteflow.ir import Level, Program
+from pteflow.passes.base import Pass
+from pteflow.passes.manager import PassObserver, PassRecord
+
+if TYPE_CHECKING:
+    import torch
+
+Outputs = list[list["torch.Tensor"]]  # per step, the flat output tensors
+
+
+class NotEvaluable(Exception):
+    """The program cannot run at its level (the table says so)."""
+
+
+def is_lossy(p: Pass) -> bool:
+    """Does ``p`` add numeric error by design (quantization, dtype change)?"""
+    from pteflow.ir import facts
+
+    return bool(p.contract.provides & (facts.QUANTIZATION | {facts.DTYPE_OVERRIDDEN}))
+
+
+def evaluate(program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]) -> Outputs:
+    """Every step's outputs, from fresh state.
+
+    Raises:
+        NotEvaluable: the program cannot be run at its level (with the reason).
+    """
+    import torch
+    from torch.utils._pytree import tree_flatten
+
+    from pteflow.ir.evaluate import flat_tensors, load_runtime_program
+
+    def clean(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [t.detach().clone() for t in ts]
+
+    out: Outputs = []
+    try:
+        with torch.no_grad():
+            if program.level == Level.EXECUTORCH:
+                loaded = load_runtime_program(program.artifact.buffer)
+                methods: dict[str, Any] = {}
+                for method, inputs in steps:
+                    if method not in methods:
+                        methods[method] = loaded.load_method(method)
+                    flat = list(tree_flatten(tuple(inputs))[0])
+                    out.append(clean(flat_tensors(methods[method].execute(flat))))
+                del methods, loaded
+                return out
+            callables: dict[str, Any] = {}
+            for method, inputs in steps:
+                if method not in callables:
+                    if program.level == Level.EAGER:
+                        callables[method] = copy.deepcopy(program.modules()[method])
+                    else:
+                        ep = program.exported_programs()[method]
+                        callables[method] = copy.deepcopy(ep.module())
+                out.append(clean(flat_tensors(callables[method](*inputs))))
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise NotEvaluable(f"{type(e).__name__}: {first}") from e
+    return out
+
+
+@attrs.frozen
+class Drift:
+    """The largest difference of two evaluations: absolute, and relative to the reference."""
+
+    abs: float
+    rel: float
+
+    @staticmethod
+    def between(got: Outputs, ref: Outputs) -> Drift:
+        worst, scale = 0.0, 0.0
+        if len(got) != len(ref):
+            return Drift(float("inf"), float("inf"))
+        for g_step, r_step in zip(got, ref, strict=True):
+            if len(g_step) != len(r_step):
+                return Drift(float("inf"), float("inf"))
+            for g, r in zip(g_step, r_step, strict=True):
+                if g.shape != r.shape:
+                    return Drift(float("inf"), float("inf"))
+                if r.numel():
+                    scale = max(scale, r.double().abs().max().item())
+                    if g.is_floating_point() or r.is_floating_point():
+                        d = (g.double() - r.double()).abs().max().item()
+                    else:
+                        d = float((g != r).any().item())
+                    worst = max(worst, d)
+        return Drift(worst, worst / scale if scale else worst)
+
+
+@attrs.frozen
+class NumericsRow:
+    rank: int  # 0: the input program
+    pass_: str
+    level: str
+    vs_eager: Drift | None
+    vs_prev: Drift | None
+    vs_baseline: Drift | None  # eager, or the output of the last lossy pass
+    baseline: str  # "eager" or the lossy pass it is measured against
+    note: str
+    over: bool  # beyond the tolerance against the baseline
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class NumericsTracker(PassObserver):
+    """Evaluate after every pass; collect one ``NumericsRow`` per pass."""
+
+    def __init__(
+        self,
+        reference: Mapping[str, Any],
+        steps: Sequence[tuple[str, tuple[Any, ...]]],
+        tolerance: float,
+        *,
+        on_row: Callable[[NumericsRow], None] | None = None,
+    ):
+        self.steps = list(steps)
+        self.tolerance = tolerance
+        self.eager = evaluate(Program.eager(dict(reference), _inputs_of(steps)), self.steps)
+        self.prev: Outputs | None = self.eager
+        self.baseline: Outputs = self.eager
+        self.baseline_name = "eager"
+        self.rebase_pending = False
+        self.rows: list[NumericsRow] = []
+        self.on_row = on_row
+        self.eval_s = 0.0
+
+    def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
+        if rank == 0:
+            self._row(0, "(input)", program_in, lossy=False)
+
+    def after(self, rank: int, pass_: Pass, program_out: Program, record: PassRecord) -> None:
+        # a pass that changed nothing (the manager checks that claim in 'each' mode)
+        # computes what the previous program computed: reuse its outputs
+        same = None if record.modified or self.prev is None else self.prev
+        self._row(rank + 1, pass_.describe(), program_out, lossy=is_lossy(pass_), same=same)
+
+    def _row(
+        self, rank: int, name: str, program: Program, *, lossy: bool, same: Outputs | None = None
+    ) -> None:
+        import time
+
+        t0 = time.perf_counter()
+        got: Outputs | None
+        try:
+            got = same if same is not None else evaluate(program, self.steps)
+        except NotEvaluable as e:
+            got, note = None, f"not evaluable at this level ({e})"
+        self.eval_s += time.perf_counter() - t0
+        if got is None:
+            row = NumericsRow(
+                rank, name, program.level.label, None, None, None, self.baseline_name, note, False
+            )
+            self.rebase_pending = self.rebase_pending or lossy
+            self.prev = None
+        else:
+            vs_base = Drift.between(got, self.baseline)
+            over = vs_base.abs > self.tolerance
+            note = "ok" if not over else f"DRIFT: {vs_base.abs:.3g} > tol {self.tolerance:.3g}"
+            baseline_name = self.baseline_name
+            if lossy or self.rebase_pending:
+                note = (
+                    "lossy pass (quantization/dtype): error expected; "
+                    "later rows are compared with this output"
+                    if over
+                    else "ok (lossy pass: later rows are compared with this output)"
+                )
+                over = False
+                self.baseline, self.baseline_name = got, name
+                self.rebase_pending = False
+            row = NumericsRow(
+                rank,
+                name,
+                program.level.label,
+                Drift.between(got, self.eager),
+                Drift.between(got, self.prev) if self.prev is not None else None,
+                vs_base,
+                baseline_name,
+                note,
+                over,
+            )
+            self.prev = got
+        self.rows.append(row)
+        if self.on_row:
+            self.on_row(row)
+
+    def first_over(self) -> NumericsRow | None:
+        return next((r for r in self.rows if r.over), None)
+
+
+def _inputs_of(steps: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[str, tuple[Any, ...]]:
+    out: dict[str, tuple[Any, ...]] = {}
+    for method, inputs in steps:
+        out.setdefault(method, inputs)
+    return out
+
+
+def _fmt(d: Drift | None, rel: bool = False) -> str:
+    if d is None:
+        return "-"
+    return f"{(d.rel if rel else d.abs):.3g}"
+
+
+def numerics_table(rows: Sequence[NumericsRow], tolerance: float) -> str:
+    """The ``--track-numerics`` table: one row per pass, the first drift marked."""
+    head = ("#", "pass", "level", "abs vs eager", "rel vs eager", "abs vs prev", "rel vs prev", "")
+    table = [head]
+    first = next((r for r in rows if r.over), None)
+    for r in rows:
+        mark = "  <== first drift beyond tolerance" if r is first else ""
+        table.append(
+            (
+                str(r.rank),
+                r.pass_,
+                r.level,
+                _fmt(r.vs_eager),
+                _fmt(r.vs_eager, rel=True),
+                _fmt(r.vs_prev),
+                _fmt(r.vs_prev, rel=True),
+                r.note + mark,
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines = [f"numerics (tolerance {tolerance:.3g}, against eager or the last lossy pass):"]
+    for row in table:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)

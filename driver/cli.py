@@ -359,6 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         verification = verify_pte(pte, model)
 
     _print_summary(result, pte, verification)
+    arbitration = _arbitration(result.program)
     report = {
         "pipeline": pipe.name if pipe else args.passes,
         "model": model.description,
@@ -369,6 +370,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
+        "arbitration": arbitration.to_json() if arbitration else None,
     }
     report_path = (
         Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
@@ -378,7 +380,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         _say(f"report: {report_path}")
-    if verification is not None and not verification.ok:
+    if verification is not None and verification.failed:
         _say(
             f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
             f"{verification.tolerance:.3g}; {pte} is kept for inspection"
@@ -412,12 +414,24 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     )
     if pte is not None and pte.exists():
         _say(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
-    if verification is not None:
+    arbitration = _arbitration(result.program)
+    if arbitration is not None:
+        _say(arbitration.render())
+    if verification is not None and verification.skipped:
+        _say(f"verify: skipped, {verification.skipped}")
+    elif verification is not None:
         status = "ok" if verification.ok else "FAILED"
         _say(
             f"verify: max abs diff {verification.max_abs_diff:.3g} vs eager over "
             f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}"
         )
+
+
+def _arbitration(program: Any) -> Any:
+    """Which partition pass claimed each node (None when no partition pass recorded it)."""
+    from pteflow.passes.partition._arbitration import arbitration
+
+    return arbitration(program)
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}

@@ -37,10 +37,14 @@ from pteflow.ir.errors import InvariantError, PipelineError
 
 from ..base import PassContext, PassResult, option_error
 from ..convert.to_edge import PartitionerSource
+from ._arbitration import record as record_claims
 
 
 class PartitionPass(Protocol):
     """What ``lower`` needs of a partition pass."""
+
+    @property
+    def name(self) -> str: ...
 
     def make_partitioner(self) -> Any: ...
 
@@ -111,6 +115,7 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     candidate = program.evolve(artifact=lowered, metadata=metadata)
     modified = len(views.delegation_summary(candidate)) != before
     out = candidate if modified else program.evolve(metadata=metadata)
+    out = out.evolve(metadata=record_claims(pass_.name, program, out))
     if not any(isinstance(p, PartitionerSource) for p in ctx.upcoming):
         check_lowered(out, [p.make_partitioner() for p in done])
     return PassResult(out, modified)

@@ -252,6 +252,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+#: built-in model names a pipeline's ``model`` key may give -> tiny_llama options.
+#: tiny-llama-static: one token per call, no dynamic shapes (what backends that cannot
+#: lower dynamic shapes need, e.g. Vulkan in ExecuTorch 1.5.1).
+_TINY_LLAMAS: dict[str, dict[str, Any]] = {
+    "tiny-llama": {},
+    "tiny-llama-static": {"enable_dynamic_shape": False},
+}
+
+
 def _source_facts(pipe: Any) -> set:
     """Facts the model source establishes, known without loading it.
 
@@ -259,7 +268,7 @@ def _source_facts(pipe: Any) -> set:
     """
     from pteflow.ir import facts
 
-    if pipe is not None and pipe.model not in (None, "tiny-llama"):
+    if pipe is not None and pipe.model not in (None, *_TINY_LLAMAS):
         return set()
     return {facts.KV_CACHE}
 
@@ -290,6 +299,8 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
     if args.params:
         return llama.from_params(args.params, args.checkpoint, **lengths)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
+    if source in _TINY_LLAMAS:
+        return llama.tiny_llama(**_TINY_LLAMAS[source], **lengths)
     if source != "tiny-llama":
         from .models import from_callable
 

@@ -37,7 +37,7 @@ class Verification:
             "max_abs_diff": None if self.skipped else self.max_abs_diff,
             "tolerance": self.tolerance,
             "steps": 0 if self.skipped else self.steps,
-            "ok": self.ok,
+            "ok": None if self.skipped else self.ok,
             "skipped": self.skipped,
         }
 

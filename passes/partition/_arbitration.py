@@ -76,9 +76,7 @@ class Arbitration:
         line = "arbitration (nodes claimed, in partitioner order): " + ", ".join(parts)
         left = sorted(self.portable_ops().items(), key=lambda kv: (-kv[1], kv[0]))
         if left:
-            line += "\n  left to portable kernels: " + ", ".join(
-                f"{op} x{n}" for op, n in left
-            )
+            line += "\n  left to portable kernels: " + ", ".join(f"{op} x{n}" for op, n in left)
         return line
 
 

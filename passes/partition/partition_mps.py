@@ -25,8 +25,7 @@ def mps_missing() -> str | None:
     except PackageNotFoundError:
         et = "this executorch"
     return (
-        f"{et} has no MPS backend ({MPS_MODULE} is missing); use coreml_default "
-        "for Apple GPUs/ANE"
+        f"{et} has no MPS backend ({MPS_MODULE} is missing); use coreml_default for Apple GPUs/ANE"
     )
 
 

@@ -9,6 +9,7 @@ from pteflow.ir import Level, Program, facts
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
 from ._coreml_facts import SDPA_COREML
 from ._llama import copy_modules, count, not_a_llama
+from ._qnn_facts import MASK_ADDITIVE
 from .override_dtype import OverrideDtypePass
 
 #: the iOS deployment targets ExecuTorch's CoreML partitioner knows (get_coreml_partitioner)
@@ -37,7 +38,10 @@ class CoremlReplaceSdpaPass(Pass):
     (SDPA -> SDPASimple: matmul, mask, softmax, matmul). Runs before ``override-dtype``,
     as export_llama casts last.
 
-    Requires: kv_cache. Provides: sdpa.coreml.
+    Requires: kv_cache; before iOS 18 also mask.additive: SDPASimple *adds* the mask to the
+    scores, and the Llama's causal mask is boolean, so upstream's iOS < 18 path adds 1/0
+    instead of masking (logits off by ~3 on the tiny Llama); run ``qnn-replace-causal-mask``
+    (an additive float mask) first. Provides: sdpa.coreml.
     """
 
     info: ClassVar[PassInfo] = PassInfo(
@@ -49,6 +53,12 @@ class CoremlReplaceSdpaPass(Pass):
         delegation="coreml",
     )
     ios: int = attrs.field(default=18, validator=check_ios)
+
+    @property
+    def contract(self) -> PassInfo:
+        if self.ios >= 18:
+            return self.info
+        return attrs.evolve(self.info, requires={facts.KV_CACHE, MASK_ADDITIVE})
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from executorch.examples.models.llama.attention import SDPA

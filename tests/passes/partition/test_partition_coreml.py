@@ -28,6 +28,30 @@ def test_coreml_takes_the_mlp_in_one_delegate():
     assert arb is not None and arb.counts() == {"partition-coreml": 3, "portable": 0}
 
 
+@pytest.mark.slow
+def test_coreml_weight_compression_lowers():
+    # export_llama's --coreml-quantize c4w: coremltools compresses the weights at lowering
+    module, inputs = mlp()
+    passes = [ExportPass(), BUILDER_EDGE]
+    plain = PassManager([*passes, PartitionCoremlPass()]).run(Program.eager(module, inputs))
+    module, inputs = mlp()
+    c4w = PassManager([*passes, PartitionCoremlPass(quantize="c4w")]).run(
+        Program.eager(module, inputs)
+    )
+    assert [d.backend_id for d in views.delegation_summary(c4w.program)] == ["CoreMLBackend"]
+
+    def payload(run):
+        (lowered,) = [
+            getattr(gm, n.args[0].target)
+            for gm in run.program.graph_modules().values()
+            for n in gm.graph.nodes
+            if getattr(n.target, "__name__", "") == "executorch_call_delegate"
+        ]
+        return lowered.processed_bytes
+
+    assert payload(c4w) != payload(plain)
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

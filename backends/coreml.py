@@ -71,7 +71,12 @@ def partitioner(**options: Any) -> Any:
 
 
 def make_quantizer(name: str = "coreml_8a_c8w") -> Any:
-    """``CoreMLQuantizer`` as export_llama builds it for ``--pt2e_quantize NAME``."""
+    """``CoreMLQuantizer`` as export_llama builds it for ``--pt2e_quantize NAME``.
+
+    ExecuTorch 1.5.1 raises NotImplementedError for ``coreml_c4w`` ("4-bit Core ML
+    quantizer is still under development"); for 4-bit weights use ``partition-coreml``'s
+    ``quantize = "c4w"`` (coremltools compression at lowering) instead.
+    """
     from pteflow.ir.errors import UnknownNameError
 
     if name not in PT2E_QUANTIZERS:

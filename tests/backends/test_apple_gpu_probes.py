@@ -87,3 +87,25 @@ def test_partitioners_match_export_llama():
 def test_bad_options_are_refused(make, message):
     with pytest.raises(OptionError, match=message):
         make()
+
+
+def test_quantizers_are_export_llamas():
+    from executorch.backends.vulkan.quantizer.vulkan_quantizer import VulkanQuantizer
+    from executorch.extension.llm.export.quantizer_lib import get_coreml_quantizer
+
+    from pteflow.ir.errors import UnknownNameError
+
+    ours = coreml.make_quantizer("coreml_8a_c8w")
+    assert type(ours) is type(get_coreml_quantizer("coreml_8a_c8w"))
+    with pytest.raises(UnknownNameError, match="coreml_8w"):
+        coreml.make_quantizer("coreml_8w")
+    assert isinstance(vulkan.make_quantizer(), VulkanQuantizer)
+
+
+def test_coreml_source_passes_follow_ios():
+    from pteflow.passes.source.coreml_replace_kv_cache import CoremlReplaceKvCachePass
+
+    assert coreml.source_passes(ios=17) == [
+        CoremlReplaceSdpaPass(ios=17),
+        CoremlReplaceKvCachePass(),
+    ]

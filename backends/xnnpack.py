@@ -18,9 +18,8 @@ def unavailable_reason() -> str | None:
     """Why XNNPACK cannot be used here, or None.
 
     Lowering needs ``executorch.backends.xnnpack``; running (``--verify``, tests) needs the
-    ExecuTorch runtime of this environment to have ``XnnpackBackend`` registered. The
-    runtime probe imports ``executorch.runtime`` (several seconds: it pulls in
-    ``executorch.exir``).
+    ExecuTorch runtime of this environment to have ``XnnpackBackend`` registered (probed
+    without importing ``executorch.exir``: see ``pteflow.backends._runtime``).
     """
     import importlib.util
 
@@ -30,18 +29,14 @@ def unavailable_reason() -> str | None:
         aot = False
     if not aot:
         return "executorch.backends.xnnpack is not installed (install executorch with XNNPACK)"
-    try:
-        from executorch.runtime import Runtime
-    except ImportError as e:
-        return f"the ExecuTorch runtime cannot be imported: {e}"
-    registry = Runtime.get().backend_registry
-    if not registry.is_available(BACKEND_ID):
-        have = ", ".join(registry.registered_backend_names) or "none"
-        return (
-            f"the ExecuTorch runtime here has no {BACKEND_ID} registered "
-            f"(registered: {have}); install an executorch wheel built with XNNPACK"
-        )
-    return None
+    return runtime_unavailable_reason()
+
+
+def runtime_unavailable_reason() -> str | None:
+    """Why an XNNPACK-delegated ``.pte`` cannot execute in this process's runtime, or None."""
+    from ._runtime import runtime_missing
+
+    return runtime_missing(BACKEND_ID, "install an executorch wheel built with XNNPACK")
 
 
 def partition_passes(*, extended_ops: bool = True, enable_bf16: bool = False) -> list[Any]:

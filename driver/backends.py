@@ -6,8 +6,23 @@ import importlib
 import pkgutil
 
 
+def backend_status(module: object) -> str:
+    """'available', 'unavailable: why', or 'lowers here; cannot execute here: why'.
+
+    Two questions per backend: can pteflow lower to it here (``unavailable_reason``), and
+    can this process's ExecuTorch runtime execute the result (``runtime_unavailable_reason``,
+    when the backend module has one).
+    """
+    reason = module.unavailable_reason()  # type: ignore[attr-defined]
+    if reason:
+        return f"unavailable: {reason}"
+    runtime = getattr(module, "runtime_unavailable_reason", None)
+    why = runtime() if runtime is not None else None
+    return f"lowers here; cannot execute here: {why}" if why else "available"
+
+
 def backend_table() -> list[tuple[str, str]]:
-    """(name, 'available' or 'unavailable: reason') for every backend module."""
+    """(name, status) for every backend module; see ``backend_status``."""
     import pteflow.backends as pkg
 
     rows = []
@@ -15,9 +30,7 @@ def backend_table() -> list[tuple[str, str]]:
         if info.name.startswith("_") or info.ispkg:
             continue
         module = importlib.import_module(f"pteflow.backends.{info.name}")
-        probe = getattr(module, "unavailable_reason", None)
-        if probe is None:
+        if getattr(module, "unavailable_reason", None) is None:
             continue
-        reason = probe()
-        rows.append((info.name, "available" if not reason else f"unavailable: {reason}"))
+        rows.append((info.name, backend_status(module)))
     return rows

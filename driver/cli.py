@@ -580,6 +580,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         _say(numerics_table(numerics.rows, model.tolerance))
         _say(f"numerics: {numerics.eval_s:.2f}s of evaluation")
+    arbitration = _arbitration(result.program)
     report = {
         "pipeline": pipe.name if pipe else args.passes,
         "model": model.description,
@@ -594,6 +595,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "timing": timing_rows(result.records),
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
+        "arbitration": arbitration.to_json() if arbitration else None,
     }
     report_path = (
         Path(args.report) if args.report else (pte.with_suffix(".report.json") if pte else None)
@@ -603,7 +605,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         _say(f"report: {report_path}")
-    if verification is not None and not verification.ok:
+    if verification is not None and verification.failed:
         _say(
             f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
             f"{verification.tolerance:.3g}; {pte} is kept for inspection"
@@ -741,7 +743,12 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     )
     if pte is not None and pte.exists():
         _say(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
-    if verification is not None:
+    arbitration = _arbitration(result.program)
+    if arbitration is not None:
+        _say(arbitration.render())
+    if verification is not None and verification.skipped:
+        _say(f"verify: skipped, {verification.skipped}")
+    elif verification is not None:
         status = "ok" if verification.ok else "FAILED"
         _say(
             f"verify: max abs diff {verification.max_abs_diff:.3g} vs {verification.against} over "
@@ -802,6 +809,13 @@ def cmd_check_coverage(args: argparse.Namespace) -> int:
         write_atomically(Path(args.json), json.dumps(report, indent=2).encode())
         _say(f"coverage: {args.json}")
     return 1 if gaps else 0
+
+
+def _arbitration(program: Any) -> Any:
+    """Which partition pass claimed each node (None when no partition pass recorded it)."""
+    from pteflow.passes.partition._arbitration import arbitration
+
+    return arbitration(program)
 
 
 COMMANDS = {

@@ -16,23 +16,75 @@ from .models import LoadedModel
 
 @attrs.frozen
 class Verification:
+    """The outcome of ``verify_pte``: compared (``ok`` or failed), or ``skipped`` with why."""
+
     max_abs_diff: float
     tolerance: float
     steps: int
     against: str = "eager"  # what the .pte was compared with
+    skipped: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
+        return self.skipped is None and self.max_abs_diff <= self.tolerance
+
+    @property
+    def failed(self) -> bool:
+        """Compared and out of tolerance (a skipped verification has not failed)."""
+        return self.skipped is None and not self.ok
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else ("ok" if self.ok else "failed")
 
     def to_json(self) -> dict:
         return {
-            "max_abs_diff": self.max_abs_diff,
+            "status": self.status,
+            "max_abs_diff": None if self.skipped else self.max_abs_diff,
             "tolerance": self.tolerance,
-            "steps": self.steps,
+            "steps": 0 if self.skipped else self.steps,
             "against": self.against,
-            "ok": self.ok,
+            "ok": None if self.skipped else self.ok,
+            "skipped": self.skipped,
         }
+
+
+def cannot_execute(data: bytes) -> str | None:
+    """Why this process's runtime cannot execute the delegates of a ``.pte``, or None.
+
+    Reads the delegate ids from the flatbuffer (no runtime needed) and asks each backend
+    module (``pteflow.backends.<name>.BACKEND_ID``) whether the runtime here has it.
+    E.g. "cannot execute CoreML here: the runtime here has no CoreMLBackend (registered:
+    ...); to verify, run the .pte with ExecuTorch's runner on macOS/iOS".
+    """
+    import importlib
+    import pkgutil
+
+    import pteflow.backends as pkg
+    from pteflow.backends._runtime import runtime_missing
+    from pteflow.ir.views import pte_summary
+
+    ids = sorted({b for m in pte_summary(data).values() for b in m.backends})
+    if not ids:
+        return None
+    probes = {}
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"pteflow.backends.{info.name}")
+        probe = getattr(module, "runtime_unavailable_reason", None)
+        if probe is not None and getattr(module, "BACKEND_ID", None):
+            probes[module.BACKEND_ID] = probe
+    for backend_id in ids:
+        probe = probes.get(backend_id)
+        why = (
+            probe()
+            if probe is not None
+            else runtime_missing(backend_id, "run the .pte where a runtime has it")
+        )
+        if why:
+            return f"cannot execute {backend_id.removesuffix('Backend')} here: {why}"
+    return None
 
 
 def reference_from(program: Program) -> Mapping[str, Any]:
@@ -78,6 +130,10 @@ class QuantizedReference(PassObserver):
 def verify_pte(path: Path, model: LoadedModel, *, against: str = "eager") -> Verification:
     """Feed ``model.steps`` to the eager reference and to the .pte; compare every output.
 
+    Skipped (``Verification.skipped`` says why) when the ``.pte`` holds delegates of a
+    backend this process's runtime cannot execute (CoreML off Apple, Vulkan without a
+    Vulkan runtime): that is not an error, the ``.pte`` is still written.
+
     One runtime method per method name is loaded once and kept across steps,
     so stateful programs (a KV cache) see the same history as eager.
     """
@@ -85,7 +141,11 @@ def verify_pte(path: Path, model: LoadedModel, *, against: str = "eager") -> Ver
 
     from pteflow.ir.evaluate import flat_tensors, load_runtime_program, max_abs_diff
 
-    loaded = load_runtime_program(path.read_bytes())
+    data = path.read_bytes()
+    why = cannot_execute(data)
+    if why:
+        return Verification(float("nan"), model.tolerance, len(model.steps), against, skipped=why)
+    loaded = load_runtime_program(data)
     methods: dict = {}
     worst = 0.0
     with torch.no_grad():

@@ -205,7 +205,12 @@ class Pass:
                     raise InvariantError(
                         f"method {method!r}: graph lint failed: {e}", pass_name=info.name
                     ) from e
-        out = out.with_facts(gained=info.provides, lost=info.invalidates - info.provides)
+        gained = info.provides
+        if info.ordered and info.delegation and not result.modified:
+            # a partitioner that took nothing delegated nothing (e.g. XNNPACK after Vulkan
+            # took everything it could): claiming delegated.<backend> would be false
+            gained = frozenset()
+        out = out.with_facts(gained=gained, lost=info.invalidates - info.provides)
         return PassResult(out, result.modified or info.is_conversion)
 
 

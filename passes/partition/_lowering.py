@@ -18,9 +18,10 @@ Two upstream details this module absorbs:
   silently dropped. ``lower`` puts the config it was given back, so the level invariant,
   later ``EdgeProgramManager.transform`` calls and to-executorch keep reading the options
   the pipeline chose (and ``edge.ir-relaxed`` keeps meaning something after partitioning).
-* ``XnnpackPartitioner.partition`` inspects the call stack and logs a "deprecated
-  to_edge() + to_backend() workflow" warning unless ``to_edge_transform_and_lower`` is on
-  it. pteflow's flow is the fused one split in passes, so that one record is filtered out.
+* ``XnnpackPartitioner.partition`` (and ``CoreMLPartitioner.partition``) inspects the call
+  stack and logs a "deprecated to_edge() + to_backend() workflow" warning unless
+  ``to_edge_transform_and_lower`` is on it. pteflow's flow is the fused one split in
+  passes, so that one record is filtered out.
 """
 
 from __future__ import annotations
@@ -37,10 +38,14 @@ from pteflow.ir.errors import InvariantError, PipelineError
 
 from ..base import PassContext, PassResult, option_error
 from ..convert.to_edge import PartitionerSource
+from ._arbitration import record as record_claims
 
 
 class PartitionPass(Protocol):
     """What ``lower`` needs of a partition pass."""
+
+    @property
+    def name(self) -> str: ...
 
     def make_partitioner(self) -> Any: ...
 
@@ -63,6 +68,13 @@ def is_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         )
 
 
+#: partitioners that warn about "to_edge() + to_backend()" unless called from the fused API
+_DEPRECATION_LOGGERS = (
+    "executorch.backends.xnnpack.partition.xnnpack_partitioner",
+    "executorch.backends.apple.coreml.partition.coreml_partitioner",
+)
+
+
 class _DropDeprecationWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "DEPRECATION WARNING" not in record.getMessage()
@@ -70,13 +82,15 @@ class _DropDeprecationWarning(logging.Filter):
 
 @contextlib.contextmanager
 def _no_to_backend_deprecation() -> Iterator[None]:
-    logger = logging.getLogger("executorch.backends.xnnpack.partition.xnnpack_partitioner")
+    loggers = [logging.getLogger(name) for name in _DEPRECATION_LOGGERS]
     flt = _DropDeprecationWarning()
-    logger.addFilter(flt)
+    for logger in loggers:
+        logger.addFilter(flt)
     try:
         yield
     finally:
-        logger.removeFilter(flt)
+        for logger in loggers:
+            logger.removeFilter(flt)
 
 
 def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResult:
@@ -111,6 +125,7 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     candidate = program.evolve(artifact=lowered, metadata=metadata)
     modified = len(views.delegation_summary(candidate)) != before
     out = candidate if modified else program.evolve(metadata=metadata)
+    out = out.evolve(metadata=record_claims(pass_.name, program, out))
     if not any(isinstance(p, PartitionerSource) for p in ctx.upcoming):
         check_lowered(out, [p.make_partitioner() for p in done])
     return PassResult(out, modified)

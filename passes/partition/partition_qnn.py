@@ -9,6 +9,7 @@ from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
 from . import _qnn_sdk
+from ._arbitration import record as record_claims
 from ._lowering import is_bool
 
 DELEGATED_QNN = facts.delegated("QnnBackend", "qnn")
@@ -104,5 +105,6 @@ class PartitionQnnPass(Pass):
             lowered = manager.to_backend(self.qnn_partitioner())
         lowered.compile_config = config  # to_backend resets it (see _lowering.py)
         out = program.evolve(artifact=lowered)
+        out = out.evolve(metadata=record_claims(self.name, program, out))
         modified = len(views.delegation_summary(out)) != before
         return PassResult(out if modified else program, modified)

@@ -502,10 +502,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         manager.check_available()  # before any work: a missing SDK is known in a second
     except UnavailableError as e:
-        if any(p.contract.delegation and p.unavailable_reason() for p in passes):
+        from pteflow.ir import facts
+
+        quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
+        if quantized and any(p.contract.delegation and p.unavailable_reason() for p in passes):
             raise UnavailableError(
-                f"{e}; or run with --no-delegate to build and verify the backend-quantized "
-                "graph without it"
+                f"{e}; or run with --no-delegate to check the backend-quantized graph "
+                "without it"
             ) from None
         raise
     if not args.model:

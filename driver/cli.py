@@ -507,8 +507,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
         if quantized and any(p.contract.delegation and p.unavailable_reason() for p in passes):
             raise UnavailableError(
-                f"{e}; or run with --no-delegate to check the backend-quantized graph "
-                "without it"
+                f"{e}; or run with --no-delegate to check the backend-quantized graph without it"
             ) from None
         raise
     if not args.model:

@@ -147,6 +147,24 @@ def _eager_module_named(*class_fragments: str) -> Checker:
     return check
 
 
+def eager_classes(*names: str, absent: tuple[str, ...] = ()) -> Checker:
+    """A checker: at EAGER some submodule's class is one of ``names`` (exactly) and none is
+    one of ``absent`` (a source pass that replaces modules leaves none of the old ones)."""
+
+    def check(program: Program) -> str | None:
+        if program.level != Level.EAGER:
+            return None
+        seen = {type(sub).__name__ for m in program.modules().values() for sub in m.modules()}
+        left = sorted(seen & set(absent))
+        if left:
+            return f"submodules of class {', '.join(left)} are still there"
+        if seen & set(names):
+            return None
+        return f"no submodule of class {' or '.join(names)}"
+
+    return check
+
+
 def _all_of(*checkers: Checker) -> Checker:
     def check(program: Program) -> str | None:
         for c in checkers:

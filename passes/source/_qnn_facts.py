@@ -7,24 +7,7 @@ ATEN and later by the ops, where the fact leaves a trace in the graph.
 from __future__ import annotations
 
 from pteflow.ir import Fact, Level, Program
-from pteflow.ir.facts import Checker, _all_of, ops_present
-
-
-def _eager_classes(*names: str, absent: tuple[str, ...] = ()) -> Checker:
-    """At EAGER: some submodule's class is one of ``names`` and none is one of ``absent``."""
-
-    def check(program: Program) -> str | None:
-        if program.level != Level.EAGER:
-            return None
-        seen = {type(sub).__name__ for m in program.modules().values() for sub in m.modules()}
-        left = sorted(seen & set(absent))
-        if left:
-            return f"submodules of class {', '.join(left)} are still there"
-        if seen & set(names):
-            return None
-        return f"no submodule of class {' or '.join(names)}"
-
-    return check
+from pteflow.ir.facts import _all_of, eager_classes, ops_present
 
 
 def _no_bool_masks(program: Program) -> str | None:
@@ -45,12 +28,12 @@ def _no_bool_masks(program: Program) -> str | None:
 KV_CACHE_SIMPLE = Fact(
     "kv_cache.simple",
     "the KV cache is QNN's KVCacheSimple: [B, S, H, D] buffers written with index_put",
-    _all_of(_eager_classes("KVCacheSimple", absent=("KVCache",)), ops_present("index_put")),
+    _all_of(eager_classes("KVCacheSimple", absent=("KVCache",)), ops_present("index_put")),
 )
 SDPA_FLEX = Fact(
     "sdpa.flex",
     "attention is QNN's SDPAFlex: explicit matmul, additive mask, softmax (no fused SDPA op)",
-    _eager_classes("SDPAFlex", absent=("SDPA",)),
+    eager_classes("SDPAFlex", absent=("SDPA",)),
 )
 MASK_ADDITIVE = Fact(
     "mask.additive",
@@ -61,10 +44,10 @@ ATTENTION_SHA = Fact(
     "attention.sha",
     "multi-head attention is split into single-head attention: per-head projections, "
     "per-head KV caches, per-head softmax",
-    _eager_classes("AttentionSHA", absent=("AttentionMHA",)),
+    eager_classes("AttentionSHA", absent=("AttentionMHA",)),
 )
 LINEAR_CONV2D = Fact(
     "linear.conv2d",
     "linear layers are 1x1 conv2d (the form QNN HTP runs fastest)",
-    _all_of(_eager_classes("Conv2D", absent=("Linear",)), ops_present("conv2d", "convolution")),
+    _all_of(eager_classes("Conv2D", absent=("Linear",)), ops_present("conv2d", "convolution")),
 )

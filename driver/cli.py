@@ -20,6 +20,13 @@ examples:
   driver run --model mypkg.models:build --passes export,to-edge,to-executorch,emit -o m.pte
   driver run --pipeline my_pipeline.toml --set to-edge.skip_dim_order=true
 """
+EXAMPLES_CACHE = """\
+examples:
+  driver cache info
+  driver cache info --cache-dir /tmp/pteflow-cache
+  driver cache clear
+  driver run --pipeline xnnpack_default --no-cache
+"""
 EXAMPLES_PLAN = """\
 examples:
   driver plan --passes emit,to-executorch,export,to-edge
@@ -138,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the JSON report (default: beside the .pte)",
     )
 
+    cache_args(run)
+
     plan = sub.add_parser(
         "plan",
         help="print the ordered passes and why",
@@ -154,6 +163,25 @@ def _parser() -> argparse.ArgumentParser:
         help="the level of the input program (default: eager)",
     )
 
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the pass-result cache",
+        epilog=EXAMPLES_CACHE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="driver run stores each cacheable pass's result, keyed by its input, "
+        "options, source code and the torch/executorch/torchao/pteflow versions, and "
+        "starts the next run after the longest cached prefix of its passes.",
+    )
+    cache.add_argument(
+        "action",
+        choices=("info", "clear"),
+        help="info: entries, size, hit rate of the last run; clear: delete every entry",
+    )
+    cache_args(cache)
+    cache.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
+    )
+
     lst = sub.add_parser(
         "list", help="list passes, pipelines or backends", description="List what pteflow knows."
     )
@@ -162,6 +190,62 @@ def _parser() -> argparse.ArgumentParser:
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     return p
+
+
+def cache_args(sp: argparse.ArgumentParser) -> None:
+    """The pass-cache options (driver run, driver cache)."""
+    g = sp.add_argument_group("pass-result cache")
+    if sp.prog.endswith(" run"):
+        g.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every pass; neither read nor write the cache",
+        )
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where cached pass results live (default: $XDG_CACHE_HOME/pteflow, "
+        "else ~/.cache/pteflow)",
+    )
+    g.add_argument(
+        "--cache-size",
+        metavar="SIZE",
+        default="10G",
+        help="size cap; least recently used entries are evicted beyond it (default: 10G)",
+    )
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from pteflow.passes.cache import PassCache, parse_size
+
+    return PassCache(args.cache_dir, max_bytes=parse_size(args.cache_size), log=_warn)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"driver: warning: {message}\n")
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    if args.action == "clear":
+        n = cache.clear()
+        _say(f"removed {n} entries from {cache.directory}")
+        return 0
+    info = cache.info()
+    _say(f"cache: {info.directory}")
+    _say(f"entries: {info.entries}")
+    _say(f"total size: {info.total_bytes / 2**20:.2f} MiB (cap {info.max_bytes / 2**30:.2f} GiB)")
+    last = info.last_run
+    if last:
+        _say(
+            f"last run: hit rate {last['hit_rate']:.0%} ({last['hits']} of "
+            f"{last['cacheable']} cacheable passes restored, {last['stored']} stored)"
+        )
+        for note in last.get("notes", []):
+            _say(f"  note: {note}")
+    else:
+        _say("last run: none recorded")
+    return 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -321,6 +405,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (--model sources are planned once loaded: only then are their facts known.)
         manager.plan(initial_facts=_source_facts(pipe))
 
+    cache = None
+    if not args.no_cache:  # a bad --cache-dir/--cache-size is refused before any work
+        cache = _cache(args)
+        cache.check_writable()
+
     t0 = time.perf_counter()
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
@@ -339,9 +428,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end="", flush=True)
         else:
             changed = "" if record.modified else "  (no change)"
-            _say(f" {record.wall_s:.2f}s{changed}")
+            cached = "  (cached)" if getattr(record, "cached", False) else ""
+            _say(f" {record.wall_s:.2f}s{changed}{cached}")
 
-    result = manager.run(model.program, on_event=on_event)
+    result = manager.run(model.program, on_event=on_event, cache=cache)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
 
@@ -388,7 +478,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
-    rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed")]
+    rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed", "cached")]
     for r in result.records:
         deleg = ", ".join(f"{k}:{v}" for k, v in r.delegated.items()) or "-"
         rows.append(
@@ -399,6 +489,7 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
                 str(r.ops_after),
                 deleg,
                 "yes" if r.modified else "no",
+                "cached" if getattr(r, "cached", False) else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -410,6 +501,9 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
         f"total {total:.2f}s over {len(result.records)} passes "
         f"(scheduling {result.schedule_s * 1000:.1f} ms)"
     )
+    n_cached = sum(getattr(r, "cached", False) for r in result.records)
+    if n_cached:
+        _say(f"cached: {n_cached} of {len(result.records)} passes restored from the pass cache")
     if pte is not None and pte.exists():
         _say(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
     if verification is not None:
@@ -420,7 +514,7 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
         )
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "list": cmd_list, "cache": cmd_cache}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import networkx as nx
@@ -41,6 +41,9 @@ from pteflow.ir.errors import (
 )
 
 from .base import Pass, PassContext
+
+if TYPE_CHECKING:
+    from .cache import CacheSession, PassCache
 
 Verify = Literal["each", "boundaries", "off"]
 VERIFY_MODES: tuple[Verify, ...] = ("each", "boundaries", "off")
@@ -330,6 +333,7 @@ class PassRecord:
     facts_lost: tuple[str, ...]
     modified: bool
     delegated: Mapping[str, int] = attrs.field(factory=dict)
+    cached: bool = False  # restored from the pass cache, not run
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -399,12 +403,20 @@ class PassManager:
                 )
 
     def run(
-        self, program: Program, *, on_event: Event | None = None, upcoming: Sequence[Pass] = ()
+        self,
+        program: Program,
+        *,
+        on_event: Event | None = None,
+        upcoming: Sequence[Pass] = (),
+        cache: PassCache | None = None,
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
         ``upcoming``: passes that will run after these (a prefix run of a longer
         pipeline); running passes see them in ``ctx.upcoming``.
+        ``cache``: start after the longest prefix of the order whose result is cached,
+        and store the results of the passes that run (see ``pteflow.passes.cache``);
+        the skipped passes get records with ``cached=True``.
 
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
@@ -421,7 +433,14 @@ class PassManager:
         order = the_plan.order
         records = []
         pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
+        session, first = None, 0
+        if cache is not None:
+            session = cache.session([self.passes[i] for i in order], program, upcoming)
+            first, program = session.resume(program)
+            records.extend(self._cached_records(session, order, first, on_event))
         for rank, pos in enumerate(order):
+            if rank < first:
+                continue
             p = self.passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
@@ -478,8 +497,48 @@ class PassManager:
             )
             if on_event:
                 on_event("end", pos, p, records[-1])
+            if session is not None:
+                session.stage(rank, program, new, result.modified, records[-1].to_json())
+                if not pending:  # every claim so far is checked: staged results are sound
+                    session.commit()
             program = new
+        if session is not None:
+            session.finish()
         return RunResult(program, tuple(records), the_plan, schedule_s)
+
+    def _cached_records(
+        self, session: CacheSession, order: Sequence[int], first: int, on_event: Event | None
+    ) -> list[PassRecord]:
+        """Records for the passes the cache skipped: as stored when they ran, marked cached."""
+        out = []
+        for rank, header in enumerate(session.headers(first)):
+            pos = order[rank]
+            p = self.passes[pos]
+            if on_event:
+                on_event("start", pos, p, None)
+            stored = (header or {}).get("record") or {}
+            out.append(
+                PassRecord(
+                    position=pos,
+                    name=p.name,
+                    options=_describe_options(p),
+                    level_in=p.contract.level_in.label,
+                    level_out=p.contract.level_out.label,
+                    wall_s=session.load_s if rank == first - 1 else 0.0,
+                    cpu_s=0.0,
+                    check_s=0.0,
+                    ops_before=stored.get("ops_before", 0),
+                    ops_after=stored.get("ops_after", 0),
+                    facts_gained=tuple(stored.get("facts_gained", ())),
+                    facts_lost=tuple(stored.get("facts_lost", ())),
+                    modified=stored.get("modified", True),
+                    delegated=stored.get("delegated", {}),
+                    cached=True,
+                )
+            )
+            if on_event:
+                on_event("end", pos, p, out[-1])
+        return out
 
     @staticmethod
     def _check(program: Program, claims: Mapping[Fact, str], pass_name: str | None) -> None:

@@ -276,6 +276,32 @@ def module_hash(module: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def _meta_val(val: Any) -> str:
+    if isinstance(val, list | tuple):
+        return "(" + ",".join(_meta_val(v) for v in val) + ")"
+    shape = getattr(val, "shape", None)
+    if shape is not None:
+        return f"{getattr(val, 'dtype', '')}{tuple(str(d) for d in shape)}"
+    return _ADDRESS.sub("", repr(val))
+
+
+def exported_program_hash(ep: Any) -> str:
+    """An ExportedProgram's graph (ops, arguments, values' dtypes and shapes), signature,
+    range constraints, and every weight and constant."""
+    h = _h()
+    for node in ep.graph.nodes:
+        line = (
+            f"{node.op}|{node.name}|{node.target}|{node.args}|{node.kwargs}|"
+            f"{_meta_val(node.meta.get('val'))}\0"
+        )
+        h.update(_ADDRESS.sub("", line).encode())
+    h.update(_ADDRESS.sub("", str(ep.graph_signature)).encode())
+    h.update(_ADDRESS.sub("", repr(sorted(map(str, ep.range_constraints.items())))).encode())
+    for name, value in sorted({**ep.state_dict, **ep.constants}.items()):
+        h.update(f"W{name}={canonical(value) if _is_tensor(value) else repr(value)}\0".encode())
+    return h.hexdigest()
+
+
 def artifact_hash(program: Program) -> str:
     """Hash of the compiled artifact at the program's level (see the module docstring)."""
     h = _h()
@@ -283,12 +309,9 @@ def artifact_hash(program: Program) -> str:
         for method, module in sorted(program.modules().items()):
             h.update(f"{method}\0{module_hash(module)}\0".encode())
     elif program.level == Level.ATEN:
-        import torch
-
+        # Not torch.export.save bytes: two exports of one model differ in them.
         for method, ep in sorted(program.exported_programs().items()):
-            buf = io.BytesIO()
-            torch.export.save(ep, buf)
-            h.update(method.encode() + b"\0" + hashlib.sha256(buf.getvalue()).digest())
+            h.update(f"{method}\0{exported_program_hash(ep)}\0".encode())
     elif program.level == Level.EDGE:
         from executorch.exir.serde.serialize import serialize
 

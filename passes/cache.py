@@ -42,6 +42,7 @@ import hashlib
 import importlib
 import io
 import json
+import logging
 import os
 import pickle
 import struct
@@ -50,7 +51,7 @@ import tempfile
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,19 @@ def _import_libraries(names: Iterable[str]) -> None:
                 importlib.import_module(name)
 
 
+@contextlib.contextmanager
+def _quiet_serde() -> Iterator[None]:
+    """Silence serde's per-symbol "did not appear in the graph" warnings (one per unbacked
+    symbol of a KV-cache model; harmless: the symbols were only used in shape checks)."""
+    logger = logging.getLogger("executorch.exir.serde.export_serialize")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _decode_artifact(level: Level, data: Any) -> Any:
     import torch
 
@@ -209,7 +223,8 @@ def _decode_artifact(level: Level, data: Any) -> Any:
     from executorch.exir.serde.export_serialize import SerializedArtifact
     from executorch.exir.serde.serialize import deserialize
 
-    eps = {m: deserialize(SerializedArtifact(*parts)) for m, parts in data["methods"].items()}
+    with _quiet_serde():
+        eps = {m: deserialize(SerializedArtifact(*parts)) for m, parts in data["methods"].items()}
     if level == Level.EDGE:
         return EdgeProgramManager(
             eps,

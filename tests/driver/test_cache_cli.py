@@ -125,3 +125,36 @@ def test_two_concurrent_runs_share_a_cache_dir(tmp_path):
     assert third.returncode == 0, out
     assert "cached: 5 of 6 passes" in out
     assert (tmp_path / "c.pte").read_bytes() == (tmp_path / "a.pte").read_bytes()
+
+
+@pytest.mark.slow
+def test_tiny_llama_resumes_from_a_restored_edge_program_in_a_new_process(capsys, tmp_path):
+    """The EDGE entry (custom SDPA op, XNNPACK delegates) round-trips through serde: a new
+    process that resumes from it writes exactly what a run without the cache writes."""
+    cache_dir = str(tmp_path / "cache")
+    common = ["run", "--pipeline", "xnnpack_default", "--no-verify"]
+    code, _out, err = run(capsys, *common, "-o", str(tmp_path / "a.pte"), "--cache-dir", cache_dir)
+    assert code == 0, err
+    change = ["--set", "to-executorch.const_prop=false"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pteflow.driver",
+            *common,
+            *change,
+            "-o",
+            str(tmp_path / "b.pte"),
+            "--cache-dir",
+            cache_dir,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "cached: 7 of 9 passes restored" in proc.stdout
+    code, _out, err = run(capsys, *common, *change, "-o", str(tmp_path / "c.pte"), "--no-cache")
+    assert code == 0, err
+    assert (tmp_path / "b.pte").read_bytes() == (tmp_path / "c.pte").read_bytes()

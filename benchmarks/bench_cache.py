@@ -57,6 +57,10 @@ def pipeline_without_convert_to_linear(out: Path) -> Path:
     return path
 
 
+def _size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*.entry"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
@@ -97,6 +101,7 @@ def main() -> int:
             "first": timed(driver("xnnpack_default", "first.pte", "first"), out / "first.log"),
         }
         first_pte = (out / "first.pte").read_bytes()
+        stored = json.loads((cache / "last_run.json").read_text())
         runs["identical"] = timed(
             driver("xnnpack_default", "first.pte", "identical"), out / "identical.log"
         )
@@ -121,6 +126,10 @@ def main() -> int:
                 flush=True,
             )
         print(f"identical run wrote the same .pte bytes as the first: {identical}")
+        print(
+            f"the first run spent {stored['store_s']:.1f}s storing {stored['stored']} entries "
+            f"(included in its wall time); cache size {_size(cache) / 2**20:.0f} MiB"
+        )
     return 0
 
 

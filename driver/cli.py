@@ -239,7 +239,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if last:
         _say(
             f"last run: hit rate {last['hit_rate']:.0%} ({last['hits']} of "
-            f"{last['cacheable']} cacheable passes restored, {last['stored']} stored)"
+            f"{last['cacheable']} cacheable passes restored, {last['stored']} stored; "
+            f"load {last.get('load_s', 0):.1f}s, store {last.get('store_s', 0):.1f}s)"
         )
         for note in last.get("notes", []):
             _say(f"  note: {note}")

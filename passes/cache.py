@@ -467,6 +467,7 @@ class CacheSession:
         self.hits = 0
         self.stored = 0
         self.load_s = 0.0
+        self.store_s = 0.0
         self.notes: list[str] = []
         self._staged: list[tuple[Path, Path]] = []
         self._tmp_files: list[Path] = []
@@ -570,6 +571,21 @@ class CacheSession:
         key = self.keys[rank]
         if key is None:
             return
+        t0 = time.perf_counter()
+        try:
+            self._stage(rank, key, before, after, modified, record)
+        finally:
+            self.store_s += time.perf_counter() - t0
+
+    def _stage(
+        self,
+        rank: int,
+        key: str,
+        before: Program,
+        after: Program,
+        modified: bool,
+        record: dict[str, Any],
+    ) -> None:
         final = self.cache.path(key)
         if final.exists():
             with contextlib.suppress(OSError):
@@ -635,6 +651,8 @@ class CacheSession:
             "misses": looked_up - self.hits,
             "hit_rate": self.hits / looked_up if looked_up else 0.0,
             "stored": self.stored,
+            "load_s": self.load_s,
+            "store_s": self.store_s,
             "notes": self.notes,
         }
         with contextlib.suppress(OSError):

@@ -133,9 +133,19 @@ def _encode_artifact(program: Program) -> Any:
         return out
     from executorch.exir.serde.serialize import serialize
 
-    def serde(ep: Any) -> tuple[bytes, bytes, bytes, bytes]:
+    def serde(ep: Any) -> tuple[bytes, bytes, bytes, bytes, dict[str, Any]]:
         art = serialize(ep)
-        return (art.exported_program, art.state_dict, art.constants, art.example_inputs)
+        ranges = {str(k): (str(v.lower), str(v.upper)) for k, v in ep.range_constraints.items()}
+        grads = {
+            "state": sorted(k for k, v in ep.state_dict.items() if v.requires_grad),
+            "nodes": sorted(
+                n.name
+                for n in ep.graph.nodes
+                if n.op == "placeholder" and getattr(n.meta.get("val"), "requires_grad", False)
+            ),
+        }
+        extra = {"ranges": ranges, "requires_grad": grads}
+        return (art.exported_program, art.state_dict, art.constants, art.example_inputs, extra)
 
     manager = program.artifact
     methods = {m: serde(manager.exported_program(m)) for m in sorted(manager.methods)}
@@ -201,6 +211,57 @@ def _import_libraries(names: Iterable[str]) -> None:
                 importlib.import_module(name)
 
 
+def _bound(text: str) -> Any:
+    from torch.utils._sympy.numbers import int_oo
+
+    return {"int_oo": int_oo, "-int_oo": -int_oo}.get(text) or int(text)
+
+
+def _restore_ranges(ep: Any, ranges: dict[str, tuple[str, str]]) -> Any:
+    """Put back the value ranges of the symbols serde deserialized with other bounds.
+
+    Upstream trap (executorch 1.5.1 serde): unbacked symbols (``u0``: the KV-cache
+    position read from a tensor) come back with a lower bound of 2 instead of 0, and
+    ``to_executorch``'s constraint-based memory planning then bounds a dynamic dim one
+    lower (126 instead of 127 rows for max_seq_len 128): a different, wrong .pte.
+    """
+    from torch.utils._sympy.value_ranges import ValueRanges
+
+    env = None
+    for node in ep.graph.nodes:
+        val = node.meta.get("val")
+        mode = getattr(val, "fake_mode", None)
+        if mode is not None and mode.shape_env is not None:
+            env = mode.shape_env
+            break
+    for sym in list(ep.range_constraints):
+        if str(sym) in ranges:
+            lo, hi = ranges[str(sym)]
+            ep.range_constraints[sym] = ValueRanges(_bound(lo), _bound(hi))
+    if env is not None:
+        for sym in list(env.var_to_range):
+            if str(sym) in ranges:
+                lo, hi = ranges[str(sym)]
+                env.var_to_range[sym] = ValueRanges(_bound(lo), _bound(hi))
+    return ep
+
+
+def _restore_requires_grad(ep: Any, grads: dict[str, list[str]]) -> None:
+    """Upstream trap (serde): parameters come back with ``requires_grad=False``, and the
+    emitter writes that flag into the .pte, so the bytes would differ from a fresh run."""
+    import torch
+
+    for name in grads["state"]:
+        tensor = ep.state_dict.get(name)
+        if tensor is not None and not tensor.requires_grad:
+            ep.state_dict[name] = torch.nn.Parameter(tensor.detach(), requires_grad=True)
+    wanted = set(grads["nodes"])
+    for node in ep.graph.nodes:
+        val = node.meta.get("val")
+        if node.op == "placeholder" and node.name in wanted and not val.requires_grad:
+            val.requires_grad_(True)
+
+
 @contextlib.contextmanager
 def _quiet_serde() -> Iterator[None]:
     """Silence serde's per-symbol "did not appear in the graph" warnings (one per unbacked
@@ -223,8 +284,13 @@ def _decode_artifact(level: Level, data: Any) -> Any:
     from executorch.exir.serde.export_serialize import SerializedArtifact
     from executorch.exir.serde.serialize import deserialize
 
+    eps = {}
     with _quiet_serde():
-        eps = {m: deserialize(SerializedArtifact(*parts)) for m, parts in data["methods"].items()}
+        for method, (*parts, extra) in data["methods"].items():
+            ep = deserialize(SerializedArtifact(*parts))
+            _restore_ranges(ep, extra["ranges"])
+            _restore_requires_grad(ep, extra["requires_grad"])
+            eps[method] = ep
     if level == Level.EDGE:
         return EdgeProgramManager(
             eps,

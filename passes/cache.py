@@ -25,7 +25,9 @@ the level, and the payload's length and sha256; the payload is the program, per 
                 constant methods and the EdgeCompileConfig
     EXECUTORCH  the .pte bytes and the serde bytes of the execution programs
 
-plus the Program's facts (by name), metadata, example inputs and dynamic shapes.
+(serde loses unbacked symbol ranges and parameters' ``requires_grad``; both are stored
+beside its bytes and put back, see ``_restore_ranges``), plus the Program's facts (by
+name), metadata, example inputs and dynamic shapes.
 A pass that changed nothing (``modified=False``) stores an alias to its input's entry.
 
 Writes go to a temporary file renamed into place, and only once the manager has checked

@@ -223,3 +223,24 @@ def test_clear_removes_everything(tmp_path, cache):
 )
 def test_parse_size(text, size):
     assert parse_size(text) == size
+
+
+@pytest.mark.slow
+def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
+    """torch.export.save/load keeps what the rest of xnnpack_default needs (dynamic
+    shapes, unbacked KV-cache positions, the custom SDPA op)."""
+    from pteflow.driver import llama, pipelines
+    from pteflow.driver.spec import build_pass
+    from pteflow.ir import Level
+    from pteflow.passes.cache import _decode_artifact, _encode_artifact
+
+    reg = load_registry()
+    ps = [build_pass(reg, s) for s in pipelines.load("xnnpack_default").passes]
+    ps = [p for p in ps if p.name != "emit"]
+    head = [p for p in ps if p.contract.level_in == Level.EAGER]
+    tail = [p for p in ps if p.contract.level_in != Level.EAGER]
+    aten = PassManager(head, registry=reg).run(llama.tiny_llama().program, upcoming=tail).program
+    restored = aten.evolve(artifact=_decode_artifact(Level.ATEN, _encode_artifact(aten)))
+    from_restored = PassManager(tail, registry=reg).run(restored).program.artifact.buffer
+    fresh = PassManager(tail, registry=reg).run(aten).program.artifact.buffer
+    assert from_restored == fresh

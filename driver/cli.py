@@ -44,6 +44,13 @@ command. It rebuilds the failing pass's input, replays the passes recorded
 before it, runs the pass with the same checks and compares the error. Exit 1:
 the failure reproduced; exit 0: it no longer does.
 """
+EXAMPLES_CACHE = """\
+examples:
+  driver cache info
+  driver cache info --cache-dir /tmp/pteflow-cache
+  driver cache clear
+  driver run --pipeline xnnpack_default --no-cache
+"""
 EXAMPLES_PLAN = """\
 examples:
   driver plan --passes emit,to-executorch,export,to-edge
@@ -189,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     debug_args(run)
+    cache_args(run)
     bisect_and_repro(sub, pipeline_args, model_args)
 
     plan = sub.add_parser(
@@ -229,6 +237,25 @@ def _parser() -> argparse.ArgumentParser:
         "--json",
         metavar="PATH.json",
         help="also write the per-node coverage as JSON",
+    )
+
+    cache = sub.add_parser(
+        "cache",
+        help="show or clear the pass-result cache",
+        epilog=EXAMPLES_CACHE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="driver run stores each cacheable pass's result, keyed by its input, "
+        "options, source code and the torch/executorch/torchao/pteflow versions, and "
+        "starts the next run after the longest cached prefix of its passes.",
+    )
+    cache.add_argument(
+        "action",
+        choices=("info", "clear"),
+        help="info: entries, size, hit rate of the last run; clear: delete every entry",
+    )
+    cache_args(cache)
+    cache.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
 
     lst = sub.add_parser(
@@ -318,6 +345,63 @@ def bisect_and_repro(sub: Any, pipeline_args: Any, model_args: Any) -> None:
     rep.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
     )
+
+
+def cache_args(sp: argparse.ArgumentParser) -> None:
+    """The pass-cache options (driver run, driver cache)."""
+    g = sp.add_argument_group("pass-result cache")
+    if sp.prog.endswith(" run"):
+        g.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every pass; neither read nor write the cache",
+        )
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where cached pass results live (default: $XDG_CACHE_HOME/pteflow, "
+        "else ~/.cache/pteflow)",
+    )
+    g.add_argument(
+        "--cache-size",
+        metavar="SIZE",
+        default="10G",
+        help="size cap; least recently used entries are evicted beyond it (default: 10G)",
+    )
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from pteflow.passes.cache import PassCache, parse_size
+
+    return PassCache(args.cache_dir, max_bytes=parse_size(args.cache_size), log=_warn)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"driver: warning: {message}\n")
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    if args.action == "clear":
+        n = cache.clear()
+        _say(f"removed {n} entries from {cache.directory}")
+        return 0
+    info = cache.info()
+    _say(f"cache: {info.directory}")
+    _say(f"entries: {info.entries}")
+    _say(f"total size: {info.total_bytes / 2**20:.2f} MiB (cap {info.max_bytes / 2**30:.2f} GiB)")
+    last = info.last_run
+    if last:
+        _say(
+            f"last run: hit rate {last['hit_rate']:.0%} ({last['hits']} of "
+            f"{last['cacheable']} cacheable passes restored, {last['stored']} stored; "
+            f"load {last.get('load_s', 0):.1f}s, store {last.get('store_s', 0):.1f}s)"
+        )
+        for note in last.get("notes", []):
+            _say(f"  note: {note}")
+    else:
+        _say("last run: none recorded")
+    return 0
 
 
 # --------------------------------------------------------------------------- helpers
@@ -515,6 +599,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (--model sources are planned once loaded: only then are their facts known.)
         manager.plan(initial_facts=_source_facts(pipe))
 
+    cache = None
+    if not args.no_cache:  # a bad --cache-dir/--cache-size is refused before any work
+        cache = _cache(args)
+        cache.check_writable()
+
     t0 = time.perf_counter()
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
@@ -533,7 +622,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end=end, flush=True)
         else:
             changed = "" if record.modified else "  (no change)"
-            _say(f" {record.wall_s:.2f}s{changed}")
+            cached = "  (cached)" if getattr(record, "cached", False) else ""
+            _say(f" {record.wall_s:.2f}s{changed}{cached}")
 
     observers, numerics = _observers(args, manager, model, print_before, print_after)
     quantized_ref = None
@@ -544,7 +634,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         quantized_ref = QuantizedReference()
         observers.append(quantized_ref)
-    result = manager.run(model.program, on_event=on_event, observers=observers)
+    watching = sorted({o.flag for o in observers if o.needs_every_pass})
+    if cache is not None and watching:
+        _say(f"cache: not used ({', '.join(watching)} must see every pass run)")
+        cache = None
+    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
 
@@ -721,7 +815,7 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
-    rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed")]
+    rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed", "cached")]
     for r in result.records:
         deleg = ", ".join(f"{k}:{v}" for k, v in r.delegated.items()) or "-"
         rows.append(
@@ -732,6 +826,7 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
                 str(r.ops_after),
                 deleg,
                 "yes" if r.modified else "no",
+                "cached" if getattr(r, "cached", False) else "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -743,6 +838,9 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
         f"total {total:.2f}s over {len(result.records)} passes "
         f"(scheduling {result.schedule_s * 1000:.1f} ms)"
     )
+    n_cached = sum(getattr(r, "cached", False) for r in result.records)
+    if n_cached:
+        _say(f"cached: {n_cached} of {len(result.records)} passes restored from the pass cache")
     if pte is not None and pte.exists():
         _say(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
     arbitration = _arbitration(result.program)
@@ -827,6 +925,7 @@ COMMANDS = {
     "check-coverage": cmd_check_coverage,
     "bisect": cmd_bisect,
     "repro": cmd_repro,
+    "cache": cmd_cache,
 }
 
 

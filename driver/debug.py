@@ -87,6 +87,9 @@ def changed_submodules(before: Mapping[str, str], after: Mapping[str, str]) -> l
 class IRPrinter(PassObserver):
     """Print the dump before/after selected passes, and diffs of changed passes."""
 
+    needs_every_pass = True
+    flag = "--print-ir-*/--print-changed"
+
     def __init__(
         self,
         *,
@@ -146,6 +149,9 @@ def _slug(name: str) -> str:
 
 class DumpDir(PassObserver):
     """Write ``000-input.txt`` and ``NNN-<pass>.txt`` (the program after pass NNN)."""
+
+    needs_every_pass = True
+    flag = "--dump-dir"
 
     def __init__(self, path: Path):
         self.path = Path(path)

@@ -134,6 +134,9 @@ class NumericsRow:
 class NumericsTracker(PassObserver):
     """Evaluate after every pass; collect one ``NumericsRow`` per pass."""
 
+    needs_every_pass = True
+    flag = "--track-numerics"
+
     def __init__(
         self,
         reference: Mapping[str, Any],

@@ -116,6 +116,9 @@ class QuantizedReference(PassObserver):
     the fake-quantized model computes, not what the float model does.
     """
 
+    needs_every_pass = True
+    flag = "--no-delegate"
+
     def __init__(self) -> None:
         self.pass_name: str | None = None  # the quantization pass it was taken after
         self.reference: Mapping[str, Any] = {}

@@ -1,21 +1,362 @@
-"""A structural hash of a Program: equal graphs (or module trees) hash equal.
+"""Content hashes: of a Program (structure + weights), of Python source, of plain values.
 
-One function, so it can be unified with a content hash (structure + weights)
-later. It hashes what ``views.dump`` shows, minus the facts line: at ATEN and
-later the graph of every method and delegate (ops, arguments, node types); at
-EAGER the module tree plus every parameter's and buffer's name, shape and
-dtype. Weight *values* are not hashed.
+Used as cache keys (``pteflow.passes.cache``), so each hash must change whenever the thing
+it stands for changes; a hash that changes when nothing did only costs a cache miss.
+Where a value cannot be hashed faithfully the functions say so (``Unhashable``) rather
+than guess.
+
+* ``program_hash(program)``: the level, facts, metadata, example inputs, dynamic shapes
+  and the artifact: EAGER by the code of every module class (their source files) plus
+  every tensor (parameters, buffers, tensor attributes) and plain attribute of every
+  submodule; ATEN by ``torch.export.save`` bytes; EDGE by ExecuTorch's serializer
+  (``executorch.exir.serde``); EXECUTORCH by the ``.pte`` bytes.
+* ``source_hash(obj)``: the source files of the module defining ``obj`` and of the
+  modules it reaches through its globals, restricted to code outside site-packages and
+  the standard library (pteflow itself, a user's own modules); the installed packages
+  are keyed by their versions instead (``versions()``).
+* ``structural_hash(program)``: the structure only (what ``views.dump`` shows, minus the
+  facts line; at EAGER plus parameter/buffer names, shapes and dtypes), no weight values:
+  the manager's check that a pass reporting "unchanged" changed nothing.
+* ``value_hash(value)`` / ``canonical(value)``: a stable text form of options and
+  metadata (attrs classes, dataclasses, enums, containers, tensors).
+
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
+import functools
 import hashlib
-from typing import TYPE_CHECKING
+import importlib.metadata
+import inspect
+import io
+import os
+import re
+import sys
+import sysconfig
+import types
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from .levels import Level
 
 if TYPE_CHECKING:
+    import torch
+
     from .program import Program
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: Packages keyed by their installed version rather than their source.
+VERSIONED = ("torch", "executorch", "torchao", "pteflow")
+
+
+class Unhashable(TypeError):
+    """A value whose content cannot be hashed faithfully (so it must not be cached)."""
+
+
+def _h() -> hashlib._Hash:
+    return hashlib.sha256()
+
+
+# --------------------------------------------------------------------------- versions
+
+
+@functools.cache
+def versions() -> tuple[tuple[str, str], ...]:
+    """Installed versions of torch, executorch, torchao, pteflow (and Python)."""
+    out = [("python", sys.version.split()[0])]
+    for name in VERSIONED:
+        try:
+            out.append((name, importlib.metadata.version(name)))
+        except importlib.metadata.PackageNotFoundError:
+            out.append((name, "absent"))
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- source
+
+
+@functools.cache
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
+    roots |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
+
+
+def _is_own_code(module: types.ModuleType) -> bool:
+    """Code keyed by its source (not a library keyed by its version)."""
+    file = getattr(module, "__file__", None)
+    if not file or not file.endswith(".py"):
+        return False
+    real = os.path.realpath(file)
+    return not real.startswith(_library_roots())
+
+
+def _modules_reached(root: types.ModuleType) -> list[types.ModuleType]:
+    """``root`` and the own-code modules reachable from it through module globals."""
+    seen: dict[str, types.ModuleType] = {}
+    todo = [root]
+    while todo:
+        mod = todo.pop()
+        if mod.__name__ in seen:
+            continue
+        seen[mod.__name__] = mod
+        for value in list(vars(mod).values()):
+            if isinstance(value, types.ModuleType):
+                target: types.ModuleType | None = value
+            else:
+                name = getattr(value, "__module__", None)
+                target = sys.modules.get(name) if isinstance(name, str) else None
+            if target is not None and target.__name__ not in seen and _is_own_code(target):
+                todo.append(target)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _file_digest(path: str) -> str:
+    # Read the file every time: a test (or an engineer in a notebook) may rewrite it
+    # within one process, and linecache/inspect would serve the old text.
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise Unhashable(f"cannot read the source of {path}: {e}") from e
+    return hashlib.sha256(data).hexdigest()
+
+
+def source_hash(obj: Any) -> str:
+    """Hash of the code ``obj`` (a class, function or module) runs.
+
+    The module defining it and every own-code module it reaches through globals
+    (helpers, base classes, pteflow's ir): editing any of them changes the hash.
+
+    Raises:
+        Unhashable: the code has no source file (defined in a REPL or built dynamically).
+    """
+    module = obj if isinstance(obj, types.ModuleType) else inspect.getmodule(obj)
+    if module is None:
+        raise Unhashable(f"{obj!r} has no module to read its source from")
+    h = _h()
+    mods = _modules_reached(module)
+    if not _is_own_code(module):
+        file = getattr(module, "__file__", None)
+        if not file:
+            raise Unhashable(f"{module.__name__} has no source file")
+    for mod in mods:
+        file = getattr(mod, "__file__", None)
+        if not file:
+            continue
+        h.update(mod.__name__.encode() + b"\0" + _file_digest(file).encode() + b"\0")
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _tensor_bytes(t: torch.Tensor) -> Iterator[bytes]:
+    import torch
+
+    yield f"T{t.dtype}{tuple(t.shape)}".encode()
+    if type(t) not in (torch.Tensor, torch.nn.Parameter) and hasattr(t, "__tensor_flatten__"):
+        names, ctx = t.__tensor_flatten__()
+        yield f"{type(t).__module__}.{type(t).__qualname__}:{canonical(ctx)}".encode()
+        for n in names:
+            yield n.encode()
+            yield from _tensor_bytes(getattr(t, n))
+        return
+    if t.is_quantized or t.layout != torch.strided:
+        buf = io.BytesIO()
+        torch.save(t.detach().cpu(), buf)
+        yield buf.getvalue()
+        return
+    flat = t.detach().cpu().contiguous().reshape(-1)
+    yield flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def canonical(value: Any, _depth: int = 0) -> str:
+    """A stable text form of a plain value (options, metadata, shapes).
+
+    Tensors are replaced by their content hash; attrs classes and dataclasses by their
+    class and fields; functions and classes by their qualified name and source hash.
+    """
+    if _depth > 12:
+        raise Unhashable("value nested too deep to hash")
+    d = _depth + 1
+    if value is None or isinstance(value, bool | int | str):
+        return repr(value)
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, bytes):
+        return "b:" + hashlib.sha256(value).hexdigest()
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if _is_tensor(value):
+        h = _h()
+        for chunk in _tensor_bytes(value):
+            h.update(chunk)
+        return "tensor:" + h.hexdigest()
+    if isinstance(value, list | tuple):
+        return type(value).__name__ + "[" + ",".join(canonical(v, d) for v in value) + "]"
+    if isinstance(value, set | frozenset):
+        return "set{" + ",".join(sorted(canonical(v, d) for v in value)) + "}"
+    if isinstance(value, Mapping):
+        items = sorted((canonical(k, d), canonical(v, d)) for k, v in value.items())
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    cls = type(value)
+    qual = f"{cls.__module__}.{cls.__qualname__}"
+    if attrs.has(cls) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        names = (
+            [a.name for a in attrs.fields(cls) if a.eq]
+            if attrs.has(cls)
+            else [f.name for f in dataclasses.fields(value)]
+        )
+        mod = sys.modules.get(cls.__module__)
+        code = source_hash(cls) if mod is not None and _is_own_code(mod) else ""
+        return f"{qual}@{code}" + canonical({n: getattr(value, n) for n in names}, d)
+    if isinstance(value, type | types.FunctionType | types.MethodType):
+        target = value.__func__ if isinstance(value, types.MethodType) else value
+        name = f"{target.__module__}.{target.__qualname__}"
+        mod = sys.modules.get(target.__module__)
+        code = source_hash(target) if mod is not None and _is_own_code(mod) else ""
+        return f"code:{name}:{code}"
+    if isinstance(value, types.BuiltinFunctionType):
+        return f"builtin:{getattr(value, '__module__', '')}.{value.__qualname__}"
+    if isinstance(value, types.ModuleType):
+        return f"module:{value.__name__}"
+    if callable(getattr(value, "__cache_key__", None)):
+        return qual + ":" + str(value.__cache_key__())
+    text = repr(value)
+    if _ADDRESS.search(text):
+        fields = getattr(value, "__dict__", None)
+        if fields is None:
+            raise Unhashable(f"cannot hash a {qual} (its repr is an address)")
+        return qual + canonical(dict(fields), d)
+    return qual + ":" + text
+
+
+def value_hash(value: Any) -> str:
+    """sha256 of ``canonical(value)``."""
+    return hashlib.sha256(canonical(value).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- programs
+
+#: Attributes torch keeps on every module (hooks, flags); not part of what it computes.
+_MODULE_BOOKKEEPING = frozenset(
+    {"training", "_parameters", "_buffers", "_modules", "_non_persistent_buffers_set"}
+)
+
+
+def module_hash(module: torch.nn.Module) -> str:
+    """Code of every submodule class, every parameter/buffer, and plain attributes."""
+    h = _h()
+    for name, sub in module.named_modules(remove_duplicate=False):
+        cls = type(sub)
+        mod = sys.modules.get(cls.__module__)
+        code = source_hash(cls) if mod is not None and _is_own_code(mod) else ""
+        h.update(f"M{name}:{cls.__module__}.{cls.__qualname__}:{code}\0".encode())
+        h.update(f"training={sub.training}\0".encode())
+        for pname, tensor in list(sub._parameters.items()) + list(sub._buffers.items()):
+            h.update(f"P{pname}\0".encode())
+            if tensor is not None:
+                for chunk in _tensor_bytes(tensor):
+                    h.update(chunk)
+        for key, value in sorted(vars(sub).items()):
+            if key in _MODULE_BOOKKEEPING or (key.startswith("_") and key.endswith("hooks")):
+                continue
+            if key.startswith("_") and isinstance(value, dict) and not value:
+                continue
+            h.update(f"A{key}={canonical(value)}\0".encode())
+    return h.hexdigest()
+
+
+def _meta_val(val: Any) -> str:
+    if isinstance(val, list | tuple):
+        return "(" + ",".join(_meta_val(v) for v in val) + ")"
+    shape = getattr(val, "shape", None)
+    if shape is not None:
+        return f"{getattr(val, 'dtype', '')}{tuple(str(d) for d in shape)}"
+    return _ADDRESS.sub("", repr(val))
+
+
+def exported_program_hash(ep: Any) -> str:
+    """An ExportedProgram's graph (ops, arguments, values' dtypes and shapes), signature,
+    range constraints, and every weight and constant."""
+    h = _h()
+    for node in ep.graph.nodes:
+        line = (
+            f"{node.op}|{node.name}|{node.target}|{node.args}|{node.kwargs}|"
+            f"{_meta_val(node.meta.get('val'))}\0"
+        )
+        h.update(_ADDRESS.sub("", line).encode())
+    h.update(_ADDRESS.sub("", str(ep.graph_signature)).encode())
+    h.update(_ADDRESS.sub("", repr(sorted(map(str, ep.range_constraints.items())))).encode())
+    for name, value in sorted({**ep.state_dict, **ep.constants}.items()):
+        h.update(f"W{name}={canonical(value) if _is_tensor(value) else repr(value)}\0".encode())
+    return h.hexdigest()
+
+
+def artifact_hash(program: Program) -> str:
+    """Hash of the compiled artifact at the program's level (see the module docstring)."""
+    h = _h()
+    if program.level == Level.EAGER:
+        for method, module in sorted(program.modules().items()):
+            h.update(f"{method}\0{module_hash(module)}\0".encode())
+    elif program.level == Level.ATEN:
+        # Not torch.export.save bytes: two exports of one model differ in them.
+        for method, ep in sorted(program.exported_programs().items()):
+            h.update(f"{method}\0{exported_program_hash(ep)}\0".encode())
+    elif program.level == Level.EDGE:
+        from executorch.exir.serde.serialize import serialize
+
+        manager = program.artifact
+        for method in sorted(manager.methods):
+            art = serialize(manager.exported_program(method))
+            h.update(method.encode() + b"\0")
+            for part in (art.exported_program, art.state_dict, art.constants):
+                h.update(hashlib.sha256(part).digest())
+        h.update(canonical(getattr(manager, "_config_methods", None)).encode())
+        h.update(canonical(getattr(manager, "compile_config", None)).encode())
+    else:
+        h.update(hashlib.sha256(program.artifact.buffer).digest())
+    return h.hexdigest()
+
+
+def program_hash(program: Program) -> str:
+    """Hash of everything a pass can read of ``program``: structure, weights, data.
+
+    Raises:
+        Unhashable: some part cannot be hashed faithfully.
+    """
+    h = _h()
+    h.update(f"level={program.level.label}\0".encode())
+    h.update(("facts=" + ",".join(sorted(f.name for f in program.facts)) + "\0").encode())
+    h.update(f"metadata={canonical(dict(program.metadata))}\0".encode())
+    h.update(f"inputs={canonical(dict(program.example_inputs))}\0".encode())
+    h.update(f"shapes={_shapes_text(program.dynamic_shapes)}\0".encode())
+    h.update(f"artifact={artifact_hash(program)}\0".encode())
+    return h.hexdigest()
+
+
+def _shapes_text(shapes: Mapping[str, Any]) -> str:
+    # torch.export Dim objects are dynamically made classes; their repr (not their
+    # class identity) names the dim and its bounds: Dim('seq', min=1, max=127).
+    text = repr(dict(sorted(shapes.items())))
+    if _ADDRESS.search(text):
+        raise Unhashable(f"cannot hash dynamic shapes {text}")
+    return text
+
+
+# --------------------------------------------------------------------------- structure
 
 
 def structural_hash(program: Program) -> str:

@@ -9,6 +9,10 @@ validators); its contract is class data, a ``PassInfo`` in ``info``:
     ordered                  keep the listed order among ordered passes
                              (partitioners: the earlier one gets first pick)
     last                     must be the last pass (emit)
+    cacheable / not_cacheable_because
+                             whether the pass cache may store and reuse its
+                             result (False for side effects, nondeterminism or
+                             results that cannot be serialized; say why)
 
 ``run(program, ctx)`` does the work and returns a ``PassResult``. Callers use
 ``apply``, which checks the input level and required facts, runs the pass,
@@ -59,6 +63,11 @@ class PassInfo:
     # A pass that only prepares for, or does, delegation to a backend names the
     # backend here; ``--no-delegate`` drops such passes.
     delegation: str | None = None
+    # The pass cache (passes/cache.py) stores and reuses results of cacheable passes;
+    # a pass with a side effect, a nondeterministic result or one that cannot be
+    # serialized sets cacheable=False and says why.
+    cacheable: bool = True
+    not_cacheable_because: str = ""
 
     @name.validator
     def _check_name(self, _a: attrs.Attribute, value: str) -> None:
@@ -119,6 +128,14 @@ class Pass:
         delegate overrides this to return a variant.
         """
         return None if self.contract.delegation else self
+
+    def cache_inputs(self, ctx: PassContext) -> Any:
+        """What besides its input program and options decides this pass's result.
+
+        Part of the pass's cache key. Override when the result depends on the run
+        around the pass (to-edge asks the upcoming partition passes what to keep whole).
+        """
+        return ()
 
     # ------------------------------------------------------------------ description
 

@@ -23,7 +23,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import networkx as nx
@@ -42,6 +42,9 @@ from pteflow.ir.errors import (
 from pteflow.ir.hashing import structural_hash
 
 from .base import Pass, PassContext
+
+if TYPE_CHECKING:
+    from .cache import CacheSession, PassCache
 
 Verify = Literal["each", "boundaries", "off"]
 VERIFY_MODES: tuple[Verify, ...] = ("each", "boundaries", "off")
@@ -361,6 +364,7 @@ class PassRecord:
     facts_lost: tuple[str, ...]
     modified: bool
     delegated: Mapping[str, int] = attrs.field(factory=dict)
+    cached: bool = False  # restored from the pass cache, not run
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -389,6 +393,12 @@ class PassObserver:
     it in ``before`` (``after`` sees it as the pass left it). Observers must not
     change the programs they see.
     """
+
+    #: True for observers that must see every pass run (IR dumps, numerics, a reference
+    #: program): the driver then does not resume from the pass-result cache.
+    needs_every_pass: bool = False
+    #: the command-line flag that asked for the observer (for messages)
+    flag: str = ""
 
     def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
         """Called before ``pass_`` (at run position ``rank``) runs on ``program_in``."""
@@ -454,6 +464,7 @@ class PassManager:
         on_event: Event | None = None,
         upcoming: Sequence[Pass] = (),
         observers: Sequence[PassObserver] = (),
+        cache: PassCache | None = None,
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
@@ -463,6 +474,9 @@ class PassManager:
 
         In ``each`` mode a pass that reports ``modified=False`` is also checked
         not to have changed the program's structure (``ir.hashing``).
+        ``cache``: start after the longest prefix of the order whose result is cached,
+        and store the results of the passes that run (see ``pteflow.passes.cache``);
+        the skipped passes get records with ``cached=True``.
 
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
@@ -479,7 +493,14 @@ class PassManager:
         order = the_plan.order
         records = []
         pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
+        session, first = None, 0
+        if cache is not None:
+            session = cache.session([self.passes[i] for i in order], program, upcoming)
+            first, program = session.resume(program)
+            records.extend(self._cached_records(session, order, first, on_event))
         for rank, pos in enumerate(order):
+            if rank < first:
+                continue
             p = self.passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
@@ -548,8 +569,48 @@ class PassManager:
                 obs.after(rank, p, new, records[-1])
             if on_event:
                 on_event("end", pos, p, records[-1])
+            if session is not None:
+                session.stage(rank, program, new, result.modified, records[-1].to_json())
+                if not pending:  # every claim so far is checked: staged results are sound
+                    session.commit()
             program = new
+        if session is not None:
+            session.finish()
         return RunResult(program, tuple(records), the_plan, schedule_s)
+
+    def _cached_records(
+        self, session: CacheSession, order: Sequence[int], first: int, on_event: Event | None
+    ) -> list[PassRecord]:
+        """Records for the passes the cache skipped: as stored when they ran, marked cached."""
+        out = []
+        for rank, header in enumerate(session.headers(first)):
+            pos = order[rank]
+            p = self.passes[pos]
+            if on_event:
+                on_event("start", pos, p, None)
+            stored = (header or {}).get("record") or {}
+            out.append(
+                PassRecord(
+                    position=pos,
+                    name=p.name,
+                    options=_describe_options(p),
+                    level_in=p.contract.level_in.label,
+                    level_out=p.contract.level_out.label,
+                    wall_s=session.load_s if rank == first - 1 else 0.0,
+                    cpu_s=0.0,
+                    check_s=0.0,
+                    ops_before=stored.get("ops_before", 0),
+                    ops_after=stored.get("ops_after", 0),
+                    facts_gained=tuple(stored.get("facts_gained", ())),
+                    facts_lost=tuple(stored.get("facts_lost", ())),
+                    modified=stored.get("modified", True),
+                    delegated=stored.get("delegated", {}),
+                    cached=True,
+                )
+            )
+            if on_event:
+                on_event("end", pos, p, out[-1])
+        return out
 
     @staticmethod
     def _check(program: Program, claims: Mapping[Fact, str], pass_name: str | None) -> None:

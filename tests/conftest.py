@@ -14,6 +14,12 @@ from pteflow.testing import build_program
 from .models import mlp
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory, monkeypatch):
+    """``driver run`` caches pass results by default: never in the user's own cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture
 def eager_mlp() -> Program:
     module, inputs = mlp()

@@ -53,6 +53,10 @@ class ToEdgePass(Pass):
             return self.info
         return attrs.evolve(self.info, provides={facts.EDGE_IR_RELAXED})
 
+    def cache_inputs(self, ctx: PassContext) -> Any:
+        # the partitioners consulted below decide what is kept whole
+        return tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))
+
     def compile_config(self) -> Any:
         from executorch.exir import EdgeCompileConfig
 

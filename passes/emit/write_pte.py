@@ -47,7 +47,13 @@ class EmitPass(Pass):
     Provides nothing and changes nothing: the file appears whole or not at all.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(name="emit", level_in=Level.EXECUTORCH, last=True)
+    info: ClassVar[PassInfo] = PassInfo(
+        name="emit",
+        level_in=Level.EXECUTORCH,
+        last=True,
+        cacheable=False,
+        not_cacheable_because="it writes a file: a side effect that must happen every run",
+    )
     path: str = attrs.field(default="model.pte", validator=_pte_path)
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:

@@ -1,35 +1,101 @@
-"""The structural hash: same structure, same hash; any graph or module edit changes it."""
+"""Content hashes: equal for equal content, different when weights, data, code or options change."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+
+import pytest
 import torch
 
-from pteflow.ir import facts
-from pteflow.ir.hashing import structural_hash
+from pteflow.ir import Level, Program, hashing
+from pteflow.passes.convert.to_edge import ToEdgePass
+from pteflow.testing import build_program
 
-from ..fakes import ReluToSigmoidPass
-
-
-def test_equal_programs_hash_equal_and_facts_do_not_count(aten_mlp):
-    h = structural_hash(aten_mlp)
-    assert h == structural_hash(aten_mlp)
-    assert h == structural_hash(aten_mlp.with_facts(gained=[facts.QUANTIZED_PT2E]))
-    assert len(h) == 64
+from ..models import mlp
 
 
-def test_a_graph_edit_changes_the_hash(aten_mlp):
-    before = structural_hash(aten_mlp)
-    ReluToSigmoidPass().apply(aten_mlp)  # edits in place
-    assert structural_hash(aten_mlp) != before
+def eager() -> Program:
+    module, inputs = mlp()
+    return Program.eager(module, inputs)
 
 
-def test_eager_hash_sees_module_swaps_and_shapes(eager_mlp):
-    before = structural_hash(eager_mlp)
-    module = eager_mlp.modules()["forward"]
-    module.fc1.weight.data = module.fc1.weight.data.half()
-    after_dtype = structural_hash(eager_mlp)
-    assert after_dtype != before
-    module.fc2 = torch.nn.Linear(32, 8)  # same class and shape: same structure
-    assert structural_hash(eager_mlp) == after_dtype
-    module.fc2 = torch.nn.Sequential(torch.nn.Linear(32, 8))
-    assert structural_hash(eager_mlp) != after_dtype
+def test_equal_programs_hash_equal():
+    assert hashing.program_hash(eager()) == hashing.program_hash(eager())
+
+
+def test_one_weight_changes_the_hash():
+    a, b = eager(), eager()
+    with torch.no_grad():
+        b.modules()["forward"].fc2.weight[0, 0] += 1e-6
+    assert hashing.program_hash(a) != hashing.program_hash(b)
+
+
+def test_a_plain_attribute_changes_the_hash():
+    a, b = eager(), eager()
+    b.modules()["forward"].fc1.some_flag = True
+    assert hashing.program_hash(a) != hashing.program_hash(b)
+
+
+def test_inputs_metadata_and_facts_are_part_of_the_hash():
+    from pteflow.ir import facts
+
+    base = eager()
+    h = hashing.program_hash(base)
+    assert hashing.program_hash(base.evolve(example_inputs={"forward": (torch.ones(4, 16),)})) != h
+    assert hashing.program_hash(base.evolve(metadata={"n_layers": 2})) != h
+    assert hashing.program_hash(base.with_facts(gained=[facts.KV_CACHE])) != h
+
+
+def test_aten_hash_is_stable_across_exports():
+    module, inputs = mlp()
+    a = build_program(module, inputs, level=Level.ATEN)
+    b = build_program(module, inputs, level=Level.ATEN)
+    assert hashing.program_hash(a) == hashing.program_hash(b)
+
+
+def test_source_hash_follows_the_file(tmp_path):
+    path = tmp_path / "hashing_probe.py"
+
+    def load(body: str):
+        path.write_text(body)
+        sys.modules.pop("hashing_probe", None)
+        spec = importlib.util.spec_from_file_location("hashing_probe", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["hashing_probe"] = module
+        spec.loader.exec_module(module)
+        return module.f
+
+    try:
+        h1 = hashing.source_hash(load("def f():\n    return 1\n"))
+        h2 = hashing.source_hash(load("def f():\n    return 1\n"))
+        h3 = hashing.source_hash(load("def f():\n    return 2\n"))
+    finally:
+        sys.modules.pop("hashing_probe", None)
+    assert h1 == h2 != h3
+
+
+def test_source_hash_reaches_pteflow_helpers():
+    """A pass's hash covers pteflow modules it reaches (base classes, ir), not only its own."""
+    reached = {m.__name__ for m in hashing._modules_reached(sys.modules[ToEdgePass.__module__])}
+    assert {"pteflow.passes.convert.to_edge", "pteflow.passes.base", "pteflow.ir.program"} <= (
+        reached
+    )
+    assert not any(name.startswith(("torch", "executorch")) for name in reached)
+
+
+def test_options_canonical_form():
+    assert hashing.canonical(ToEdgePass()) != hashing.canonical(ToEdgePass(skip_dim_order=True))
+    assert hashing.canonical(ToEdgePass()) == hashing.canonical(ToEdgePass())
+    assert hashing.canonical(0.1) != hashing.canonical(0.1000000000000001)
+
+
+def test_an_object_known_only_by_address_is_unhashable():
+    with pytest.raises(hashing.Unhashable):
+        hashing.canonical(object())
+
+
+def test_versions_name_the_pinned_packages():
+    names = dict(hashing.versions())
+    assert {"torch", "executorch", "torchao", "pteflow"} <= set(names)
+    assert names["torch"].startswith("2.")

@@ -158,3 +158,20 @@ def test_tiny_llama_resumes_from_a_restored_edge_program_in_a_new_process(capsys
     code, _out, err = run(capsys, *common, *change, "-o", str(tmp_path / "c.pte"), "--no-cache")
     assert code == 0, err
     assert (tmp_path / "b.pte").read_bytes() == (tmp_path / "c.pte").read_bytes()
+
+
+def test_observers_that_need_every_pass_run_every_pass(capsys, tmp_path):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    code, _, err = compile_mlp(capsys, tmp_path, "a.pte", *cache)
+    assert code == 0, err
+    dumps = tmp_path / "dumps"
+    code, out, err = compile_mlp(
+        capsys, tmp_path, "b.pte", *cache, "--dump-dir", str(dumps), "--track-numerics"
+    )
+    assert code == 0, err
+    assert "cache: not used (--dump-dir, --track-numerics must see every pass run)" in out
+    assert "(cached)" not in out
+    assert len(list(dumps.glob("*.txt"))) == 1 + len(PASSES.split(","))  # input + every pass
+    report = json.loads((tmp_path / "b.report.json").read_text())
+    assert not any(p["cached"] for p in report["passes"])
+    assert len(report["numerics"]) >= len(PASSES.split(","))

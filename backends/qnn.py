@@ -76,18 +76,13 @@ def runtime_unavailable_reason() -> str | None:
     """Why a QNN-delegated ``.pte`` cannot execute in this process's ExecuTorch runtime.
 
     The runtime must have ``QnnBackend`` registered and the SDK's HTP library loadable
-    (on x86_64 that is the HTP simulator). Imports ``executorch.runtime`` (seconds).
+    (on x86_64 that is the HTP simulator).
     """
-    why = _sdk_unavailable_reason()
-    if why:
-        return why
-    from executorch.runtime import Runtime
+    from ._runtime import runtime_missing
 
-    registry = Runtime.get().backend_registry
-    if not registry.is_available(BACKEND_ID):
-        have = ", ".join(registry.registered_backend_names) or "none"
-        return f"the ExecuTorch runtime here has no {BACKEND_ID} (registered: {have})"
-    return None
+    return _sdk_unavailable_reason() or runtime_missing(
+        BACKEND_ID, "run the .pte on a Snapdragon device with the QNN runtime libraries"
+    )
 
 
 def make_quantizer(name: str = DEFAULT_QNN_QUANTIZER, *, soc: str = DEFAULT_SOC) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 
 def backend_status(module: object) -> str:
@@ -21,16 +22,20 @@ def backend_status(module: object) -> str:
     return f"lowers here; cannot execute here: {why}" if why else "available"
 
 
-def backend_table() -> list[tuple[str, str]]:
-    """(name, status) for every backend module; see ``backend_status``."""
+def backend_modules() -> dict[str, Any]:
+    """Name -> module of every backend module (``pteflow.backends.<name>`` with a probe)."""
     import pteflow.backends as pkg
 
-    rows = []
+    out = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_") or info.ispkg:
             continue
         module = importlib.import_module(f"pteflow.backends.{info.name}")
-        if getattr(module, "unavailable_reason", None) is None:
-            continue
-        rows.append((info.name, backend_status(module)))
-    return rows
+        if getattr(module, "unavailable_reason", None) is not None:
+            out[info.name] = module
+    return out
+
+
+def backend_table() -> list[tuple[str, str]]:
+    """(name, status) for every backend module; see ``backend_status``."""
+    return [(name, backend_status(module)) for name, module in backend_modules().items()]

@@ -57,24 +57,20 @@ def cannot_execute(data: bytes) -> str | None:
     E.g. "cannot execute CoreML here: the runtime here has no CoreMLBackend (registered:
     ...); to verify, run the .pte with ExecuTorch's runner on macOS/iOS".
     """
-    import importlib
-    import pkgutil
-
-    import pteflow.backends as pkg
     from pteflow.backends._runtime import runtime_missing
     from pteflow.ir.views import pte_summary
+
+    from .backends import backend_modules
 
     ids = sorted({b for m in pte_summary(data).values() for b in m.backends})
     if not ids:
         return None
-    probes = {}
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"pteflow.backends.{info.name}")
-        probe = getattr(module, "runtime_unavailable_reason", None)
-        if probe is not None and getattr(module, "BACKEND_ID", None):
-            probes[module.BACKEND_ID] = probe
+    probes = {
+        module.BACKEND_ID: module.runtime_unavailable_reason
+        for module in backend_modules().values()
+        if getattr(module, "BACKEND_ID", None)
+        and getattr(module, "runtime_unavailable_reason", None)
+    }
     for backend_id in ids:
         probe = probes.get(backend_id)
         why = (

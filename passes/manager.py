@@ -498,6 +498,7 @@ class PassManager:
             session = cache.session([self.passes[i] for i in order], program, upcoming)
             first, program = session.resume(program)
             records.extend(self._cached_records(session, order, first, on_event))
+        ops = None  # node count of ``program``: a pass's count after is the next one's before
         for rank, pos in enumerate(order):
             if rank < first:
                 continue
@@ -515,7 +516,7 @@ class PassManager:
             )
             for obs in observers:
                 obs.before(rank, p, program)
-            ops_before = views.node_count(program)
+            ops_before = views.node_count(program) if ops is None else ops
             delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
             hash_before = structural_hash(program) if self.verify == "each" else None
             w0, c0 = time.perf_counter(), time.process_time()
@@ -544,7 +545,7 @@ class PassManager:
                 for obs in observers:
                     obs.failed(rank, p, e)
                 raise
-            ops_after = views.node_count(new)
+            ops_after = ops = views.node_count(new)
             records.append(
                 PassRecord(
                     position=pos,

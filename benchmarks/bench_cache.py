@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reference import SIZES, write_checkpoint
+from benchmarks.reference import SIZES, pteflow_command, write_checkpoint
 
 IMPORTS = (
     "import torch, executorch.exir, torchao, pteflow.driver.cli, pteflow.passes.registry; "
@@ -78,28 +78,20 @@ def main() -> int:
         cache = out / "cache"
 
         def driver(pipeline: str, pte: str, run: str, *extra: str) -> list[str]:
-            return [
-                sys.executable,
-                "-m",
-                "pteflow.driver",
-                "run",
-                "--pipeline",
+            return pteflow_command(
                 pipeline,
-                "--params",
-                str(params),
-                "--checkpoint",
-                str(ckpt),
-                "--max-seq-len",
-                str(max_seq_len),
-                "-o",
-                str(out / pte),
-                "--no-verify",
-                "--cache-dir",
-                str(cache),
-                "--report",
-                str(out / f"{run}.report.json"),
-                *extra,
-            ]
+                params,
+                ckpt,
+                out / pte,
+                max_seq_len=max_seq_len,
+                extra_args=[
+                    "--cache-dir",
+                    str(cache),
+                    "--report",
+                    str(out / f"{run}.report.json"),
+                    *extra,
+                ],
+            )
 
         # the first import after a while reads from disk: warm the page cache first
         timed([sys.executable, "-c", IMPORTS], out / "warmup.log")

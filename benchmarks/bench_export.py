@@ -24,7 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reference import SIZES, _wait, run_reference, write_checkpoint
+from benchmarks.reference import (
+    SIZES,
+    _wait,
+    pteflow_command,
+    run_reference,
+    write_checkpoint,
+)
 
 PIPELINES = ("xnnpack_default", "xnnpack_8da4w", "xnnpack_pt2e", "portable_default")
 
@@ -32,24 +38,10 @@ PIPELINES = ("xnnpack_default", "xnnpack_8da4w", "xnnpack_pt2e", "portable_defau
 def run_pteflow(pipeline: str, params: Path, ckpt: Path, out: Path, max_seq_len: int) -> dict:
     """``driver run`` in a subprocess, measured like the reference (wall, own peak RSS)."""
     pte = out / f"{pipeline}.pte"
-    cmd = [
-        sys.executable,
-        "-m",
-        "pteflow.driver",
-        "run",
-        "--pipeline",
-        pipeline,
-        "--params",
-        str(params),
-        "--checkpoint",
-        str(ckpt),
-        "--max-seq-len",
-        str(max_seq_len),
-        "-o",
-        str(pte),
-        "--no-verify",
-        "--no-cache",  # a cold compile, like the reference (bench_cache.py measures reuse)
-    ]
+    # a cold compile, like the reference (bench_cache.py measures reuse)
+    cmd = pteflow_command(
+        pipeline, params, ckpt, pte, max_seq_len=max_seq_len, extra_args=["--no-cache"]
+    )
     log = out / f"{pipeline}.pteflow.log"
     with open(log, "wb") as f:
         t0 = time.perf_counter()

@@ -176,6 +176,37 @@ def command(
     ]
 
 
+def pteflow_command(
+    pipeline: str,
+    params: str | Path,
+    checkpoint: str | Path,
+    pte: str | Path,
+    *,
+    max_seq_len: int,
+    extra_args: Sequence[str] = (),
+    python: str = sys.executable,
+) -> list[str]:
+    """The ``driver run`` command line that compiles what ``command`` does, without verify."""
+    return [
+        python,
+        "-m",
+        "pteflow.driver",
+        "run",
+        "--pipeline",
+        pipeline,
+        "--params",
+        str(params),
+        "--checkpoint",
+        str(checkpoint),
+        "--max-seq-len",
+        str(max_seq_len),
+        "-o",
+        str(pte),
+        "--no-verify",
+        *extra_args,
+    ]
+
+
 def run_reference(
     variant: str,
     params: str | Path,

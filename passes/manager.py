@@ -64,19 +64,22 @@ class Plan:
     def ordered_passes(self) -> list[Pass]:
         return [self.passes[i] for i in self.order]
 
-    def why(self, position: int, *, implied: bool = True) -> list[str]:
+    def why(
+        self, position: int, *, implied: bool = True, direct: set[tuple[int, int]] | None = None
+    ) -> list[str]:
         """Why the pass at ``position`` sits where it does: its incoming edges.
 
         A pass that runs last gets one line for that, not one per other pass.
         ``implied=False`` leaves out ordering constraints that a chain of other
         constraints already implies (a pass after all 37 of QNN's edge passes
         shows the last one); fact edges (``provides``/``reads``) always show.
+        ``direct``: ``direct_edges()``, when the caller asks for many positions.
         """
         out = []
         last = f"{self.passes[position].name} runs last"
         if self.passes[position].contract.last:
             out.append("runs last (after every other pass)")
-        keep = None if implied else self._direct_edges()
+        keep = None if implied else (direct if direct is not None else self.direct_edges())
         for (u, v), why in sorted(self.reasons.items()):
             if v != position:
                 continue
@@ -88,18 +91,15 @@ class Plan:
                 out.append(f"after {self.passes[u].name}#{u}: {w}")
         return out
 
-    def _direct_edges(self) -> set[tuple[int, int]]:
+    def direct_edges(self) -> set[tuple[int, int]]:
         """The edges of the transitive reduction of the constraint graph."""
         g = nx.DiGraph(list(self.reasons))
         return set(nx.transitive_reduction(g).edges)
 
-    def hidden_reasons(self) -> int:
-        """How many constraint lines ``render()`` leaves out as implied."""
-        return sum(len(self.why(p)) - len(self.why(p, implied=False)) for p in self.order)
-
     def render(self, *, all_reasons: bool = False) -> str:
         """The text ``driver plan`` prints (implied constraints only with ``all_reasons``)."""
-        lines = []
+        direct = None if all_reasons else self.direct_edges()
+        lines, hidden = [], 0
         for rank, pos in enumerate(self.order, 1):
             p = self.passes[pos]
             lv = (
@@ -108,15 +108,15 @@ class Plan:
                 else f"{p.contract.level_in.label}->{p.contract.level_out.label}"
             )
             lines.append(f"{rank:3d}. {p.describe()}  [{lv}]  {type(p).doc()}")
-            for w in self.why(pos, implied=all_reasons):
-                lines.append(f"       - {w}")
-        if not all_reasons:
-            hidden = self.hidden_reasons()
-            if hidden:
-                lines.append(
-                    f"({hidden} constraint(s) implied by the ones shown are left out; "
-                    "--all-reasons lists them)"
-                )
+            shown = self.why(pos, implied=all_reasons, direct=direct)
+            if direct is not None:
+                hidden += len(self.why(pos)) - len(shown)
+            lines.extend(f"       - {w}" for w in shown)
+        if hidden:
+            lines.append(
+                f"({hidden} constraint(s) implied by the ones shown are left out; "
+                "--all-reasons lists them)"
+            )
         return "\n".join(lines)
 
 

@@ -11,13 +11,7 @@ DEFAULT_PIPELINE = "portable_default"
 
 def unavailable_reason() -> str | None:
     """Why the portable flow cannot run here (ExecuTorch missing), or None."""
-    import importlib.util
+    from pteflow.passes.partition._availability import missing_modules
 
-    for module in ("executorch.exir", "executorch.runtime"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            return f"{module} is not installed (pip install executorch)"
-    return None
+    gone = missing_modules("executorch.exir", "executorch.runtime")
+    return f"{gone[0]} is not installed (pip install executorch)" if gone else None

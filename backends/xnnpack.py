@@ -21,15 +21,9 @@ def unavailable_reason() -> str | None:
     ExecuTorch runtime of this environment to have ``XnnpackBackend`` registered (probed
     without importing ``executorch.exir``: see ``pteflow.backends._runtime``).
     """
-    import importlib.util
+    from pteflow.passes.partition._xnnpack import xnnpack_missing
 
-    try:
-        aot = importlib.util.find_spec("executorch.backends.xnnpack") is not None
-    except ModuleNotFoundError:
-        aot = False
-    if not aot:
-        return "executorch.backends.xnnpack is not installed (install executorch with XNNPACK)"
-    return runtime_unavailable_reason()
+    return xnnpack_missing() or runtime_unavailable_reason()
 
 
 def runtime_unavailable_reason() -> str | None:

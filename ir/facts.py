@@ -250,13 +250,10 @@ def _check_observed(program: Program) -> str | None:
         return "pt2e observers cannot outlive the ATEN level"
     if program.level < Level.ATEN:
         return None
-    from .invariants import is_observer
+    from .invariants import observer_nodes
 
     for method, gm in program.graph_modules().items():
-        if not any(
-            n.op == "call_module" and is_observer(gm.get_submodule(n.target))
-            for n in gm.graph.nodes
-        ):
+        if not observer_nodes(gm):
             return f"method {method!r} has no pt2e observer"
     return None
 

@@ -75,6 +75,15 @@ def is_observer(module: object) -> bool:
     return any(c.__name__ in ("ObserverBase", "FakeQuantizeBase") for c in type(module).__mro__)
 
 
+def observer_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
+    """The ``call_module`` nodes of ``gm`` that call a pt2e observer."""
+    return [
+        n
+        for n in gm.graph.nodes
+        if n.op == "call_module" and is_observer(gm.get_submodule(n.target))
+    ]
+
+
 def _returns_something(node: torch.fx.Node) -> bool:
     """False for ops that return nothing (``_assert_tensor_metadata``): they carry no val."""
     schema = getattr(node.target, "_schema", None)

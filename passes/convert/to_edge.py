@@ -54,8 +54,8 @@ class ToEdgePass(Pass):
         return attrs.evolve(self.info, provides={facts.EDGE_IR_RELAXED})
 
     def cache_inputs(self, ctx: PassContext) -> Any:
-        # the partitioners consulted below decide what is kept whole
-        return tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))
+        # the partitioners run() consults decide what is kept whole
+        return _partitioner_sources(ctx)
 
     def compile_config(self) -> Any:
         from executorch.exir import EdgeCompileConfig
@@ -70,7 +70,7 @@ class ToEdgePass(Pass):
 
         eps = program.exported_programs()
         consts = constant_methods(program) if self.constant_methods else None
-        sources = tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))
+        sources = _partitioner_sources(ctx)
         partitioners = [p.make_partitioner() for p in sources]
         with torch.no_grad():
             if partitioners:
@@ -93,3 +93,8 @@ class ToEdgePass(Pass):
         return PassResult(
             program.evolve(level=Level.EDGE, artifact=manager, metadata=metadata), True
         )
+
+
+def _partitioner_sources(ctx: PassContext) -> tuple[Any, ...]:
+    """The upcoming passes to-edge asks what to keep whole (their partitioners)."""
+    return tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))

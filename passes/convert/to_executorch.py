@@ -73,6 +73,5 @@ class ToExecutorchPass(Pass):
 def _has_quantize_ops(program: Program) -> bool:
     """Quantize/dequantize ops outside delegates (e.g. a --no-delegate QNN graph)."""
     return any(
-        getattr(op, "namespace", None) == "quantized_decomposed"
-        for op in views.op_histogram(program)
+        facts.op_name(op).startswith("quantized_decomposed.") for op in views.op_histogram(program)
     )

@@ -45,7 +45,6 @@ def htp_library_path(root: Path) -> Path:
 def unavailable_reason() -> str | None:
     """Why QNN lowering cannot run here, or None. No network, no torch import."""
     import ctypes
-    import importlib.util
 
     root = sdk_root()
     if root is None:
@@ -67,11 +66,9 @@ def unavailable_reason() -> str | None:
             f"{HTP_LIBRARY} at {library} cannot be loaded ({e}); add "
             f"$QNN_SDK_ROOT/{'/'.join(LIBRARY_DIR)} to LD_LIBRARY_PATH"
         )
-    try:
-        adaptor = importlib.util.find_spec(ADAPTOR) is not None
-    except ModuleNotFoundError:
-        adaptor = False
-    if not adaptor:
+    from ._availability import missing_modules
+
+    if missing_modules(ADAPTOR):
         return f"this executorch wheel has no QNN ahead-of-time adaptor ({ADAPTOR})"
     return None
 

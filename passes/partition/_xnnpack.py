@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any, ClassVar
 
 import attrs
@@ -10,16 +9,13 @@ import attrs
 from pteflow.ir import Program
 
 from ..base import Pass, PassContext, PassResult
+from ._availability import missing_modules
 from ._lowering import is_bool, lower
 
 
 def xnnpack_missing() -> str | None:
     """Why XNNPACK lowering cannot run here, or None."""
-    try:
-        found = importlib.util.find_spec("executorch.backends.xnnpack") is not None
-    except ModuleNotFoundError:
-        found = False
-    if found:
+    if not missing_modules("executorch.backends.xnnpack"):
         return None
     return (
         "executorch.backends.xnnpack is not installed; "

@@ -30,6 +30,9 @@ import operator
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+# re-exported: they live with the ATEN invariant that allows observers
+from pteflow.ir.invariants import is_observer, observer_nodes  # noqa: F401
+
 from ._qnn_quantizer import QNN_QUANTIZERS, make_qnn_quantizer
 
 if TYPE_CHECKING:
@@ -69,23 +72,6 @@ def make_quantizer(name: str) -> Any:
 # --------------------------------------------------------------------------- observers
 
 _ANNOTATION = "quantization_annotation"  # torchao.quantization.pt2e.quantizer Q_ANNOTATION_KEY
-
-
-def is_observer(module: object) -> bool:
-    """A pt2e observer or fake-quantize module (torchao's or torch.ao's)."""
-    from torchao.quantization.pt2e.fake_quantize import FakeQuantizeBase
-    from torchao.quantization.pt2e.observer import ObserverBase
-
-    return isinstance(module, ObserverBase | FakeQuantizeBase)
-
-
-def observer_nodes(gm: torch.fx.GraphModule) -> list[torch.fx.Node]:
-    """The ``call_module`` nodes of ``gm`` that call an observer."""
-    return [
-        n
-        for n in gm.graph.nodes
-        if n.op == "call_module" and is_observer(gm.get_submodule(n.target))
-    ]
 
 
 def with_graph_module(ep: ExportedProgram, gm: torch.fx.GraphModule) -> ExportedProgram:

@@ -15,15 +15,13 @@ DEFAULT_PIPELINE = "xnnpack_default"
 
 
 def unavailable_reason() -> str | None:
-    """Why XNNPACK cannot be used here, or None.
+    """Why XNNPACK lowering cannot run here (``executorch.backends.xnnpack`` missing), or None.
 
-    Lowering needs ``executorch.backends.xnnpack``; running (``--verify``, tests) needs the
-    ExecuTorch runtime of this environment to have ``XnnpackBackend`` registered (probed
-    without importing ``executorch.exir``: see ``pteflow.backends._runtime``).
+    Whether the runtime here executes the result is ``runtime_unavailable_reason``.
     """
     from pteflow.passes.partition._xnnpack import xnnpack_missing
 
-    return xnnpack_missing() or runtime_unavailable_reason()
+    return xnnpack_missing()  # the runtime is the other question (backend_status asks both)
 
 
 def runtime_unavailable_reason() -> str | None:

@@ -736,7 +736,11 @@ def _observers(
     ).ordered_passes()
     observers: list = [
         ReproRecorder(
-            Path(args.repro_dir), ordered, verify=args.checks, plugins=absolute(args.plugin)
+            Path(args.repro_dir),
+            ordered,
+            verify=args.checks,
+            plugins=absolute(args.plugin),
+            eager_input=model.reference,  # untouched until verification, after the run
         )
     ]
     if before or after or args.print_changed:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import io
 import json
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -93,12 +93,16 @@ class ReproRecorder(PassObserver):
         verify: Verify,
         plugins: Sequence[str] = (),
         upcoming: Sequence[Pass] = (),
+        eager_input: Mapping[str, Any] | None = None,
     ):
         self.root = Path(root)
         self.ordered = list(ordered)
         self.upcoming = list(upcoming)
         self.verify = verify
         self.plugins = list(plugins)
+        # an untouched copy of the EAGER input the caller already holds (the driver's
+        # verification reference): used as the snapshot instead of copying the model again
+        self.eager_input = eager_input
         self.snapshot: _Snapshot | None = None
         self.problem: str | None = "no input was captured"
         self.written: Path | None = None
@@ -106,7 +110,10 @@ class ReproRecorder(PassObserver):
     def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
         at_aten = program_in.level == Level.ATEN
         first_aten = at_aten and (self.snapshot is None or self.snapshot.level != Level.ATEN)
-        if (rank == 0 and program_in.level == Level.EAGER) or first_aten:
+        at_start = rank == 0 and program_in.level == Level.EAGER
+        if at_start and self.eager_input is not None:
+            self.snapshot = _Snapshot(rank, program_in.evolve(artifact=dict(self.eager_input)))
+        elif at_start or first_aten:
             import copy
 
             # a deep copy costs ~1/20 of torch.export.save: serialize only on failure
@@ -263,7 +270,13 @@ def _program(path: Path, info: dict[str, Any]) -> Program:
         order = list(extra["example_inputs"])
         artifact = {m: artifact[m] for m in order if m in artifact}
     else:
-        artifact = torch.load(path / "program" / "eager.pt", weights_only=False)
+        try:
+            artifact = torch.load(path / "program" / "eager.pt", weights_only=False)
+        except ImportError as e:  # the pickled modules name the model's own classes
+            raise UserError(
+                f"{path}: the EAGER input needs the model's classes, which do not import here "
+                f"({e}); run from where they import (or set PYTHONPATH)"
+            ) from None
     return Program(
         level,
         artifact,

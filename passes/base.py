@@ -90,10 +90,15 @@ class PassInfo:
 
 @attrs.frozen
 class PassResult:
-    """What a pass returns: the new program and whether anything changed."""
+    """What a pass returns: the new program and whether anything changed.
+
+    ``withheld``: facts of the contract's ``provides`` this run did not establish (a
+    partitioner that took nothing delegated nothing: it must not claim ``delegated.*``).
+    """
 
     program: Program
     modified: bool
+    withheld: frozenset[Fact] = frozenset()
 
 
 @attrs.frozen
@@ -222,11 +227,7 @@ class Pass:
                     raise InvariantError(
                         f"method {method!r}: graph lint failed: {e}", pass_name=info.name
                     ) from e
-        gained = info.provides
-        if info.ordered and info.delegation and not result.modified:
-            # a partitioner that took nothing delegated nothing (e.g. XNNPACK after Vulkan
-            # took everything it could): claiming delegated.<backend> would be false
-            gained = frozenset()
+        gained = info.provides - result.withheld
         out = out.with_facts(gained=gained, lost=info.invalidates - info.provides)
         return PassResult(out, result.modified or info.is_conversion)
 

@@ -36,7 +36,7 @@ import attrs
 from pteflow.ir import Program, views
 from pteflow.ir.errors import InvariantError, PipelineError
 
-from ..base import PassContext, PassResult, option_error
+from ..base import PassContext, PassInfo, PassResult, option_error
 from ..convert.to_edge import PartitionerSource
 from ._arbitration import record as record_claims
 
@@ -46,6 +46,9 @@ class PartitionPass(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def contract(self) -> PassInfo: ...
 
     def make_partitioner(self) -> Any: ...
 
@@ -128,7 +131,8 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     out = out.evolve(metadata=record_claims(pass_.name, program, out))
     if not any(isinstance(p, PartitionerSource) for p in ctx.upcoming):
         check_lowered(out, [p.make_partitioner() for p in done])
-    return PassResult(out, modified)
+    # took nothing (e.g. XNNPACK after Vulkan took all it could): it delegated nothing
+    return PassResult(out, modified, withheld=frozenset() if modified else pass_.contract.provides)
 
 
 def check_lowered(program: Program, partitioners: Sequence[Any]) -> None:

@@ -107,4 +107,8 @@ class PartitionQnnPass(Pass):
         out = program.evolve(artifact=lowered)
         out = out.evolve(metadata=record_claims(self.name, program, out))
         modified = len(views.delegation_summary(out)) != before
-        return PassResult(out if modified else program, modified)
+        return PassResult(
+            out if modified else program,
+            modified,
+            withheld=frozenset() if modified else self.contract.provides,
+        )

@@ -18,14 +18,22 @@ if TYPE_CHECKING:
     from .program import Program
 
 
-def _is_delegate_call(node: torch.fx.Node) -> bool:
-    return getattr(node.target, "__name__", "") == "executorch_call_delegate"
+def is_delegate_call(node: torch.fx.Node) -> bool:
+    """A call of a lowered module (``executorch_call_delegate``)."""
+    return node.op == "call_function" and (
+        getattr(node.target, "__name__", "") == "executorch_call_delegate"
+    )
+
+
+def named_delegates(gm: torch.fx.GraphModule) -> Iterator[tuple[str, Any]]:
+    """(submodule name, lowered module) of every delegate call in ``gm``."""
+    for node in gm.graph.nodes:
+        if is_delegate_call(node):
+            yield node.args[0].target, getattr(gm, node.args[0].target)
 
 
 def _lowered_modules(gm: torch.fx.GraphModule) -> Iterator[Any]:
-    for node in gm.graph.nodes:
-        if node.op == "call_function" and _is_delegate_call(node):
-            yield getattr(gm, node.args[0].target)
+    return (lowered for _name, lowered in named_delegates(gm))
 
 
 def graph_op_histogram(gm: torch.fx.GraphModule, *, include_delegated: bool = False) -> Counter:
@@ -183,17 +191,11 @@ def dump(program: Program) -> str:
         return "\n".join(parts) + "\n"
     for method, gm in program.graph_modules().items():
         parts.append(f"## method {method}\n{dump_graph(gm).rstrip()}")
-        for lowered_name, lowered in _named_lowered(gm):
+        for lowered_name, lowered in named_delegates(gm):
             inner = getattr(lowered, "original_module", None)
             body = dump_graph(inner.graph_module).rstrip() if inner is not None else "(opaque)"
             parts.append(f"## delegate {method}/{lowered_name} -> {lowered.backend_id}\n{body}")
     return "\n".join(parts) + "\n"
-
-
-def _named_lowered(gm: torch.fx.GraphModule) -> Iterator[tuple[str, Any]]:
-    for node in gm.graph.nodes:
-        if node.op == "call_function" and _is_delegate_call(node):
-            yield node.args[0].target, getattr(gm, node.args[0].target)
 
 
 def diff(

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir import Program
+from pteflow.ir import Program, views
 from pteflow.ir.facts import op_name
 
 #: Program.metadata key: the Arbitration so far.
@@ -83,18 +83,14 @@ class Arbitration:
 def _is_counted(node: Any) -> bool:
     if node.op != "call_function" or node.target is operator.getitem:
         return False
-    return getattr(node.target, "__name__", "") != "executorch_call_delegate"
+    return not views.is_delegate_call(node)
 
 
 def _delegates(program: Program) -> Iterator[tuple[str, str, Any]]:
     """(method, submodule name, lowered module) of every delegate call."""
     for method, gm in program.graph_modules().items():
-        for node in gm.graph.nodes:
-            if (
-                node.op == "call_function"
-                and getattr(node.target, "__name__", "") == "executorch_call_delegate"
-            ):
-                yield method, node.args[0].target, getattr(gm, node.args[0].target)
+        for name, lowered in views.named_delegates(gm):
+            yield method, name, lowered
 
 
 def _outside(program: Program) -> list[tuple[str, str, str]]:

@@ -30,19 +30,14 @@ WRONG = str(ROOT / "tests" / "driver" / "wrong_passes.py")
 def bench_numerics() -> dict:
     from pteflow.driver import llama, pipelines
     from pteflow.driver.numerics import NumericsTracker
-    from pteflow.driver.spec import PassSpec, build_pass
+    from pteflow.driver.spec import apply_overrides, build_passes
     from pteflow.passes import PassManager
-    from pteflow.passes.registry import load_registry
 
-    registry = load_registry()
     with tempfile.TemporaryDirectory() as tmp:
-        specs = [
-            PassSpec(s.name, {**s.options, "path": str(Path(tmp) / "m.pte")})
-            if s.name == "emit"
-            else s
-            for s in pipelines.load("xnnpack_default").passes
-        ]
-        passes = [build_pass(registry, s) for s in specs]
+        specs = apply_overrides(
+            pipelines.load("xnnpack_default").passes, [f"emit.path={Path(tmp) / 'm.pte'}"]
+        )
+        registry, passes = build_passes(specs)
         # warm-up: imports and first-call caches would otherwise land on the first run
         PassManager(passes[:3], registry=registry).run(llama.tiny_llama().program)
         times = {}
@@ -70,16 +65,13 @@ def bench_numerics() -> dict:
 def bench_bisect() -> list[dict]:
     from pteflow.driver.bisect import bisect
     from pteflow.driver.models import from_callable
-    from pteflow.driver.plugins import load_plugins
-    from pteflow.driver.spec import PassSpec, build_pass
-    from pteflow.passes.registry import load_registry
+    from pteflow.driver.spec import PassSpec, build_passes
 
-    registry = load_registry(extra=load_plugins([WRONG]))
     out = []
     for where in (1, 10, 20, 29):
         names = ["export"] + ["noop-aten"] * 29
         names[where] = "flip-sign"
-        passes = [build_pass(registry, PassSpec(n, {})) for n in names]
+        registry, passes = build_passes([PassSpec(n, {}) for n in names], [WRONG])
         t0 = time.perf_counter()
         result = bisect(
             lambda: from_callable(f"{ROOT / 'tests' / 'models.py'}:mlp"),

@@ -434,20 +434,9 @@ def _specs(args: argparse.Namespace) -> tuple[Any, list]:
 def _build(
     specs: list, plugins: Sequence[str] = (), *, no_delegate: bool = False
 ) -> tuple[dict, list]:
-    from pteflow.passes.registry import load_registry
+    from .spec import build_passes
 
-    from .spec import build_pass
-
-    extra = []
-    if plugins:
-        from .plugins import load_plugins
-
-        extra = load_plugins(plugins)
-    registry = load_registry(extra=extra)
-    passes = [build_pass(registry, s) for s in specs]
-    if no_delegate:
-        passes = [q for q in (p.without_delegation() for p in passes) if q is not None]
-    return registry, passes
+    return build_passes(specs, plugins, no_delegate=no_delegate)
 
 
 def _dropped_for_delegation(specs: list, kept: list) -> list[str]:
@@ -563,14 +552,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     pipe, specs = _specs(args)
     if args.output:
-        from .spec import PassSpec
+        from .spec import apply_overrides
 
         if not any(s.name == "emit" for s in specs):
             raise UserError("-o given, but the pipeline has no emit pass; add emit")
-        specs = [
-            PassSpec(s.name, {**s.options, "path": args.output}) if s.name == "emit" else s
-            for s in specs
-        ]
+        specs = apply_overrides(specs, [f"emit.path={args.output}"])
     registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
     from .debug import parse_selection
@@ -762,7 +748,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from pteflow.ir.errors import UserError
 
     from .bisect import bisect
-    from .spec import PassSpec
+    from .spec import apply_overrides
 
     if args.tol is None:
         raise UserError("bisect needs a tolerance: --tol X (e.g. --tol 1e-4)")
@@ -770,12 +756,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
         raise UserError(f"--tol must be a number >= 0, got {args.tol}")
     pipe, specs = _specs(args)
     with tempfile.TemporaryDirectory(prefix="pteflow-bisect-") as tmp:
-        specs = [  # probes must not overwrite the pipeline's .pte
-            PassSpec(s.name, {**s.options, "path": str(Path(tmp) / "probe.pte")})
-            if s.name == "emit"
-            else s
-            for s in specs
-        ]
+        if any(s.name == "emit" for s in specs):  # probes must not overwrite the .pte
+            specs = apply_overrides(specs, [f"emit.path={Path(tmp) / 'probe.pte'}"])
         registry, passes = _build(specs, args.plugin)
 
         def load() -> Any:

@@ -33,6 +33,8 @@ def _import(spec: str) -> ModuleType:
         sys.modules[name] = module
         mod_spec.loader.exec_module(module)
         return module
+    if "" not in sys.path:  # as --model: a module in the working directory imports
+        sys.path.insert(0, "")
     try:
         return importlib.import_module(spec)
     except ModuleNotFoundError as e:

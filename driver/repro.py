@@ -292,20 +292,17 @@ def replay(path: Path) -> Replay:
     import time
 
     from pteflow.passes.manager import PassManager
-    from pteflow.passes.registry import load_registry
 
-    from .plugins import load_plugins
-    from .spec import PassSpec, build_pass
+    from .spec import PassSpec, build_passes
 
     path = Path(path)
     info = load(path)
-    registry = load_registry(extra=load_plugins(info.get("plugins", [])))
-
-    def build(entry: dict[str, Any]) -> Pass:
-        return build_pass(registry, PassSpec(entry["name"], entry["options"]))
-
-    passes = [build(e) for e in info["replay"]] + [build(info["pass"])]
-    upcoming = [build(e) for e in info["upcoming"]]
+    entries = [*info["replay"], info["pass"], *info["upcoming"]]
+    registry, built = build_passes(
+        [PassSpec(e["name"], e["options"]) for e in entries], info.get("plugins", [])
+    )
+    n = len(info["replay"]) + 1
+    passes, upcoming = built[:n], built[n:]
     program = _program(path, info)
     expected = info["error"]["signature"]
     t0 = time.perf_counter()

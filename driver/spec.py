@@ -137,6 +137,27 @@ def build_pass(registry: Mapping[str, type[Pass]], spec: PassSpec) -> Pass:
         raise OptionError(f"{spec.name}: {e}") from e
 
 
+def build_passes(
+    specs: Sequence[PassSpec], plugins: Sequence[str] = (), *, no_delegate: bool = False
+) -> tuple[dict[str, type[Pass]], list[Pass]]:
+    """The registry (built-in, entry points, ``plugins``) and the passes ``specs`` name.
+
+    ``no_delegate``: each pass as ``--no-delegate`` runs it (``Pass.without_delegation``).
+    """
+    from pteflow.passes.registry import load_registry
+
+    extra = []
+    if plugins:
+        from .plugins import load_plugins
+
+        extra = load_plugins(plugins)
+    registry = load_registry(extra=extra)
+    passes = [build_pass(registry, s) for s in specs]
+    if no_delegate:
+        passes = [q for q in (p.without_delegation() for p in passes) if q is not None]
+    return registry, passes
+
+
 def enabled_only(specs: Sequence[PassSpec]) -> list[PassSpec]:
     """Drop the specs whose ``enabled`` option is false; strip ``enabled`` from the rest.
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pteflow.driver.bisect import bisect
@@ -13,14 +11,7 @@ from pteflow.driver.plugins import load_plugins
 from pteflow.driver.spec import PassSpec, build_pass
 from pteflow.passes.registry import load_registry
 
-MODELS = str(Path(__file__).parents[1] / "models.py")
-WRONG = str(Path(__file__).with_name("wrong_passes.py"))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from ._helpers import MODELS, WRONG, run
 
 
 def _mlp():

@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pteflow.driver.cli import main
+from ._helpers import MODELS, run
 
-MODELS = str(Path(__file__).parents[1] / "models.py")
 PASSES = (
     "export,to-edge{check_ir_validity=false},partition-xnnpack,convert-to-linear,to-executorch,emit"
 )
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def compile_mlp(capsys, tmp_path: Path, name: str, *extra: str) -> tuple[int, str, str]:

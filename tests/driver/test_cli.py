@@ -12,13 +12,7 @@ import pytest
 
 from pteflow.driver.cli import main
 
-MODELS = str(Path(__file__).parents[1] / "models.py")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from ._helpers import MODELS, run
 
 
 def one_line_error(capsys, *argv: str) -> str:

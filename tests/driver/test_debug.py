@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import ClassVar
 
 import attrs
 import pytest
 import torch
 
-from pteflow.driver.cli import main
 from pteflow.driver.debug import IRPrinter, changed_submodules, eager_structure, timing_table
 from pteflow.ir import Level, Program
 from pteflow.passes import Pass, PassContext, PassInfo, PassManager, PassResult
 
-MODELS = str(Path(__file__).parents[1] / "models.py")
-WRONG = str(Path(__file__).with_name("wrong_passes.py"))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from ._helpers import MODELS, WRONG, run
 
 
 def mlp_run(capsys, passes: str, *extra: str) -> tuple[int, str, str]:

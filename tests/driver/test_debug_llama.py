@@ -9,7 +9,7 @@ import pytest
 from pteflow.driver.cli import main
 from pteflow.driver.pipelines import load
 
-WRONG = str(Path(__file__).with_name("wrong_passes.py"))
+from ._helpers import WRONG
 
 
 def _pipeline_with_flip_sign(tmp_path: Path) -> Path:

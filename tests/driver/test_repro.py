@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pteflow.driver.cli import main
-
-MODELS = str(Path(__file__).parents[1] / "models.py")
-WRONG = str(Path(__file__).with_name("wrong_passes.py"))
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from ._helpers import MODELS, WRONG, run
 
 
 def failing_run(capsys, tmp_path: Path, passes: str, *extra: str) -> Path:

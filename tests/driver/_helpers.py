@@ -1,0 +1,17 @@
+"""What the driver tests share: the model and plugin files, and running ``driver`` in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pteflow.driver.cli import main
+
+MODELS = str(Path(__file__).parents[1] / "models.py")  # --model MODELS:mlp
+WRONG = str(Path(__file__).with_name("wrong_passes.py"))  # --plugin: deliberately wrong passes
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    """``driver ARGV`` in this process: (exit code, stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -7,7 +7,7 @@ import attrs
 from pteflow.ir import Level, Program, facts
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, not_a_llama
+from ._llama import copy_modules, count, not_a_llama
 from ._qnn_facts import MASK_ADDITIVE, SDPA_FLEX
 from .override_dtype import OverrideDtypePass
 
@@ -41,9 +41,8 @@ class QnnReplaceSdpaWithFlexPass(Pass):
             replace_sdpa_with_flex_sdpa,
         )
 
-        subs = [sub for root in program.modules().values() for sub in root.modules()]
-        if not any(isinstance(sub, SDPA) for sub in subs):
-            if any(isinstance(sub, SDPAFlex) for sub in subs):
+        if not count(program, SDPA):
+            if count(program, SDPAFlex):
                 return PassResult(program, False)  # already done
             raise not_a_llama(self.name, "ExecuTorch SDPA module")
         modules = copy_modules(program)

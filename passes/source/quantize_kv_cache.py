@@ -8,7 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, count, not_a_llama
+from ._llama import copy_modules, count, not_a_llama, submodules
 from .replace_sdpa_with_custom_op import ReplaceSdpaWithCustomOpPass
 
 
@@ -49,8 +49,7 @@ class QuantizeKvCachePass(Pass):
 
         caches = [
             (method, name, sub)
-            for method, root in program.modules().items()
-            for name, sub in root.named_modules()
+            for method, name, sub in submodules(program)
             if isinstance(sub, KVCache | CustomKVCache)
         ]
         if not caches:

@@ -8,7 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, count, not_a_llama
+from ._llama import copy_modules, count, not_a_llama, submodules
 
 
 @attrs.frozen
@@ -54,8 +54,7 @@ class ReplaceSdpaWithQuantizedSdpaPass(Pass):
 
         targets = [
             (method, name, sub)
-            for method, root in program.modules().items()
-            for name, sub in root.named_modules()
+            for method, name, sub in submodules(program)
             if isinstance(sub, Attention)
             and isinstance(getattr(sub, "kv_cache", None), QuantizedKVCache)
             and isinstance(getattr(sub, "SDPA", None), SDPACustom)

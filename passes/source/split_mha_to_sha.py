@@ -8,7 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, not_a_llama
+from ._llama import copy_modules, count, not_a_llama, submodules
 from ._qnn_facts import ATTENTION_SHA, KV_CACHE_SIMPLE, SDPA_FLEX
 from .qnn_replace_kv_cache_with_simple import QnnReplaceKvCacheWithSimplePass
 from .qnn_replace_sdpa_with_flex import QnnReplaceSdpaWithFlexPass
@@ -54,16 +54,11 @@ class SplitMhaToShaPass(Pass):
 
         targets = [
             (method, name)
-            for method, root in program.modules().items()
-            for name, sub in root.named_modules()
+            for method, name, sub in submodules(program)
             if isinstance(sub, AttentionMHA)
         ]
         if not targets:
-            if any(
-                isinstance(sub, AttentionSHA)
-                for root in program.modules().values()
-                for sub in root.modules()
-            ):
+            if count(program, AttentionSHA):
                 return PassResult(program, False)  # already split
             raise not_a_llama(self.name, "ExecuTorch AttentionMHA module")
         modules = program.modules()

@@ -196,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     debug_args(run)
-    cache_args(run)
+    cache_args(run, no_cache=True)
     bisect_and_repro(sub, pipeline_args, model_args)
 
     plan = sub.add_parser(
@@ -347,10 +347,10 @@ def bisect_and_repro(sub: Any, pipeline_args: Any, model_args: Any) -> None:
     )
 
 
-def cache_args(sp: argparse.ArgumentParser) -> None:
-    """The pass-cache options (driver run, driver cache)."""
+def cache_args(sp: argparse.ArgumentParser, *, no_cache: bool = False) -> None:
+    """The pass-cache options (driver run with ``no_cache``, driver cache)."""
     g = sp.add_argument_group("pass-result cache")
-    if sp.prog.endswith(" run"):
+    if no_cache:
         g.add_argument(
             "--no-cache",
             action="store_true",

@@ -363,10 +363,7 @@ def structural_hash(program: Program) -> str:
     """The sha256 (hex) of the program's structure, independent of its facts."""
     from . import views
 
-    text = "\n".join(
-        line for line in views.dump(program).splitlines() if not line.startswith("# facts:")
-    )
-    h = hashlib.sha256(text.encode())
+    h = hashlib.sha256(views.dump(program, facts=False).encode())
     if program.level == Level.EAGER:
         for method, module in program.modules().items():
             for name, t in [*module.named_parameters(), *module.named_buffers()]:

@@ -179,12 +179,14 @@ def dump_graph(gm: torch.fx.GraphModule) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dump(program: Program) -> str:
-    """A stable text of the whole program: per method, its graph (EAGER: the module tree)."""
-    parts = [
-        f"# level: {program.level.label}",
-        f"# facts: {', '.join(sorted(f.name for f in program.facts)) or '-'}",
-    ]
+def dump(program: Program, *, facts: bool = True) -> str:
+    """A stable text of the whole program: per method, its graph (EAGER: the module tree).
+
+    ``facts=False`` leaves out the facts line (the structure alone).
+    """
+    parts = [f"# level: {program.level.label}"]
+    if facts:
+        parts.append(f"# facts: {', '.join(sorted(f.name for f in program.facts)) or '-'}")
     if program.level == Level.EAGER:
         for method, module in program.modules().items():
             parts.append(f"## method {method}\n{module}")

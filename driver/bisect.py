@@ -26,7 +26,7 @@ from pteflow.passes.base import Pass
 from pteflow.passes.manager import PassManager, PassObserver, PassRecord, Verify
 
 from .models import LoadedModel
-from .numerics import Drift, NotEvaluable, Outputs, evaluate, is_lossy
+from .numerics import Drift, NotEvaluable, Outputs, eager_outputs, evaluate, is_lossy
 
 
 @attrs.frozen
@@ -150,10 +150,7 @@ def bisect(
     )
     ordered = the_plan.ordered_passes()
     n = len(ordered)
-    eager_ref = evaluate(
-        Program.eager(dict(first.reference), {m: i for m, i in reversed(first.steps)}),
-        first.steps,
-    )
+    eager_ref = eager_outputs(first.reference, first.steps)
     baselines: dict[int, Outputs | None] = {}
     probes: dict[int, Probe] = {}
     counts = {"evaluations": 0, "runs": 0}

@@ -147,7 +147,7 @@ class NumericsTracker(PassObserver):
     ):
         self.steps = list(steps)
         self.tolerance = tolerance
-        self.eager = evaluate(Program.eager(dict(reference), _inputs_of(steps)), self.steps)
+        self.eager = eager_outputs(reference, self.steps)
         self.prev: Outputs | None = self.eager
         self.baseline: Outputs = self.eager
         self.baseline_name = "eager"
@@ -219,11 +219,14 @@ class NumericsTracker(PassObserver):
         return next((r for r in self.rows if r.over), None)
 
 
-def _inputs_of(steps: Sequence[tuple[str, tuple[Any, ...]]]) -> dict[str, tuple[Any, ...]]:
-    out: dict[str, tuple[Any, ...]] = {}
+def eager_outputs(
+    reference: Mapping[str, Any], steps: Sequence[tuple[str, tuple[Any, ...]]]
+) -> Outputs:
+    """Every step's outputs of the eager reference modules (from fresh copies)."""
+    first: dict[str, tuple[Any, ...]] = {}
     for method, inputs in steps:
-        out.setdefault(method, inputs)
-    return out
+        first.setdefault(method, inputs)
+    return evaluate(Program.eager(dict(reference), first), steps)
 
 
 def _fmt(d: Drift | None, rel: bool = False) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 SDK_ENV = "QNN_SDK_ROOT"
 HTP_LIBRARY = "libQnnHtp.so"
+SYSTEM_LIBRARY = "libQnnSystem.so"
 LIBRARY_DIR = ("lib", "x86_64-linux-clang")
 ADAPTOR = "executorch.backends.qualcomm.python.PyQnnManagerAdaptor"
 
@@ -214,15 +215,21 @@ def load_htp_library() -> None:
     """Load ``libQnnHtp.so`` into this process (torch first, see ``unavailable_reason``).
 
     ExecuTorch's QnnManager opens it by file name (``dlopen("libQnnHtp.so")``), which finds
-    it only on ``LD_LIBRARY_PATH`` as the process started, or already loaded.
+    it only on ``LD_LIBRARY_PATH`` as the process started, or already loaded. The SDK's
+    ``libQnnSystem.so`` is loaded too when present (opened the same way).
     """
     import ctypes
 
     import torch  # noqa: F401  (must be loaded before Qualcomm's libc++ libraries)
 
     root = sdk_root()
-    if root is not None:
-        ctypes.CDLL(str(htp_library_path(root)), mode=os.RTLD_NOW | os.RTLD_GLOBAL)
+    if root is None:
+        return
+    mode = os.RTLD_NOW | os.RTLD_GLOBAL
+    ctypes.CDLL(str(htp_library_path(root)), mode=mode)
+    system = htp_library_path(root).with_name(SYSTEM_LIBRARY)  # context-binary queries
+    if system.is_file():
+        ctypes.CDLL(str(system), mode=mode)
 
 
 def disable_sdk_download() -> None:

@@ -147,9 +147,12 @@ def _run_probe(library: Path) -> tuple[str | None, str | None]:
     found = [ln[len(_MARK) :] for ln in done.stdout.splitlines() if ln.startswith(_MARK)]
     if done.returncode == 0 and found and found[-1].strip():
         return found[-1].strip(), None
+    lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
+    errors = [ln.split("]:", 1)[-1].strip() for ln in lines if ln.startswith("[ERROR]")]
+    if errors:  # QNN's own reason, e.g. "... with error: libc++-x.so.1.0: cannot open ..."
+        return None, errors[0].split("with error:", 1)[-1].strip()
     if done.returncode < 0:
         return None, f"loading it killed a child process with signal {-done.returncode}"
-    lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
     return None, lines[-1] if lines else f"the build-id probe exited {done.returncode}"
 
 

@@ -155,6 +155,19 @@ def test_the_probe_reads_the_build_id_without_loading_the_library_here(sdk_root)
 
 
 @needs_package
+def test_a_root_whose_libraries_miss_their_libcxx_names_it(tmp_path, monkeypatch):
+    assert PACKAGE is not None
+    root = tmp_path / "sdk"
+    lay_out_sdk_root(PACKAGE, root)
+    (root / "lib" / "onnxruntime_qnn.libs").unlink()
+    monkeypatch.setenv("QNN_SDK_ROOT", str(root))
+    why = qnn.unavailable_reason()
+    assert why is not None and why.startswith("libQnnHtp.so at ")
+    assert "libc++" in why and "cannot open shared object file" in why and "\n" not in why
+    assert "libQnnHtp" not in Path("/proc/self/maps").read_text()
+
+
+@needs_package
 @pytest.mark.slow
 def test_torchao_imports_after_the_probe(sdk_root):
     """The crash of issue 13: the probe loaded libQnnHtp.so before torch; torchao segfaulted."""

@@ -107,17 +107,17 @@ class PartitionQnnPass(Pass):
         specs = self.compile_specs()
         _qnn_sdk.load_htp_library()  # after torch; ExecuTorch opens it by file name
         with torch.no_grad(), contextlib.ExitStack() as stack:
-            with _qnn_device.native_output() as out:
+            with _qnn_device.native_output() as log:
                 try:
                     stack.enter_context(QnnManagerContext({m: specs for m in manager.methods}))
                     failure = None
                 except RuntimeError as e:
                     failure = e
             if failure is not None:
-                raise UnavailableError(
-                    _qnn_device.failure_message(self.soc, out.text, failure)
-                ) from failure
-            out.replay()
+                error = UnavailableError(_qnn_device.failure_message(self.soc, log.text, failure))
+                error.add_note(f"QNN's log while creating the device:\n{log.text}")  # --debug
+                raise error from failure
+            log.replay()
             lowered = manager.to_backend(self.qnn_partitioner())
         lowered.compile_config = config  # to_backend resets it (see _lowering.py)
         out = program.evolve(artifact=lowered)

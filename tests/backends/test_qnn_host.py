@@ -18,7 +18,7 @@ import pytest
 
 from pteflow.backends import qnn
 from pteflow.ir.errors import UserError
-from pteflow.passes.partition import _qnn_sdk
+from pteflow.passes.partition import _qnn_device, _qnn_sdk
 from pteflow.passes.partition._qnn_host_package import (
     MARKER,
     HostPackage,
@@ -127,6 +127,32 @@ def test_the_qnn_version_executorch_was_built_for_is_read_from_the_wheel():
     assert _qnn_sdk.version_warning("v2.37.0.250724") is None
     line = _qnn_sdk.version_warning("v2.51.0.260929181845")
     assert line is not None and "2.51.0" in line and "2.37.0" in line and "\n" not in line
+
+
+def test_native_output_is_captured_at_the_file_descriptor_level():
+    with _qnn_device.native_output() as log:
+        os.write(1, b"[INFO] [Qnn ExecuTorch]: from fd 1\n")
+        os.write(2, b"[ERROR] [Qnn ExecuTorch]:  <E> from fd 2\n")
+    assert log.text.splitlines() == [
+        "[INFO] [Qnn ExecuTorch]: from fd 1",
+        "[ERROR] [Qnn ExecuTorch]:  <E> from fd 2",
+    ]
+
+
+def test_the_device_failure_names_qnns_first_error_and_its_code():
+    log = (
+        "[ERROR] [Qnn ExecuTorch]:  <E> Failed to set scatter gather parameters: unknown "
+        "custom config socModel 0\n"
+        "[ERROR] [Qnn ExecuTorch]:  <E> Failed to parse platform config: 14001\n"
+        "[ERROR] [Qnn ExecuTorch]: Failed to create device_handle for Backend ID 6, error=14001\n"
+    )
+    line = _qnn_device.failure_message("SM8650", log, RuntimeError("Failed to initialize"))
+    assert line.startswith("QNN could not create the HTP device for SM8650 with the SDK at")
+    assert (
+        "Failed to set scatter gather parameters: unknown custom config socModel 0 "
+        "(QNN error 14001)" in line
+    )
+    assert line.endswith("or run with --no-delegate for a portable .pte") and "\n" not in line
 
 
 # =========================================================================== real libraries

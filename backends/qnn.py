@@ -3,9 +3,11 @@
 What it contributes:
 
 * an availability probe, ``unavailable_reason()``: ``QNN_SDK_ROOT`` must name an SDK whose
-  ``lib/x86_64-linux-clang/libQnnHtp.so`` loads (no network, no torch import). ExecuTorch
-  itself would download the SDK when ``QNN_SDK_ROOT`` is unset; pteflow never lets it (see
-  ``pteflow.passes.partition._qnn_sdk``);
+  ``lib/x86_64-linux-clang/libQnnHtp.so`` loads in a child process (no network, no torch
+  import, no SDK library loaded here). ExecuTorch itself would download the SDK when
+  ``QNN_SDK_ROOT`` is unset; pteflow never lets it (see ``pteflow.passes.partition._qnn_sdk``);
+  ``sdk_summary()`` / ``sdk_warning()``: its build id, and one line when it is not the QNN
+  version this ExecuTorch was built for (2.37.0 for 1.5.1);
 * its quantizer, ``make_quantizer()``: ``QnnQuantizer`` as export_llama builds it for
   ``qnn-16a4w`` (default), ``qnn-8a8w`` and ``qnn-16a16w``, for the pt2e passes;
 * compile specs and the partitioner, ``compile_specs()`` / ``partitioner()`` (SoC option,
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from pteflow.passes.partition import _qnn_sdk
 from pteflow.passes.partition._qnn_sdk import DEFAULT_SOC, disable_sdk_download, soc_names
 from pteflow.passes.partition._qnn_sdk import unavailable_reason as _sdk_unavailable_reason
 from pteflow.passes.quantize._qnn_quantizer import (
@@ -61,6 +64,8 @@ __all__ = [
     "partition_pass",
     "partitioner",
     "runtime_unavailable_reason",
+    "sdk_summary",
+    "sdk_warning",
     "soc_names",
     "source_passes",
     "unavailable_reason",
@@ -70,6 +75,17 @@ __all__ = [
 def unavailable_reason() -> str | None:
     """Why QNN lowering cannot run here (names QNN_SDK_ROOT or libQnnHtp.so), or None."""
     return _sdk_unavailable_reason()
+
+
+def sdk_summary() -> str | None:
+    """``QNN SDK <build id>`` for ``driver list backends``, or None without a usable SDK."""
+    build_id = _qnn_sdk.sdk_build_id()
+    return f"QNN SDK {build_id}" if build_id else None
+
+
+def sdk_warning() -> str | None:
+    """One line when the SDK is not the QNN version this ExecuTorch was built for."""
+    return _qnn_sdk.version_warning(_qnn_sdk.sdk_build_id())
 
 
 def runtime_unavailable_reason() -> str | None:

@@ -13,13 +13,30 @@ def backend_status(module: object) -> str:
     Two questions per backend: can pteflow lower to it here (``unavailable_reason``), and
     can this process's ExecuTorch runtime execute the result (``runtime_unavailable_reason``,
     when the backend module has one).
+
+    A backend module's ``sdk_summary()``, when it has one, is appended (e.g. the QNN SDK's
+    build id).
     """
     reason = module.unavailable_reason()  # type: ignore[attr-defined]
     if reason:
         return f"unavailable: {reason}"
     runtime = getattr(module, "runtime_unavailable_reason", None)
     why = runtime() if runtime is not None else None
-    return f"lowers here; cannot execute here: {why}" if why else "available"
+    status = f"lowers here; cannot execute here: {why}" if why else "available"
+    summary = getattr(module, "sdk_summary", None)
+    sdk = summary() if summary is not None else None
+    return f"{status}; {sdk}" if sdk else status
+
+
+def backend_warnings() -> list[str]:
+    """One line per backend whose SDK needs a warning (``sdk_warning()``), e.g. QNN's version."""
+    out = []
+    for name, module in backend_modules().items():
+        warning = getattr(module, "sdk_warning", None)
+        line = warning() if warning is not None else None
+        if line:
+            out.append(f"{name}: {line}")
+    return out
 
 
 def backend_modules() -> dict[str, Any]:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import qnn_sdk
+
 EXAMPLES_RUN = """\
 examples:
   driver run --pipeline xnnpack_default -o llama.pte
@@ -265,6 +267,7 @@ def _parser() -> argparse.ArgumentParser:
     lst.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
+    qnn_sdk.add_parser(sub)
     return p
 
 
@@ -472,10 +475,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, desc in named_pipelines().items():
             _say(f"{name:24s} {desc}")
     else:
-        from .backends import backend_table
+        from .backends import backend_table, backend_warnings
 
         for name, status in backend_table():
             _say(f"{name:10s} {status}")
+        for line in backend_warnings():
+            sys.stderr.write(f"driver: warning: {line}\n")
     return 0
 
 
@@ -912,6 +917,7 @@ COMMANDS = {
     "bisect": cmd_bisect,
     "repro": cmd_repro,
     "cache": cmd_cache,
+    "qnn-sdk": qnn_sdk.cmd_qnn_sdk,
 }
 
 

@@ -21,3 +21,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e '.[dev]'
   echo "$want" > "$stamp"
 fi
+# Qualcomm's QNN x86_64 host libraries (libQnnHtp.so, ...; ~250 MB) from the registry package
+# onnxruntime-qnn, for `driver qnn-sdk --from-package` and tests/backends/test_qnn_host.py.
+# Installed here with --no-deps rather than as a pyproject extra: the package declares
+# onnxruntime, numpy, protobuf, ... which pteflow never uses, and an extra cannot say --no-deps.
+# PTEFLOW_NO_QNN_HOST=1 skips it.
+QNN_HOST=2.7.0
+if [ "${PTEFLOW_NO_QNN_HOST:-0}" = 0 ] && ! .venv/bin/python -c \
+    "import importlib.metadata as m, sys; sys.exit(m.version('onnxruntime-qnn') != '$QNN_HOST')" 2>/dev/null; then
+  echo "installing onnxruntime-qnn==$QNN_HOST --no-deps (Qualcomm's QNN host libraries)" >&2
+  .venv/bin/python -m pip install --quiet --no-deps "onnxruntime-qnn==$QNN_HOST"
+fi

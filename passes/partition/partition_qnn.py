@@ -5,10 +5,10 @@ from typing import Any, ClassVar
 import attrs
 
 from pteflow.ir import Level, Program, facts, views
-from pteflow.ir.errors import ModelError
+from pteflow.ir.errors import ModelError, UnavailableError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from . import _qnn_sdk
+from . import _qnn_device, _qnn_sdk
 from ._arbitration import record as record_claims
 from ._lowering import is_bool
 
@@ -33,7 +33,9 @@ class PartitionQnnPass(Pass):
     inside a ``QnnManagerContext`` (one QnnManager per lowering, as
     ``to_edge_transform_and_lower_to_qnn`` does). Unavailable without ``QNN_SDK_ROOT`` and a
     loadable ``libQnnHtp.so``: the manager refuses the pipeline before any work, and
-    ExecuTorch's SDK download is never reached.
+    ExecuTorch's SDK download is never reached. When the SDK's HTP library loads but the
+    QnnManager cannot create the HTP device (an SDK that is not the QNN version this
+    ExecuTorch was built for), it raises UnavailableError with QNN's own error line.
 
     The partitioner is deliberately not offered to to-edge (no ``make_partitioner``):
     export_llama's QNN flow runs a plain ``to_edge`` and then QNN's edge passes; with QNN's
@@ -88,6 +90,8 @@ class PartitionQnnPass(Pass):
         )
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
+        import contextlib
+
         import torch
         from executorch.backends.qualcomm.utils.qnn_manager_lifecycle import QnnManagerContext
 
@@ -101,7 +105,19 @@ class PartitionQnnPass(Pass):
         config = manager.compile_config
         before = len(views.delegation_summary(program))
         specs = self.compile_specs()
-        with torch.no_grad(), QnnManagerContext({m: specs for m in manager.methods}):
+        _qnn_sdk.load_htp_library()  # after torch; ExecuTorch opens it by file name
+        with torch.no_grad(), contextlib.ExitStack() as stack:
+            with _qnn_device.native_output() as log:
+                try:
+                    stack.enter_context(QnnManagerContext({m: specs for m in manager.methods}))
+                    failure = None
+                except RuntimeError as e:
+                    failure = e
+            if failure is not None:
+                error = UnavailableError(_qnn_device.failure_message(self.soc, log.text, failure))
+                error.add_note(f"QNN's log while creating the device:\n{log.text}")  # --debug
+                raise error from failure
+            log.replay()
             lowered = manager.to_backend(self.qnn_partitioner())
         lowered.compile_config = config  # to_backend resets it (see _lowering.py)
         out = program.evolve(artifact=lowered)

@@ -25,10 +25,10 @@ from pteflow.passes.partition.partition_qnn import DELEGATED_QNN, PartitionQnnPa
 from tests.passes.edge._qnn import qnn_edge, run_method
 
 REPO = Path(__file__).resolve().parents[2]
-SDK_MISSING = qnn.unavailable_reason()
+SDK_MISSING = qnn.unavailable_reason() or qnn.sdk_warning()
 needs_sdk = pytest.mark.skipif(
     SDK_MISSING is not None,
-    reason=f"needs the Qualcomm SDK (QNN_SDK_ROOT with a loadable libQnnHtp.so): {SDK_MISSING}",
+    reason=f"needs the Qualcomm SDK this executorch was built for (QNN_SDK_ROOT): {SDK_MISSING}",
 )
 
 

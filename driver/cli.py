@@ -524,6 +524,10 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         for k, v in (("max_seq_len", args.max_seq_len), ("max_context_len", args.max_context_len))
         if v is not None
     }
+    for key, value in lengths.items():
+        if value <= 0:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{flag} must be a positive integer, got {value}")
     if args.model:
         if lengths:
             raise UserError(
@@ -531,7 +535,7 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
             )
         from .models import from_callable
 
-        return from_callable(args.model)
+        return from_callable(args.model, where=_model_where(args, pipe))
     from . import llama
 
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
@@ -541,17 +545,42 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
     if source != "tiny-llama":
         from .models import from_callable
 
-        return from_callable(source)
+        return from_callable(source, where=_model_where(args, pipe))
     return llama.tiny_llama(**options)
+
+
+def _check_outputs(args: argparse.Namespace, passes: list) -> None:
+    """Refuse, before any work, a .pte, report or directory path that cannot be written."""
+    from .outputs import check_run
+
+    emits = [p for p in passes if p.name == "emit"]
+    pte = Path(emits[0].path) if emits else None
+    report = Path(args.report) if args.report else pte.with_suffix(".report.json") if pte else None
+    check_run(
+        pte=pte,
+        pte_flag="-o" if args.output is not None else "emit.path",
+        report=report,
+        dump_dir=args.dump_dir,
+        repro_dir=args.repro_dir,
+        repro_dir_given=args.repro_dir != "pteflow-repro",
+    )
+
+
+def _model_where(args: argparse.Namespace, pipe: Any) -> str:
+    """How messages name the model source: the flag, or the pipeline file's key."""
+    if args.model:
+        return f"--model {args.model!r}"
+    return f"pipeline {pipe.name}: model {pipe.model!r}" if pipe is not None else "the model"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import attrs
 
+    from pteflow.ir import Level
     from pteflow.ir.errors import UserError
 
     pipe, specs = _specs(args)
-    if args.output:
+    if args.output is not None:
         from .spec import apply_overrides
 
         if not any(s.name == "emit" for s in specs):
@@ -559,6 +588,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         specs = apply_overrides(specs, [f"emit.path={args.output}"])
     registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
+    _check_outputs(args, passes)  # before any work: a path that cannot be written
     from .debug import parse_selection
 
     names = [p.name for p in passes]
@@ -593,6 +623,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
+    if model.program.level > Level.EAGER:  # a Program given at a later level
+        from .models import fit_to_level
+
+        passes, done_already = fit_to_level(passes, model.program.level, _model_where(args, pipe))
+        manager = PassManager(passes, verify=args.checks, registry=registry)
+        if done_already:
+            _say(f"left out (the model is already past them): {', '.join(done_already)}")
     if pipe is not None:
         model = attrs.evolve(model, tolerance=pipe.tolerance)
     load_s = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir.errors import OptionError, UnknownNameError, UserError
+from pteflow.ir.errors import OptionError, UnknownNameError, UserError, closest
 from pteflow.passes import Pass
 from pteflow.passes.registry import lookup
 
@@ -45,14 +46,18 @@ def parse_pass_list(text: str) -> list[PassSpec]:
         if not item:
             raise UserError(f"empty pass name in pass list {text!r}")
         name, _, rest = item.partition("{")
+        if not name.strip():
+            raise UserError(f"pass options without a pass name: {item!r} in {text!r}")
         options: dict[str, str] = {}
         if rest:
             if not rest.endswith("}"):
                 raise UserError(f"text after '}}' in {item!r}")
             for pair in filter(None, (p.strip() for p in rest[:-1].split(","))):
                 key, eq, value = pair.partition("=")
-                if not eq:
+                if not eq or not key.strip():
                     raise UserError(f"option {pair!r} of {name.strip()} must be KEY=VALUE")
+                if key.strip() in options:
+                    raise UserError(f"option {key.strip()} of {name.strip()} is given twice")
                 options[key.strip()] = value.strip()
         specs.append(PassSpec(name.strip(), options))
     return specs
@@ -84,7 +89,9 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
         allowed = typing.get_args(ty)
         if value in allowed:
             return value
-        raise OptionError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        near = closest(str(value), [str(a) for a in allowed])
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise OptionError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}{hint}")
     if origin in (tuple, list):
         items = (
             value
@@ -104,9 +111,12 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise OptionError(f"{where}: expected {ty.__name__}, got {value!r}")
         try:
-            return ty(value)
+            number = ty(value)
         except (TypeError, ValueError):
             raise OptionError(f"{where}: expected {ty.__name__}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise OptionError(f"{where}: expected a finite {ty.__name__}, got {value!r}")
+        return number
     if ty is str:
         if isinstance(value, str):
             return value

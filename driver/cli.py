@@ -549,23 +549,6 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
     return llama.tiny_llama(**options)
 
 
-def _check_outputs(args: argparse.Namespace, passes: list) -> None:
-    """Refuse, before any work, a .pte, report or directory path that cannot be written."""
-    from .outputs import check_run
-
-    emits = [p for p in passes if p.name == "emit"]
-    pte = Path(emits[0].path) if emits else None
-    report = Path(args.report) if args.report else pte.with_suffix(".report.json") if pte else None
-    check_run(
-        pte=pte,
-        pte_flag="-o" if args.output is not None else "emit.path",
-        report=report,
-        dump_dir=args.dump_dir,
-        repro_dir=args.repro_dir,
-        repro_dir_given=args.repro_dir != "pteflow-repro",
-    )
-
-
 def _model_where(args: argparse.Namespace, pipe: Any) -> str:
     """How messages name the model source: the flag, or the pipeline file's key."""
     if args.model:
@@ -588,7 +571,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         specs = apply_overrides(specs, [f"emit.path={args.output}"])
     registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
-    _check_outputs(args, passes)  # before any work: a path that cannot be written
+    from .outputs import check_run
+
+    check_run(args, passes)  # before any work: a .pte/report/dump path that cannot be written
     from .debug import parse_selection
 
     names = [p.name for p in passes]
@@ -890,6 +875,10 @@ def cmd_check_coverage(args: argparse.Namespace) -> int:
         raise UserError("check-coverage asks what a backend takes; drop --no-delegate")
     pipe, specs = _specs(args)
     registry, passes = _build(specs, args.plugin)
+    if args.json:
+        from .outputs import check_file
+
+        check_file(Path(args.json), "--json")  # before any work
     partitioners = [p for p in passes if p.contract.ordered and p.contract.delegation]
     checks = {}
     for p in partitioners:

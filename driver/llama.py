@@ -335,15 +335,18 @@ def _model_args(
     ctx = max_context_len or params.pop("max_context_len", None) or seq
     params.pop("max_seq_len", None)
     params.pop("max_context_len", None)
+    # name what set each length: the flag (--max-seq-len, the max_seq_len argument) or params
+    seq_name = "--max-seq-len" if max_seq_len else "max_seq_len"
+    ctx_name = "--max-context-len" if max_context_len else "max_context_len"
     if seq > ctx:
         raise ModelError(
-            f"{where}: max_seq_len {seq} does not fit the KV cache "
-            f"(max_context_len {ctx}); lower max_seq_len or raise max_context_len"
+            f"{where}: {seq_name} {seq} does not fit the KV cache "
+            f"({ctx_name} {ctx}); lower {seq_name} or raise {ctx_name}"
         )
     if enable_dynamic_shape and seq < 4:
         raise ModelError(
-            f"{where}: max_seq_len {seq} is too small for a dynamic token "
-            "dimension (export traces a 3-token example); use max_seq_len >= 4 "
+            f"{where}: {seq_name} {seq} is too small for a dynamic token "
+            f"dimension (export traces a 3-token example); use {seq_name} >= 4 "
             "or enable_dynamic_shape=False"
         )
     try:
@@ -359,7 +362,28 @@ def _model_args(
         raise ModelError(
             f"{where}: ExecuTorch's ModelArgs refuses these params: {_first_line(e)}"
         ) from None
+    _check_memory(args, where, seq_name, ctx_name)
     return args
+
+
+def _check_memory(args: Any, where: str, seq_name: str, ctx_name: str) -> None:
+    """Refuse lengths whose per-layer causal mask (ctx x ctx bools) and KV cache alone
+    exceed this machine's memory, before torch tries to allocate them."""
+    import os
+
+    ctx = args.max_context_len
+    per_layer = ctx * ctx + 2 * args.n_kv_heads * args.head_dim * ctx * 4
+    need = args.n_layers * per_layer
+    try:
+        have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        name = ctx_name if ctx_name.startswith("--") or seq_name == "max_seq_len" else seq_name
+        raise ModelError(
+            f"{where}: {name} {ctx} needs {need / 2**30:.0f} GiB for the causal masks and "
+            f"KV cache alone (this machine has {have / 2**30:.0f} GiB); lower it"
+        )
 
 
 def _construct(args: Any) -> torch.nn.Module:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pteflow.ir.errors import UserError
 
@@ -78,26 +80,26 @@ def check_distinct(paths: dict[str, Path]) -> None:
         seen[key] = flag
 
 
-def check_run(
-    *,
-    pte: Path | None,
-    pte_flag: str = "-o",
-    report: Path | None,
-    dump_dir: str | None,
-    repro_dir: str,
-    repro_dir_given: bool,
-) -> None:
-    """Every path ``driver run`` may write, checked before the first pass.
+def check_run(args: Any, passes: Sequence[Any]) -> None:
+    """Every path ``driver run`` may write, checked before the first pass: the .pte
+    (emit's path), the report, ``--dump-dir`` and ``--repro-dir``.
 
     The default ``--repro-dir`` (written only when a pass fails) is checked for a
     file in its way, not for write access: a read-only working directory should
     not stop a run that never fails.
+
+    Raises:
+        UserError: a path that cannot be written, or two outputs at one path.
     """
-    files = {pte_flag: pte, "--report": report}
+    emits = [p for p in passes if p.name == "emit"]
+    pte = Path(emits[0].path) if emits else None
+    report = Path(args.report) if args.report else pte.with_suffix(".report.json") if pte else None
+    files = {"-o" if args.output is not None else "emit.path": pte, "--report": report}
     for flag, path in files.items():
         if path is not None:
             check_file(path, flag)
     check_distinct({k: v for k, v in files.items() if v is not None})
-    if dump_dir is not None:
-        check_dir(Path(dump_dir), "--dump-dir")
-    check_dir(Path(repro_dir), "--repro-dir", probe=repro_dir_given)
+    if args.dump_dir is not None:
+        check_dir(Path(args.dump_dir), "--dump-dir")
+    given = args.repro_dir != "pteflow-repro"
+    check_dir(Path(args.repro_dir), "--repro-dir", probe=given)

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir.errors import OptionError, UnknownNameError, UserError, closest
+from pteflow.ir.errors import OptionError, UnknownNameError, UserError
 from pteflow.passes import Pass
 from pteflow.passes.registry import lookup
 
@@ -89,9 +89,7 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
         allowed = typing.get_args(ty)
         if value in allowed:
             return value
-        near = closest(str(value), [str(a) for a in allowed])
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise OptionError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}{hint}")
+        raise OptionError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
     if origin in (tuple, list):
         items = (
             value

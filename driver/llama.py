@@ -367,23 +367,41 @@ def _model_args(
 
 
 def _check_memory(args: Any, where: str, seq_name: str, ctx_name: str) -> None:
-    """Refuse lengths whose per-layer causal mask (ctx x ctx bools) and KV cache alone
-    exceed this machine's memory, before torch tries to allocate them."""
+    """Refuse a model whose weights, per-layer causal masks (ctx x ctx bools) and KV
+    cache alone exceed this machine's memory, before torch tries to allocate them.
+
+    A lower bound, so that no model that could fit is refused: weights at half a byte
+    (a prequantized int4 checkpoint), the cache at two bytes; loading, the reference
+    copy and export need more."""
     import os
 
-    ctx = args.max_context_len
-    per_layer = ctx * ctx + 2 * args.n_kv_heads * args.head_dim * ctx * 4
-    need = args.n_layers * per_layer
     try:
         have = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return
-    if need > have:
+    ctx, dim, head = args.max_context_len, args.dim, args.head_dim
+    hidden = getattr(args, "hidden_dim", None) or 4 * dim
+    per_layer = {
+        "masks": ctx * ctx,
+        "KV cache": 2 * args.n_kv_heads * head * ctx * 2,
+        "weights": (2 * dim * args.n_heads * head + 2 * dim * args.n_kv_heads * head) // 2
+        + 3 * dim * hidden // 2,
+    }
+    need = {k: v * args.n_layers for k, v in per_layer.items()}
+    need["weights"] += 2 * args.vocab_size * dim // 2
+    total = sum(need.values())
+    if total <= have:
+        return
+    biggest = max(need, key=lambda k: need[k])
+    if biggest == "weights":
+        cause = f"dim {dim}, n_layers {args.n_layers}, vocab_size {args.vocab_size}"
+    else:
         name = ctx_name if ctx_name.startswith("--") or seq_name == "max_seq_len" else seq_name
-        raise ModelError(
-            f"{where}: {name} {ctx} needs {need / 2**30:.0f} GiB for the causal masks and "
-            f"KV cache alone (this machine has {have / 2**30:.0f} GiB); lower it"
-        )
+        cause = f"{name} {ctx} x n_layers {args.n_layers}"
+    raise ModelError(
+        f"{where}: this model needs at least {total / 2**30:.0f} GiB ({biggest}: {cause}); "
+        f"this machine has {have / 2**30:.0f} GiB"
+    )
 
 
 def _construct(args: Any) -> torch.nn.Module:

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from pteflow.ir import Level, Program
-from pteflow.ir.errors import ModelError, closest
+from pteflow.ir.errors import ModelError, closest, describe
 
 
 @attrs.frozen
@@ -32,14 +32,6 @@ class LoadedModel:
     steps: Sequence[tuple[str, tuple[Any, ...]]]
     description: str
     tolerance: float = 1e-4
-
-
-def _failure(e: BaseException) -> str:
-    """``Type: first line of the message`` (``sys.exit(N)`` for SystemExit)."""
-    if isinstance(e, SystemExit):
-        return f"it called sys.exit({e.code!r})"
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _import_file(path: Path, where: str) -> ModuleType:
@@ -73,16 +65,18 @@ def _load_callable(spec: str, where: str) -> Callable[[], Any]:
                 sys.path.insert(0, "")
             module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        if e.name is not None and module_name.startswith(e.name):  # the module itself
+        if e.name is not None and (
+            module_name == e.name or module_name.startswith(e.name + ".")
+        ):  # the module itself
             raise ModelError(f"{where}: cannot import {module_name!r} ({e})") from e
-        raise ModelError(f"{where}: importing {module_name} failed: {_failure(e)}") from e
+        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
     except SyntaxError as e:
         at = f"{Path(e.filename or module_name).name} line {e.lineno}"
         raise ModelError(f"{where}: {at}: SyntaxError: {e.msg}") from e
     except ModelError:
         raise
     except (Exception, SystemExit) as e:  # the user's module code, run on import
-        raise ModelError(f"{where}: importing {module_name} failed: {_failure(e)}") from e
+        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
     func = getattr(module, func_name, None)
     if not callable(func):
         known = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -128,7 +122,7 @@ def _probe(reference: Mapping[str, Any], steps: Sequence[tuple[str, tuple[Any, .
         raise
     except (Exception, SystemExit) as e:
         raise ModelError(
-            f"{where}: the model fails on its example inputs ({method}): {_failure(e)}"
+            f"{where}: the model fails on its example inputs ({method}): {describe(e)}"
         ) from e
     finally:
         with torch.no_grad():
@@ -156,7 +150,7 @@ def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
     except KeyboardInterrupt:
         raise
     except (Exception, SystemExit) as e:
-        raise ModelError(f"{where}: {func.__name__}() failed: {_failure(e)}") from e
+        raise ModelError(f"{where}: {func.__name__}() failed: {describe(e)}") from e
     if isinstance(made, Program):
         program = made
     else:

@@ -125,3 +125,12 @@ def closest(name: str, known: Iterable[str], n: int = 3, *, cutoff: float = 0.5)
     import difflib
 
     return difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+
+
+def describe(e: BaseException) -> str:
+    """One line for an exception raised by the user's code: ``Type: first line``
+    (``it called sys.exit(N)`` for SystemExit)."""
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

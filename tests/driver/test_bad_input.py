@@ -277,4 +277,28 @@ def test_a_bad_length_flag_is_blamed_on_the_flag(capsys, work, flag, tmp_path):
 
 def test_a_length_beyond_this_machines_memory_is_refused_before_allocating(capsys, work):
     line = refused(capsys, work, "run", "--passes", "export", "--max-seq-len", "100000000")
-    assert "--max-seq-len 100000000 needs" in line and "GiB" in line
+    assert "this model needs at least" in line and "--max-seq-len 100000000" in line
+
+
+def test_params_beyond_this_machines_memory_are_refused_before_allocating(capsys, work):
+    params = work / "params.json"
+    params.write_text(json.dumps({"dim": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 10**11}))
+    line = refused(capsys, work, "run", "--passes", "export", "--params", str(params))
+    assert "this model needs at least" in line and "vocab_size 100000000000" in line
+
+
+# --------------------------------------------------------------------------- --plugin code
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("def x(:\n", "plug.py line 1: SyntaxError"),
+        ("raise RuntimeError('boom')\n", "importing it failed: RuntimeError: boom"),
+        ("import sys\nsys.exit(4)\n", "importing it failed: it called sys.exit(4)"),
+    ],
+)
+def test_a_plugin_that_fails_on_import(capsys, work, code, message):
+    (work / "plug.py").write_text(code)
+    line = refused(capsys, work, "plan", "--passes", "export", "--plugin", "plug.py")
+    assert f"--plugin plug.py: {message}" in line

@@ -106,7 +106,7 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
             return low in _TRUE
         raise OptionError(f"{where}: expected true or false, got {value!r}")
     if ty in (int, float):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (ty is int and isinstance(value, float)):
             raise OptionError(f"{where}: expected {ty.__name__}, got {value!r}")
         try:
             number = ty(value)

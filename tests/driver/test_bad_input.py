@@ -302,3 +302,9 @@ def test_a_plugin_that_fails_on_import(capsys, work, code, message):
     (work / "plug.py").write_text(code)
     line = refused(capsys, work, "plan", "--passes", "export", "--plugin", "plug.py")
     assert f"--plugin plug.py: {message}" in line
+
+
+def test_a_fractional_number_for_an_integer_option_is_refused_not_truncated(capsys, work):
+    (work / "p.toml").write_text('[[passes]]\nname = "quantize-8da4w"\ngroup_size = 32.5\n')
+    line = refused(capsys, work, "plan", "--pipeline", "p.toml")
+    assert "quantize-8da4w.group_size: expected int, got 32.5" in line

@@ -533,9 +533,9 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
             raise UserError(
                 "--max-seq-len/--max-context-len apply to Llama models (--params or the default)"
             )
-        from .models import from_callable
+        from .models import from_callable, source_label
 
-        return from_callable(args.model, where=_model_where(args, pipe))
+        return from_callable(args.model, where=source_label(args.model, pipe))
     from . import llama
 
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
@@ -543,17 +543,10 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         return llama.from_params(args.params, args.checkpoint, **options)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
-        from .models import from_callable
+        from .models import from_callable, source_label
 
-        return from_callable(source, where=_model_where(args, pipe))
+        return from_callable(source, where=source_label(None, pipe))
     return llama.tiny_llama(**options)
-
-
-def _model_where(args: argparse.Namespace, pipe: Any) -> str:
-    """How messages name the model source: the flag, or the pipeline file's key."""
-    if args.model:
-        return f"--model {args.model!r}"
-    return f"pipeline {pipe.name}: model {pipe.model!r}" if pipe is not None else "the model"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -609,9 +602,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
     if model.program.level > Level.EAGER:  # a Program given at a later level
-        from .models import fit_to_level
+        from .models import fit_to_level, source_label
 
-        passes, done_already = fit_to_level(passes, model.program.level, _model_where(args, pipe))
+        where = source_label(args.model, pipe)
+        passes, done_already = fit_to_level(passes, model.program.level, where)
         manager = PassManager(passes, verify=args.checks, registry=registry)
         if done_already:
             _say(f"left out (the model is already past them): {', '.join(done_already)}")

@@ -34,6 +34,13 @@ class LoadedModel:
     tolerance: float = 1e-4
 
 
+def source_label(model: str | None, pipeline: Any) -> str:
+    """How messages name a model source: the ``--model`` flag, or the pipeline file's key."""
+    if model:
+        return f"--model {model!r}"
+    return f"pipeline {pipeline.name}: model {pipeline.model!r}" if pipeline else "the model"
+
+
 def _import_file(path: Path, where: str) -> ModuleType:
     if path.is_dir():
         raise ModelError(f"{where}: {path} is a directory; give the .py file")
@@ -198,8 +205,8 @@ def fit_to_level(passes: Sequence[Any], level: Level, where: str) -> tuple[list[
             left_out.append(p.describe())
         else:
             raise ModelError(
-                f"{where} gives a {level.label} program, but {p.name} reads "
+                f"{where} gives an {level.label} program, but {p.name} reads "
                 f"{c.level_in.label} programs; drop {p.name} from the pipeline or return "
-                f"a {c.level_in.label} program (or the module and example inputs)"
+                f"an {c.level_in.label} program (or the module and example inputs)"
             )
     return kept, left_out

@@ -140,7 +140,7 @@ def test_an_aten_program_refuses_passes_that_read_eager(capsys, work):
     line = refused(
         capsys, work, "run", *model("aten"), "--passes", f"quantize-8da4w,{FULL}", "-o", "m.pte"
     )
-    assert "gives a aten program, but quantize-8da4w reads eager programs" in line
+    assert "gives an aten program, but quantize-8da4w reads eager programs" in line
 
 
 def test_an_executorch_program_is_refused_with_the_reason(capsys, work):

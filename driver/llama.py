@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError
 
-from ._llama_memory import check_memory
+from ._llama_checks import check_memory, check_values
 from .models import LoadedModel
 
 if TYPE_CHECKING:
@@ -581,6 +581,7 @@ def _check_params(params: Mapping[str, Any], where: str) -> dict[str, Any]:
             f"{where}: dim {params['dim']} is not a multiple of n_heads "
             f"{n_heads}; fix one or set head_dim"
         )
+    check_values(params, where, _NUMBER_KEYS)
     return dict(params)
 
 

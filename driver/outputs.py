@@ -98,7 +98,9 @@ def check_run(args: Any, passes: Sequence[Any]) -> None:
     for flag, path in files.items():
         if path is not None:
             check_file(path, flag)
-    check_distinct({k: v for k, v in files.items() if v is not None})
+    dirs = {"--dump-dir": args.dump_dir, "--repro-dir": args.repro_dir}
+    everything = {**files, **{k: Path(v) for k, v in dirs.items() if v is not None}}
+    check_distinct({k: v for k, v in everything.items() if v is not None})
     if args.dump_dir is not None:
         check_dir(Path(args.dump_dir), "--dump-dir")
     given = args.repro_dir != "pteflow-repro"

@@ -172,6 +172,7 @@ def test_aten_and_edge_programs_compile_to_a_verified_pte(capsys, work, level, l
         (["-o", "m.pte", "--report", "/proc/r.json"], "--report /proc/r.json: cannot write"),
         (["-o", "m.pte", "--report", "adir.pte"], "--report adir.pte: is a directory"),
         (["-o", "m.pte", "--report", "m.pte"], "-o and --report are both m.pte"),
+        (["-o", "m.pte", "--dump-dir", "m.pte"], "-o and --dump-dir are both m.pte"),
         (["-o", "m.pte", "--dump-dir", "builders.py"], "--dump-dir builders.py: exists and is"),
         (["-o", "m.pte", "--repro-dir", "/proc/repro"], "--repro-dir /proc/repro: cannot write"),
         (["-o", "m.pte", "--repro-dir", "builders.py/r"], "builders.py is a file"),
@@ -308,3 +309,22 @@ def test_a_fractional_number_for_an_integer_option_is_refused_not_truncated(caps
     (work / "p.toml").write_text('[[passes]]\nname = "quantize-8da4w"\ngroup_size = 32.5\n')
     line = refused(capsys, work, "plan", "--pipeline", "p.toml")
     assert "quantize-8da4w.group_size: expected int, got 32.5" in line
+
+
+# --------------------------------------------------------------------------- params.json values
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"head_dim": 7}, "the head dimension 7 is odd"),
+        ({"norm_eps": float("inf")}, "norm_eps must be a finite number, got inf"),
+        ({"use_scaled_rope": "yes"}, "use_scaled_rope must be true or false, got 'yes'"),
+    ],
+)
+def test_params_values_that_export_would_choke_on_or_misread(capsys, work, extra, message):
+    params = work / "params.json"
+    base = {"dim": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 512}
+    params.write_text(json.dumps({**base, **extra}))
+    line = refused(capsys, work, "run", "--passes", "export", "--params", str(params))
+    assert f"params {params}: {message}" in line

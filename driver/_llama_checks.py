@@ -1,8 +1,13 @@
-"""A Llama's memory floor, checked before torch allocates it (driver/llama.py)."""
+"""Checks of a Llama's params that ExecuTorch's ModelArgs does not make (driver/llama.py):
+values that would fail deep inside export or silently mean something else, and the
+memory floor, checked before torch allocates it."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from pteflow.ir.errors import ModelError
@@ -42,3 +47,28 @@ def check_memory(args: Any, where: str, seq_name: str, ctx_name: str) -> None:
         f"{where}: this model needs at least {total / 2**30:.0f} GiB ({biggest}: {cause}); "
         f"this machine has {have / 2**30:.0f} GiB"
     )
+
+
+def check_values(params: Mapping[str, Any], where: str, number_keys: tuple[str, ...]) -> None:
+    """Refuse non-finite numbers, non-bool values for ModelArgs' bool fields, and an
+    odd head dimension (rotary embeddings rotate pairs of channels).
+
+    Raises:
+        ModelError: naming the key and the value.
+    """
+    from executorch.examples.models.llama.model_args import ModelArgs
+
+    for key in number_keys:
+        value = params.get(key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ModelError(f"{where}: {key} must be a finite number, got {value!r}")
+    bools = {f.name for f in dataclasses.fields(ModelArgs) if isinstance(f.default, bool)}
+    for key in sorted(bools & set(params)):
+        if not isinstance(params[key], bool):
+            raise ModelError(f"{where}: {key} must be true or false, got {params[key]!r}")
+    head_dim = params.get("head_dim") or params["dim"] // params["n_heads"]
+    if head_dim % 2:
+        raise ModelError(
+            f"{where}: the head dimension {head_dim} is odd; rotary embeddings need an "
+            "even one (set head_dim, or dim / n_heads, to an even number)"
+        )

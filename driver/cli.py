@@ -529,14 +529,18 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         for k, v in (("max_seq_len", args.max_seq_len), ("max_context_len", args.max_context_len))
         if v is not None
     }
+    for key, value in lengths.items():
+        if value <= 0:
+            flag = "--" + key.replace("_", "-")
+            raise UserError(f"{flag} must be a positive integer, got {value}")
     if args.model:
         if lengths:
             raise UserError(
                 "--max-seq-len/--max-context-len apply to Llama models (--params or the default)"
             )
-        from .models import from_callable
+        from .models import from_callable, source_label
 
-        return from_callable(args.model)
+        return from_callable(args.model, where=source_label(args.model, pipe))
     from . import llama
 
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
@@ -544,19 +548,20 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         return llama.from_params(args.params, args.checkpoint, **options)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
-        from .models import from_callable
+        from .models import from_callable, source_label
 
-        return from_callable(source)
+        return from_callable(source, where=source_label(None, pipe))
     return llama.tiny_llama(**options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     import attrs
 
+    from pteflow.ir import Level
     from pteflow.ir.errors import UserError
 
     pipe, specs = _specs(args)
-    if args.output:
+    if args.output is not None:
         from .spec import apply_overrides
 
         if not any(s.name == "emit" for s in specs):
@@ -564,6 +569,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         specs = apply_overrides(specs, [f"emit.path={args.output}"])
     registry, passes = _build(specs, args.plugin, no_delegate=args.no_delegate)
     dropped = _dropped_for_delegation(specs, passes) if args.no_delegate else []
+    from .outputs import check_run
+
+    check_run(args, passes)  # before any work: a .pte/report/dump path that cannot be written
     from .debug import parse_selection
 
     names = [p.name for p in passes]
@@ -598,6 +606,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
+    if model.program.level > Level.EAGER:  # a Program given at a later level
+        from .models import fit_to_level, source_label
+
+        where = source_label(args.model, pipe)
+        passes, done_already = fit_to_level(passes, model.program.level, where)
+        manager = PassManager(passes, verify=args.checks, registry=registry)
+        if done_already:
+            _say(f"left out (the model is already past them): {', '.join(done_already)}")
     if pipe is not None:
         model = attrs.evolve(model, tolerance=pipe.tolerance)
     load_s = time.perf_counter() - t0
@@ -858,6 +874,10 @@ def cmd_check_coverage(args: argparse.Namespace) -> int:
         raise UserError("check-coverage asks what a backend takes; drop --no-delegate")
     pipe, specs = _specs(args)
     registry, passes = _build(specs, args.plugin)
+    if args.json:
+        from .outputs import check_file
+
+        check_file(Path(args.json), "--json")  # before any work
     partitioners = [p for p in passes if p.contract.ordered and p.contract.delegation]
     checks = {}
     for p in partitioners:

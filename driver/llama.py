@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError
 
+from ._llama_checks import check_memory, check_values
 from .models import LoadedModel
 
 if TYPE_CHECKING:
@@ -335,15 +336,18 @@ def _model_args(
     ctx = max_context_len or params.pop("max_context_len", None) or seq
     params.pop("max_seq_len", None)
     params.pop("max_context_len", None)
+    # name what set each length: the flag (--max-seq-len, the max_seq_len argument) or params
+    seq_name = "--max-seq-len" if max_seq_len else "max_seq_len"
+    ctx_name = "--max-context-len" if max_context_len else "max_context_len"
     if seq > ctx:
         raise ModelError(
-            f"{where}: max_seq_len {seq} does not fit the KV cache "
-            f"(max_context_len {ctx}); lower max_seq_len or raise max_context_len"
+            f"{where}: {seq_name} {seq} does not fit the KV cache "
+            f"({ctx_name} {ctx}); lower {seq_name} or raise {ctx_name}"
         )
     if enable_dynamic_shape and seq < 4:
         raise ModelError(
-            f"{where}: max_seq_len {seq} is too small for a dynamic token "
-            "dimension (export traces a 3-token example); use max_seq_len >= 4 "
+            f"{where}: {seq_name} {seq} is too small for a dynamic token "
+            f"dimension (export traces a 3-token example); use {seq_name} >= 4 "
             "or enable_dynamic_shape=False"
         )
     try:
@@ -359,6 +363,7 @@ def _model_args(
         raise ModelError(
             f"{where}: ExecuTorch's ModelArgs refuses these params: {_first_line(e)}"
         ) from None
+    check_memory(args, where, seq_name, ctx_name)
     return args
 
 
@@ -576,6 +581,7 @@ def _check_params(params: Mapping[str, Any], where: str) -> dict[str, Any]:
             f"{where}: dim {params['dim']} is not a multiple of n_heads "
             f"{n_heads}; fix one or set head_dim"
         )
+    check_values(params, where, _NUMBER_KEYS)
     return dict(params)
 
 

@@ -8,12 +8,13 @@ import importlib.util
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import attrs
 
-from pteflow.ir import Program
-from pteflow.ir.errors import ModelError
+from pteflow.ir import Level, Program
+from pteflow.ir.errors import ModelError, closest, describe
 
 
 @attrs.frozen
@@ -33,41 +34,130 @@ class LoadedModel:
     tolerance: float = 1e-4
 
 
-def _load_callable(spec: str) -> Callable[[], Any]:
+def source_label(model: str | None, pipeline: Any) -> str:
+    """How messages name a model source: the ``--model`` flag, or the pipeline file's key."""
+    if model:
+        return f"--model {model!r}"
+    return f"pipeline {pipeline.name}: model {pipeline.model!r}" if pipeline else "the model"
+
+
+def _import_file(path: Path, where: str) -> ModuleType:
+    if path.is_dir():
+        raise ModelError(f"{where}: {path} is a directory; give the .py file")
+    if not path.is_file():
+        raise ModelError(f"{where}: no such file {path}")
+    mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert mod_spec and mod_spec.loader
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[path.stem] = module
+    try:
+        mod_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(path.stem, None)
+        raise
+    return module
+
+
+def _load_callable(spec: str, where: str) -> Callable[[], Any]:
     module_name, colon, func_name = spec.rpartition(":")
     if not colon or not module_name or not func_name:
         raise ModelError(
-            f"--model {spec!r}: expected MODULE:FUNCTION "
-            "(e.g. mypkg.models:build or path/to/file.py:build)"
+            f"{where}: expected MODULE:FUNCTION (e.g. mypkg.models:build or path/to/file.py:build)"
         )
     try:
         if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise ModelError(f"--model {spec!r}: no such file {path}")
-            mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert mod_spec and mod_spec.loader
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[path.stem] = module
-            mod_spec.loader.exec_module(module)
+            module = _import_file(Path(module_name), where)
         else:
             if "" not in sys.path:
                 sys.path.insert(0, "")
             module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        raise ModelError(f"--model {spec!r}: cannot import {module_name!r} ({e})") from e
+        if e.name is not None and (
+            module_name == e.name or module_name.startswith(e.name + ".")
+        ):  # the module itself
+            raise ModelError(f"{where}: cannot import {module_name!r} ({e})") from e
+        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
+    except SyntaxError as e:
+        at = f"{Path(e.filename or module_name).name} line {e.lineno}"
+        raise ModelError(f"{where}: {at}: SyntaxError: {e.msg}") from e
+    except ModelError:
+        raise
+    except (Exception, SystemExit) as e:  # the user's module code, run on import
+        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
     func = getattr(module, func_name, None)
     if not callable(func):
-        raise ModelError(f"--model {spec!r}: {module_name} has no function {func_name!r}")
+        known = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        near = closest(func_name, known) or closest(func_name, known, cutoff=0.0)
+        hint = f"; closest: {', '.join(near)}" if near else ""
+        raise ModelError(f"{where}: {module_name} has no function {func_name!r}{hint}")
     return func
 
 
-def from_callable(spec: str) -> LoadedModel:
-    """Call ``MODULE:FUNCTION``; it returns ``(module, example_inputs)``, optionally with
-    dynamic shapes as a third item, or a ``pteflow.ir.Program``."""
+def _reference(program: Program, where: str) -> dict[str, Any]:
+    """Untouched torch modules computing ``program`` (passes may edit it in place).
+
+    EAGER: copies of the modules; ATEN: ``module()`` of a copy of each
+    ExportedProgram; EDGE: the same of the edge programs (edge ops run in torch).
+    """
+    if program.level == Level.EAGER:
+        return {m: copy.deepcopy(mod) for m, mod in program.modules().items()}
+    if program.level in (Level.ATEN, Level.EDGE):
+        return {m: copy.deepcopy(ep).module() for m, ep in program.exported_programs().items()}
+    raise ModelError(
+        f"{where} gives an {program.level.label} program, which has no torch model to verify "
+        "the .pte against; return an EDGE, ATEN or EAGER program"
+    )
+
+
+def _probe(reference: Mapping[str, Any], steps: Sequence[tuple[str, tuple[Any, ...]]], where: str):
+    """Run the reference once on its example inputs: a model that refuses them is the
+    user's to fix, and says so now instead of failing inside export. Buffers (a KV
+    cache) are put back, so the reference still starts from its initial state."""
     import torch
 
-    made = _load_callable(spec)()
+    saved = {
+        (m, n): b.detach().clone()
+        for m, mod in reference.items()
+        if isinstance(mod, torch.nn.Module)
+        for n, b in mod.named_buffers()
+    }
+    try:
+        with torch.no_grad():
+            for method, inputs in steps:
+                reference[method](*inputs)
+    except KeyboardInterrupt:
+        raise
+    except (Exception, SystemExit) as e:
+        raise ModelError(
+            f"{where}: the model fails on its example inputs ({method}): {describe(e)}"
+        ) from e
+    finally:
+        with torch.no_grad():
+            for (m, n), b in saved.items():
+                reference[m].get_buffer(n).copy_(b)
+
+
+def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
+    """Call ``MODULE:FUNCTION``; it returns ``(module, example_inputs)``, optionally with
+    dynamic shapes as a third item, or a ``pteflow.ir.Program`` (EAGER, ATEN or EDGE).
+
+    The model runs once on its example inputs before anything is compiled.
+    ``where`` names the source in messages (default ``--model 'SPEC'``).
+
+    Raises:
+        ModelError: the module does not import, the function raises or exits,
+            returns something else, or the model fails on its example inputs.
+    """
+    import torch
+
+    where = where or f"--model {spec!r}"
+    func = _load_callable(spec, where)
+    try:
+        made = func()
+    except KeyboardInterrupt:
+        raise
+    except (Exception, SystemExit) as e:
+        raise ModelError(f"{where}: {func.__name__}() failed: {describe(e)}") from e
     if isinstance(made, Program):
         program = made
     else:
@@ -77,17 +167,46 @@ def from_callable(spec: str) -> LoadedModel:
             or not isinstance(made[0], torch.nn.Module)
         ):
             raise ModelError(
-                f"--model {spec!r} returned {type(made).__name__}; expected "
+                f"{where} returned {type(made).__name__}; expected "
                 "(nn.Module, example_inputs[, dynamic_shapes]) or a Program"
             )
         module, inputs = made[0], made[1]
         if not isinstance(inputs, tuple):
             raise ModelError(
-                f"--model {spec!r}: example inputs must be a tuple, got {type(inputs).__name__}"
+                f"{where}: example inputs must be a tuple, got {type(inputs).__name__}"
             )
         program = Program.eager(
             module.eval(), inputs, dynamic_shapes=made[2] if len(made) == 3 else None
         )
-    reference = {m: copy.deepcopy(mod) for m, mod in program.modules().items()}
+    reference = _reference(program, where)
     steps = [(m, tuple(inp)) for m, inp in program.example_inputs.items()]
-    return LoadedModel(program, reference, steps, spec)
+    _probe(reference, steps, where)
+    description = spec if program.level == Level.EAGER else f"{spec} ({program.level.label})"
+    return LoadedModel(program, reference, steps, description)
+
+
+def fit_to_level(passes: Sequence[Any], level: Level, where: str) -> tuple[list[Any], list[str]]:
+    """The passes that apply to a model given as a ``level`` program, and those left out.
+
+    A conversion to a level the program has already reached (``export`` for an
+    ATEN program; ``export`` and ``to-edge`` for an EDGE one) has nothing left to
+    do and is left out. Any other pass that reads an earlier level is refused: its
+    work (a source rewrite, a quantization) would silently not happen.
+
+    Raises:
+        ModelError: a non-conversion pass reads a level before ``level``.
+    """
+    kept, left_out = [], []
+    for p in passes:
+        c = p.contract
+        if c.level_in >= level:
+            kept.append(p)
+        elif c.is_conversion and c.level_out <= level:
+            left_out.append(p.describe())
+        else:
+            raise ModelError(
+                f"{where} gives an {level.label} program, but {p.name} reads "
+                f"{c.level_in.label} programs; drop {p.name} from the pipeline or return "
+                f"an {c.level_in.label} program (or the module and example inputs)"
+            )
+    return kept, left_out

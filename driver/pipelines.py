@@ -31,7 +31,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir.errors import UnknownNameError, UserError
+from pteflow.ir.errors import UnknownNameError, UserError, closest
 
 from .spec import PassSpec
 
@@ -44,6 +44,8 @@ _KEYS = {
     "verify",
     "passes",
 }
+#: The model source that is not a ``MODULE:FUNCTION``.
+BUILTIN_MODEL = "tiny-llama"
 #: What ``model_options`` may set on a Llama source (tiny-llama, --params).
 MODEL_OPTIONS = {"enable_dynamic_shape": bool, "use_kv_cache": bool}
 
@@ -104,14 +106,54 @@ def parse(text: str, name: str) -> Pipeline:
             )
     return Pipeline(
         name=name,
-        description=str(data.get("description", "")),
+        description=_typed(data, "description", str, "", name),
         passes=tuple(specs),
-        model=data.get("model"),
-        tolerance=float(data.get("tolerance", 1e-4)),
-        verify=bool(data.get("verify", True)),
-        no_delegate_tolerance=float(data.get("no_delegate_tolerance", 1e-5)),
+        model=_model(data, name),
+        tolerance=_tolerance(data, "tolerance", 1e-4, name),
+        verify=_typed(data, "verify", bool, True, name),
+        no_delegate_tolerance=_tolerance(data, "no_delegate_tolerance", 1e-5, name),
         model_options=dict(model_options),
     )
+
+
+_TYPE_NAMES = {str: 'text ("...")', bool: "true or false", float: "a number"}
+
+
+def _typed(data: dict[str, Any], key: str, ty: type, default: Any, name: str) -> Any:
+    """``data[key]`` if it has type ``ty`` (a TOML integer counts as a number)."""
+    value = data.get(key, default)
+    ok = isinstance(value, ty) and not (ty is not bool and isinstance(value, bool))
+    if ty is float and isinstance(value, int) and not isinstance(value, bool):
+        ok, value = True, float(value)
+    if not ok:
+        raise UserError(
+            f"pipeline {name}: {key} must be {_TYPE_NAMES[ty]}, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    return value
+
+
+def _tolerance(data: dict[str, Any], key: str, default: float, name: str) -> float:
+    value = _typed(data, key, float, default, name)
+    if not (0 <= value < float("inf")):
+        raise UserError(f"pipeline {name}: {key} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _model(data: dict[str, Any], name: str) -> str | None:
+    """The ``model`` key: ``tiny-llama`` or ``MODULE:FUNCTION`` (loaded only when run)."""
+    if "model" not in data:
+        return None
+    model = _typed(data, "model", str, None, name)
+    module, colon, func = model.rpartition(":")
+    if model != BUILTIN_MODEL and not (colon and module and func):
+        near = closest(model, [BUILTIN_MODEL])
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise UserError(
+            f"pipeline {name}: unknown model {model!r}; {hint}give {BUILTIN_MODEL!r} or "
+            "MODULE:FUNCTION (e.g. mypkg.models:build or path/to/file.py:build)"
+        )
+    return str(model)
 
 
 def load(name_or_path: str) -> Pipeline:
@@ -127,8 +169,17 @@ def load(name_or_path: str) -> Pipeline:
             text = path.read_text()
         except OSError as e:
             raise UserError(f"cannot read pipeline file {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"pipeline {path.name}: not UTF-8 text ({e.reason})") from None
         return parse(text, path.name)
     entry = _named_dir() / f"{name_or_path}.toml"
     if not entry.is_file():
-        raise UnknownNameError("pipeline", name_or_path, named_pipelines())
+        if Path(name_or_path).exists():
+            raise UserError(
+                f"--pipeline {name_or_path}: a pipeline file's name must end in .toml "
+                "(other names are named pipelines: driver list pipelines)"
+            )
+        raise UnknownNameError(
+            "pipeline", name_or_path, named_pipelines(), see="driver list pipelines"
+        )
     return parse(entry.read_text(), name_or_path)

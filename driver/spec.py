@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -45,14 +46,18 @@ def parse_pass_list(text: str) -> list[PassSpec]:
         if not item:
             raise UserError(f"empty pass name in pass list {text!r}")
         name, _, rest = item.partition("{")
+        if not name.strip():
+            raise UserError(f"pass options without a pass name: {item!r} in {text!r}")
         options: dict[str, str] = {}
         if rest:
             if not rest.endswith("}"):
                 raise UserError(f"text after '}}' in {item!r}")
             for pair in filter(None, (p.strip() for p in rest[:-1].split(","))):
                 key, eq, value = pair.partition("=")
-                if not eq:
+                if not eq or not key.strip():
                     raise UserError(f"option {pair!r} of {name.strip()} must be KEY=VALUE")
+                if key.strip() in options:
+                    raise UserError(f"option {key.strip()} of {name.strip()} is given twice")
                 options[key.strip()] = value.strip()
         specs.append(PassSpec(name.strip(), options))
     return specs
@@ -101,12 +106,15 @@ def _coerce(value: Any, ty: Any, where: str) -> Any:
             return low in _TRUE
         raise OptionError(f"{where}: expected true or false, got {value!r}")
     if ty in (int, float):
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (ty is int and isinstance(value, float)):
             raise OptionError(f"{where}: expected {ty.__name__}, got {value!r}")
         try:
-            return ty(value)
+            number = ty(value)
         except (TypeError, ValueError):
             raise OptionError(f"{where}: expected {ty.__name__}, got {value!r}") from None
+        if not math.isfinite(number):
+            raise OptionError(f"{where}: expected a finite {ty.__name__}, got {value!r}")
+        return number
     if ty is str:
         if isinstance(value, str):
             return value

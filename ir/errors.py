@@ -30,22 +30,35 @@ class UserError(PteflowError):
 
 
 class UnknownNameError(UserError, LookupError):
-    """A pass, pipeline, option or backend name that does not exist."""
+    """A pass, pipeline, option or backend name that does not exist.
 
-    def __init__(self, kind: str, name: str, known: Iterable[str]):
+    The message always names the closest known names ("did you mean" when they
+    are close, "closest known" otherwise), then every known name when there are
+    few, or their number and ``see`` (where to list them) when there are many.
+    """
+
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, see: str | None = None):
         self.kind, self.name, self.known = kind, name, sorted(known)
         close = closest(name, self.known)
-        hint = f"did you mean {', '.join(close)}?" if close else ""
-        listing = ", ".join(self.known) if len(self.known) <= 12 else f"{len(self.known)} known"
+        if close:
+            hint = f"did you mean {', '.join(close)}? "
+        else:
+            near = closest(name, self.known, cutoff=0.0)
+            hint = f"closest known: {', '.join(near)}; " if near else ""
+        many = len(self.known) > 12
+        listing = f"{len(self.known)} known" if many else ", ".join(self.known) or "(none)"
+        if many and see:
+            listing += f" ({see})"
         # "known passes: ...", but "known: ..." after a phrase ("option of pass x")
-        known_label = f"known {kind}s" if " " not in kind else "known"
-        super().__init__(
-            f"unknown {kind} {name!r}; {hint + ' ' if hint else ''}"
-            f"{known_label}: {listing or '(none)'}"
-        )
+        known_label = "" if many else f"known {_plural(kind)}: " if " " not in kind else "known: "
+        super().__init__(f"unknown {kind} {name!r}; {hint}{known_label}{listing}")
 
     def __str__(self) -> str:  # LookupError would repr() the message otherwise
         return str(self.args[0])
+
+
+def _plural(noun: str) -> str:
+    return noun + ("es" if noun.endswith(("s", "x", "sh", "ch")) else "s")
 
 
 class OptionError(UserError, ValueError):
@@ -106,8 +119,18 @@ class PassFailedError(PteflowError, RuntimeError):
         return isinstance(self.__cause__, UserError)
 
 
-def closest(name: str, known: Iterable[str], n: int = 3) -> list[str]:
-    """The known names most like ``name`` (difflib), best first."""
+def closest(name: str, known: Iterable[str], n: int = 3, *, cutoff: float = 0.5) -> list[str]:
+    """The known names most like ``name`` (difflib), best first; ``cutoff=0`` always
+    returns the ``n`` nearest, however far."""
     import difflib
 
-    return difflib.get_close_matches(name, list(known), n=n, cutoff=0.5)
+    return difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+
+
+def describe(e: BaseException) -> str:
+    """One line for an exception raised by the user's code: ``Type: first line``
+    (``it called sys.exit(N)`` for SystemExit)."""
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

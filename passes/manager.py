@@ -42,6 +42,7 @@ from pteflow.ir.errors import (
 from pteflow.ir.hashing import structural_hash
 
 from .base import Pass, PassContext
+from .registry import providers as fact_providers
 
 if TYPE_CHECKING:
     from .cache import CacheSession, PassCache
@@ -205,7 +206,7 @@ def plan(
         lonely = [c for c in cs if not any(pr != c for pr in providers.get(f, ()))]
         if lonely and f not in initial:
             c = lonely[0]
-            could = sorted(name for name, cls in (registry or {}).items() if f in cls.info.provides)
+            could = fact_providers(registry or {}, f)
             hint = f"add one of: {', '.join(could)}" if could else "no known pass provides it"
             raise UnsatisfiedError(
                 f"{_label(passes, c)} requires fact {f.name!r} "

@@ -12,10 +12,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-from collections.abc import Iterable
+import typing
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
+import attrs
+
+from pteflow.ir import Fact
 from pteflow.ir.errors import ConflictError, UnknownNameError
 
 from .base import Pass
@@ -90,4 +95,49 @@ def lookup(registry: dict[str, type[Pass]], name: str) -> type[Pass]:
     try:
         return registry[name]
     except KeyError:
-        raise UnknownNameError("pass", name, registry) from None
+        raise UnknownNameError("pass", name, registry, see="driver list passes") from None
+
+
+def providers(registry: Mapping[str, type[Pass]], fact: Fact) -> list[str]:
+    """Pass specs (as ``--passes`` reads them) that provide ``fact``.
+
+    A pass's contract may depend on its options (``to-edge{check_ir_validity=false}``
+    provides ``edge.ir-relaxed``): besides the defaults, each bool option flipped
+    and each value of a ``Literal`` option is tried, one option at a time.
+    """
+    found = []
+    for name, cls in sorted(registry.items()):
+        try:
+            default = cls()
+        except Exception:  # a pass without defaults for every option: its class contract
+            if fact in cls.info.provides:
+                found.append(name)
+            continue
+        if fact in default.contract.provides:
+            found.append(name)
+            continue
+        for option, value in _variants(cls, default):
+            try:
+                variant = attrs.evolve(default, **{option: value})
+            except Exception:
+                continue
+            if fact in variant.contract.provides:
+                shown = str(value).lower() if isinstance(value, bool) else value
+                found.append(f"{name}{{{option}={shown}}}")
+                break
+    return found
+
+
+def _variants(cls: type[Pass], default: Pass) -> Iterable[tuple[str, Any]]:
+    try:
+        attrs.resolve_types(cls)
+    except Exception:
+        return
+    for field in attrs.fields(cls):
+        current = getattr(default, field.name)
+        if field.type is bool:
+            yield field.name, not current
+        elif typing.get_origin(field.type) is typing.Literal:
+            for value in typing.get_args(field.type):
+                if value != current:
+                    yield field.name, value

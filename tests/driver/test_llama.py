@@ -464,9 +464,9 @@ def test_checkpoint_unexpected_tensors(tmp_path, files):
 def test_max_seq_len_that_does_not_fit_the_cache(files):
     with pytest.raises(
         ModelError,
-        match=r"max_seq_len 256 does not fit the KV cache "
-        r"\(max_context_len 128\); lower max_seq_len or raise "
-        r"max_context_len",
+        match=r"--max-seq-len 256 does not fit the KV cache "
+        r"\(--max-context-len 128\); lower --max-seq-len or raise "
+        r"--max-context-len",
     ):
         from_params(*files, max_seq_len=256, max_context_len=128)
 
@@ -480,7 +480,7 @@ def test_max_seq_len_not_a_positive_integer(files, value):
 def test_max_seq_len_too_small_for_a_dynamic_token_dimension(files):
     with pytest.raises(
         ModelError,
-        match=r"max_seq_len 3 is too small for a dynamic token "
+        match=r"--max-seq-len 3 is too small for a dynamic token "
         r"dimension",
     ):
         from_params(*files, max_seq_len=3)
@@ -518,7 +518,7 @@ def test_without_kv_cache_static_shape_verifies_on_the_example():
         ("missing-key", r"missing key n_layers"),
         ("missing-checkpoint", r"checkpoint .*missing\.pth: no such file"),
         ("shape-mismatch", r"tensor tok_embeddings\.weight has shape \(512, 64\), but params "),
-        ("seq-too-long", r"max_seq_len 128 does not fit the KV cache \(max_context_len 64\)"),
+        ("seq-too-long", r"--max-seq-len 128 does not fit the KV cache \(max_context_len 64\)"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, files, capsys, case, message):

@@ -190,6 +190,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: on for named pipelines and when a .pte is written)",
     )
     run.add_argument(
+        "--tol",
+        type=float,
+        metavar="X",
+        help="the largest max abs output difference --verify accepts against its reference "
+        "(overrides the pipeline's tolerance; NaN/inf mismatches always fail)",
+    )
+    run.add_argument(
         "--report",
         metavar="PATH.json",
         help="where to write the JSON report (default: beside the .pte)",
@@ -585,6 +592,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (--model sources are planned once loaded: only then are their facts known.)
         manager.plan(initial_facts=_source_facts(pipe))
 
+    tolerance = _tolerance(args, pipe, passes)
     cache = None
     if not args.no_cache:  # a bad --cache-dir/--cache-size is refused before any work
         cache = _cache(args)
@@ -593,8 +601,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     model = _load_model(args, pipe)
     _say(f"model: {model.description}")
-    if pipe is not None:
-        model = attrs.evolve(model, tolerance=pipe.tolerance)
+    model = attrs.evolve(model, tolerance=tolerance)
     load_s = time.perf_counter() - t0
 
     total = len(passes)
@@ -612,23 +619,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             _say(f" {record.wall_s:.2f}s{changed}{cached}")
 
     observers, numerics = _observers(args, manager, model, print_before, print_after)
-    quantized_ref = None
-    if args.no_delegate:
-        # the .pte must equal the program right after quantization (the fake-quantized
-        # model), not the float one: keep that program as the reference
-        from .verify import QuantizedReference
-
-        quantized_ref = QuantizedReference()
-        observers.append(quantized_ref)
-    watching = sorted({o.flag for o in observers if o.needs_every_pass})
-    if cache is not None and watching:
-        _say(f"cache: not used ({', '.join(watching)} must see every pass run)")
-        cache = None
-    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
-
-    verification = None
     do_verify = (
         args.verify
         if args.verify is not None
@@ -636,18 +628,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if do_verify and pte is None:
         raise UserError("--verify needs a .pte: add the emit pass")
+    quantized_ref = None
+    if do_verify:
+        # a quantized .pte must compute what the eager model with the same quantization
+        # computes: keep the program right after the last quantizing pass as the reference
+        from .verify import QuantizedReference
+
+        ordered = manager.plan(
+            start_level=model.program.level, initial_facts=model.program.facts
+        ).ordered_passes()
+        quantized_ref = QuantizedReference.for_run(ordered, model)
+        if quantized_ref is not None:
+            observers.append(quantized_ref)
+    watching = sorted({o.flag for o in observers if o.needs_every_pass})
+    if cache is not None and watching:
+        _say(f"cache: not used ({', '.join(watching)} must see every pass run)")
+        cache = None
+    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+
+    verification = None
     if do_verify and pte is not None:
         from .verify import verify_pte
 
-        against = "eager"
-        if quantized_ref is not None and quantized_ref.pass_name is not None:
-            against = f"the quantized program after {quantized_ref.pass_name}"
-            model = attrs.evolve(
-                model,
-                reference=quantized_ref.reference,
-                tolerance=pipe.no_delegate_tolerance if pipe is not None else 1e-5,
+        if quantized_ref is None:
+            verification = verify_pte(pte, model)
+        else:
+            quantized_ref.rebuild(model, verify=args.checks, registry=registry, cache=cache)
+            assert quantized_ref.reference is not None
+            verification = verify_pte(
+                pte,
+                attrs.evolve(model, reference=quantized_ref.reference),
+                against=quantized_ref.label,
+                fp32=model.reference,
             )
-        verification = verify_pte(pte, model, against=against)
     not_delegated = _not_delegated_note(dropped) if args.no_delegate else None
     if not_delegated:
         _say(not_delegated)
@@ -688,12 +701,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         _say(f"report: {report_path}")
     if verification is not None and verification.failed:
-        _say(
-            f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
-            f"{verification.tolerance:.3g}; {pte} is kept for inspection"
-        )
+        _say(f"VERIFICATION FAILED: {verification.why_failed()}; {pte} is kept for inspection")
         return 1
     return 0
+
+
+def _tolerance(args: argparse.Namespace, pipe: Any, passes: Any) -> float:
+    """The max abs diff verification (and --track-numerics) accepts against the reference.
+
+    --tol, else the pipeline's (``no_delegate_tolerance`` for a quantized --no-delegate
+    run), else 1e-4, or 0.05 against the quantized eager model of a quantized run
+    (XNNPACK quantizes activations dynamically, a little differently from torchao).
+    """
+    from pteflow.ir import facts
+    from pteflow.ir.errors import UserError
+
+    if args.tol is not None:
+        if not args.tol >= 0 or args.tol == float("inf"):
+            raise UserError(f"--tol must be a finite number >= 0, got {args.tol}")
+        return float(args.tol)
+    quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
+    if quantized and args.no_delegate:
+        return pipe.no_delegate_tolerance if pipe is not None else 1e-5
+    if pipe is not None and pipe.tolerance is not None:
+        return float(pipe.tolerance)
+    return QUANTIZED_TOLERANCE if quantized else 1e-4
+
+
+#: verification's default tolerance against the quantized eager model (--passes runs)
+QUANTIZED_TOLERANCE = 0.05
 
 
 def _not_delegated_note(dropped: list[str]) -> str:
@@ -832,14 +868,8 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     arbitration = _arbitration(result.program)
     if arbitration is not None:
         _say(arbitration.render())
-    if verification is not None and verification.skipped:
-        _say(f"verify: skipped, {verification.skipped}")
-    elif verification is not None:
-        status = "ok" if verification.ok else "FAILED"
-        _say(
-            f"verify: max abs diff {verification.max_abs_diff:.3g} vs {verification.against} over "
-            f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}"
-        )
+    if verification is not None:
+        _say(verification.summary())
 
 
 def cmd_check_coverage(args: argparse.Namespace) -> int:

@@ -92,6 +92,33 @@ def test_pipeline_tolerance_must_be_a_number(tmp_path, capsys):
     assert code == 2 and "tolerance must be a number >= 0, got 'high'" in err
 
 
+PT2E = (
+    "pt2e-prepare{quantizer=xnnpack-dynamic},pt2e-calibrate,pt2e-convert,export,to-edge,"
+    "partition-xnnpack-dq,to-executorch,emit"
+)
+
+
+def test_quantized_run_verifies_against_the_quantized_model_and_keeps_the_cache(tmp_path, capsys):
+    """--passes with pt2e: compared with the program after pt2e-convert at the quantized
+    default tolerance (main compared it with fp32 eager at 1e-4 and failed), fp32 drift
+    reported; a second run resumes from the cache and rebuilds the same reference."""
+    argv = ("run", "--model", f"{MODELS}:mlp", "--passes", PT2E, "--cache-dir", str(tmp_path))
+    reports = []
+    for i in range(2):
+        pte, report = tmp_path / f"m{i}.pte", tmp_path / f"m{i}.json"
+        code, out, _ = run(capsys, *argv, "-o", str(pte), "--report", str(report))
+        assert code == 0, out
+        assert "cache: not used" not in out
+        assert "verify: drift from fp32 eager (quantization error, reported only)" in out
+        reports.append(json.loads(report.read_text()))
+    first, second = (r["verification"] for r in reports)
+    assert first["against"] == "quantized eager (after pt2e-convert)"
+    assert first["tolerance"] == 0.05 and first["ok"]
+    assert first["fp32_drift"]["max_abs_diff"] > 0
+    assert any(p["cached"] for p in reports[1]["passes"] if p["name"] == "pt2e-convert")
+    assert second == first
+
+
 @pytest.fixture
 def nan_checkpoint(tmp_path):
     from pteflow.driver.llama import write_random_checkpoint

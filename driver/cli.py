@@ -592,7 +592,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (--model sources are planned once loaded: only then are their facts known.)
         manager.plan(initial_facts=_source_facts(pipe))
 
-    tolerance = _tolerance(args, pipe, passes)
+    from .verify import tolerance_for
+
+    tolerance = tolerance_for(args.tol, pipe, passes, no_delegate=args.no_delegate)
     cache = None
     if not args.no_cache:  # a bad --cache-dir/--cache-size is refused before any work
         cache = _cache(args)
@@ -648,19 +650,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     verification = None
     if do_verify and pte is not None:
-        from .verify import verify_pte
+        from .verify import verify_run
 
-        if quantized_ref is None:
-            verification = verify_pte(pte, model)
-        else:
-            quantized_ref.rebuild(model, verify=args.checks, registry=registry, cache=cache)
-            assert quantized_ref.reference is not None
-            verification = verify_pte(
-                pte,
-                attrs.evolve(model, reference=quantized_ref.reference),
-                against=quantized_ref.label,
-                fp32=model.reference,
-            )
+        verification = verify_run(
+            pte, model, quantized_ref, checks=args.checks, registry=registry, cache=cache
+        )
     not_delegated = _not_delegated_note(dropped) if args.no_delegate else None
     if not_delegated:
         _say(not_delegated)
@@ -704,32 +698,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         _say(f"VERIFICATION FAILED: {verification.why_failed()}; {pte} is kept for inspection")
         return 1
     return 0
-
-
-def _tolerance(args: argparse.Namespace, pipe: Any, passes: Any) -> float:
-    """The max abs diff verification (and --track-numerics) accepts against the reference.
-
-    --tol, else the pipeline's (``no_delegate_tolerance`` for a quantized --no-delegate
-    run), else 1e-4, or 0.05 against the quantized eager model of a quantized run
-    (XNNPACK quantizes activations dynamically, a little differently from torchao).
-    """
-    from pteflow.ir import facts
-    from pteflow.ir.errors import UserError
-
-    if args.tol is not None:
-        if not args.tol >= 0 or args.tol == float("inf"):
-            raise UserError(f"--tol must be a finite number >= 0, got {args.tol}")
-        return float(args.tol)
-    quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
-    if quantized and args.no_delegate:
-        return pipe.no_delegate_tolerance if pipe is not None else 1e-5
-    if pipe is not None and pipe.tolerance is not None:
-        return float(pipe.tolerance)
-    return QUANTIZED_TOLERANCE if quantized else 1e-4
-
-
-#: verification's default tolerance against the quantized eager model (--passes runs)
-QUANTIZED_TOLERANCE = 0.05
 
 
 def _not_delegated_note(dropped: list[str]) -> str:

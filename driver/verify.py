@@ -228,8 +228,32 @@ class QuantizedReference(PassObserver):
         self.rebuilt = True
 
 
+#: executorch/runtime/core/error.h: what the runtime's "failed with error 0x.." means
+_RUNTIME_ERRORS = {
+    0x01: "Internal",
+    0x02: "InvalidState",
+    0x10: "NotSupported",
+    0x11: "NotImplemented",
+    0x12: "InvalidArgument (e.g. a kernel's dtype check)",
+    0x13: "InvalidType",
+    0x14: "OperatorMissing (no kernel registered)",
+    0x20: "NotFound",
+    0x21: "MemoryAllocationFailed",
+    0x22: "AccessFailed",
+    0x23: "InvalidProgram",
+    0x30: "DelegateInvalidCompatibility",
+    0x31: "DelegateMemoryAllocationFailed",
+    0x32: "DelegateInvalidHandle",
+}
+
+
 def _first_line(e: BaseException) -> str:
+    import re
+
     text = (str(e).strip().splitlines() or [""])[0][:200]
+    code = re.search(r"error 0x([0-9a-fA-F]+)", text)
+    if code and int(code.group(1), 16) in _RUNTIME_ERRORS:
+        text += f" = {_RUNTIME_ERRORS[int(code.group(1), 16)]}; the runtime's log names the op"
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
@@ -286,4 +310,59 @@ def verify_pte(
                 drift = drift + compare(got, flat_tensors(fp32[method](*inputs)))
     return Verification(
         total, model.tolerance, n, against, fp32=drift if fp32 is not None else None
+    )
+
+
+#: verification's default tolerance against the quantized eager model (e.g. --passes runs)
+QUANTIZED_TOLERANCE = 0.05
+
+
+def tolerance_for(
+    tol: float | None, pipe: Any, passes: Sequence[Pass], *, no_delegate: bool
+) -> float:
+    """The max abs diff verification (and --track-numerics) accepts against the reference.
+
+    ``--tol``, else the pipeline's (``no_delegate_tolerance`` for a quantized
+    --no-delegate run), else 1e-4, or ``QUANTIZED_TOLERANCE`` against the quantized eager
+    model of a quantized run (XNNPACK quantizes activations a little differently from
+    torchao and pt2e).
+
+    Raises:
+        UserError: ``tol`` is negative, infinite or NaN.
+    """
+    from pteflow.ir import facts
+    from pteflow.ir.errors import UserError
+
+    if tol is not None:
+        if not 0 <= tol < float("inf"):
+            raise UserError(f"--tol must be a finite number >= 0, got {tol}")
+        return float(tol)
+    quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
+    if quantized and no_delegate:
+        return pipe.no_delegate_tolerance if pipe is not None else 1e-5
+    if pipe is not None and pipe.tolerance is not None:
+        return float(pipe.tolerance)
+    return QUANTIZED_TOLERANCE if quantized else 1e-4
+
+
+def verify_run(
+    pte: Path,
+    model: LoadedModel,
+    quantized: QuantizedReference | None,
+    *,
+    checks: Any,
+    registry: Any,
+    cache: Any,
+) -> Verification:
+    """Verify a run's ``.pte``: against eager, or against the quantized eager model
+    (rebuilt if the cache skipped it) with the fp32 drift reported beside it."""
+    if quantized is None:
+        return verify_pte(pte, model)
+    quantized.rebuild(model, verify=checks, registry=registry, cache=cache)
+    assert quantized.reference is not None
+    return verify_pte(
+        pte,
+        attrs.evolve(model, reference=quantized.reference),
+        against=quantized.label,
+        fp32=model.reference,
     )

@@ -172,3 +172,24 @@ def _small_params(tmp_path):
 
     params, _ = write_random_checkpoint(tmp_path / "small", n_layers=1)
     return params
+
+
+def test_an_unrunnable_pte_is_never_ok_and_never_a_traceback(tmp_path, capsys):
+    """8da4w weights fed to aten.linear by convert-to-linear (no kernel for int8 weights):
+    refused up front (exit 2, one line) where the contracts catch it, else a failed
+    verdict naming where it failed (exit 1, the file kept). On main: a raw traceback."""
+    pte = tmp_path / "m.pte"
+    passes = (
+        "quantize-8da4w{group_size=16},export,to-edge{check_ir_validity=false},"
+        "convert-to-linear,to-executorch,emit"
+    )
+    code, out, err = run(
+        capsys, "run", "--model", f"{MODELS}:mlp", "--passes", passes, "-o", str(pte), "--no-cache"
+    )
+    assert "Traceback" not in err
+    if code == 2:
+        assert len([x for x in err.splitlines() if x.startswith("driver: error")]) == 1
+        return
+    assert code == 1 and pte.exists()
+    line = next(x for x in out.splitlines() if x.startswith("VERIFICATION FAILED"))
+    assert "the .pte fails in executorch.runtime while executing method 'forward'" in line

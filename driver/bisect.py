@@ -63,7 +63,7 @@ class BisectResult:
                 if pr.error
                 else pr.note
                 if not pr.evaluable
-                else f"max abs drift {pr.drift.abs:.3g}"
+                else (pr.drift.problem or f"max abs drift {pr.drift.abs:.3g}")
                 if pr.drift
                 else ""
             )
@@ -85,6 +85,8 @@ class BisectResult:
         )
         if last is not None and last.error:
             lines.append(f"  it fails: {last.error}")
+        elif last is not None and last.drift is not None and last.drift.problem:
+            lines.append(f"  its output: {last.drift.problem}")
         elif last is not None and last.drift is not None:
             lines.append(f"  its output drifts by {last.drift.abs:.3g} (max abs)")
         if last is not None and last.diff:
@@ -181,7 +183,11 @@ def bisect(
         except NotEvaluable as e:
             return Probe(k, False, False, diff=watch.diff, note=f"not evaluable ({e})")
         drift = Drift.between(got, ref)
-        return Probe(k, drift.abs > tolerance, True, drift=drift, diff=watch.diff)
+        if ref is not eager_ref:  # NaN/inf where eager is finite is bad after any lossy pass
+            vs_eager = Drift.between(got, eager_ref)
+            if vs_eager.nonfinite or vs_eager.problem:
+                drift = attrs.evolve(vs_eager, abs=drift.abs, rel=drift.rel)
+        return Probe(k, drift.beyond(tolerance), True, drift=drift, diff=watch.diff)
 
     def record(p: Probe) -> Probe:
         probes[p.k] = p

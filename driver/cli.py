@@ -192,6 +192,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: on for named pipelines and when a .pte is written)",
     )
     run.add_argument(
+        "--tol",
+        type=float,
+        metavar="X",
+        help="the largest max abs output difference --verify accepts against its reference "
+        "(overrides the pipeline's tolerance; NaN/inf mismatches always fail)",
+    )
+    run.add_argument(
         "--report",
         metavar="PATH.json",
         help="where to write the JSON report (default: beside the .pte)",
@@ -598,6 +605,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # (--model sources are planned once loaded: only then are their facts known.)
         manager.plan(initial_facts=_source_facts(pipe))
 
+    from .verify import tolerance_for
+
+    tolerance = tolerance_for(args.tol, pipe, passes, no_delegate=args.no_delegate)
     cache = None
     if not args.no_cache:  # a bad --cache-dir/--cache-size is refused before any work
         cache = _cache(args)
@@ -614,8 +624,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         manager = PassManager(passes, verify=args.checks, registry=registry)
         if done_already:
             _say(f"left out (the model is already past them): {', '.join(done_already)}")
-    if pipe is not None:
-        model = attrs.evolve(model, tolerance=pipe.tolerance)
+    model = attrs.evolve(model, tolerance=tolerance)
     load_s = time.perf_counter() - t0
 
     total = len(passes)
@@ -633,23 +642,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             _say(f" {record.wall_s:.2f}s{changed}{cached}")
 
     observers, numerics = _observers(args, manager, model, print_before, print_after)
-    quantized_ref = None
-    if args.no_delegate:
-        # the .pte must equal the program right after quantization (the fake-quantized
-        # model), not the float one: keep that program as the reference
-        from .verify import QuantizedReference
-
-        quantized_ref = QuantizedReference()
-        observers.append(quantized_ref)
-    watching = sorted({o.flag for o in observers if o.needs_every_pass})
-    if cache is not None and watching:
-        _say(f"cache: not used ({', '.join(watching)} must see every pass run)")
-        cache = None
-    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
-
-    verification = None
     do_verify = (
         args.verify
         if args.verify is not None
@@ -657,18 +651,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if do_verify and pte is None:
         raise UserError("--verify needs a .pte: add the emit pass")
-    if do_verify and pte is not None:
-        from .verify import verify_pte
+    quantized_ref = None
+    if do_verify:
+        # a quantized .pte must compute what the eager model with the same quantization
+        # computes: keep the program right after the last quantizing pass as the reference
+        from .verify import QuantizedReference
 
-        against = "eager"
-        if quantized_ref is not None and quantized_ref.pass_name is not None:
-            against = f"the quantized program after {quantized_ref.pass_name}"
-            model = attrs.evolve(
-                model,
-                reference=quantized_ref.reference,
-                tolerance=pipe.no_delegate_tolerance if pipe is not None else 1e-5,
-            )
-        verification = verify_pte(pte, model, against=against)
+        ordered = manager.plan(
+            start_level=model.program.level, initial_facts=model.program.facts
+        ).ordered_passes()
+        quantized_ref = QuantizedReference.for_run(ordered, model)
+        if quantized_ref is not None:
+            observers.append(quantized_ref)
+    watching = sorted({o.flag for o in observers if o.needs_every_pass})
+    if cache is not None and watching:
+        _say(f"cache: not used ({', '.join(watching)} must see every pass run)")
+        cache = None
+    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+
+    verification = None
+    if do_verify and pte is not None:
+        from .verify import verify_run
+
+        verification = verify_run(
+            pte, model, quantized_ref, checks=args.checks, registry=registry, cache=cache
+        )
     not_delegated = _not_delegated_note(dropped) if args.no_delegate else None
     if not_delegated:
         _say(not_delegated)
@@ -709,10 +716,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         _say(f"report: {report_path}")
     if verification is not None and verification.failed:
-        _say(
-            f"VERIFICATION FAILED: max abs diff {verification.max_abs_diff:.3g} > tolerance "
-            f"{verification.tolerance:.3g}; {pte} is kept for inspection"
-        )
+        _say(f"VERIFICATION FAILED: {verification.why_failed()}; {pte} is kept for inspection")
         return 1
     return 0
 
@@ -853,14 +857,8 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     arbitration = _arbitration(result.program)
     if arbitration is not None:
         _say(arbitration.render())
-    if verification is not None and verification.skipped:
-        _say(f"verify: skipped, {verification.skipped}")
-    elif verification is not None:
-        status = "ok" if verification.ok else "FAILED"
-        _say(
-            f"verify: max abs diff {verification.max_abs_diff:.3g} vs {verification.against} over "
-            f"{verification.steps} step(s), tolerance {verification.tolerance:.3g}: {status}"
-        )
+    if verification is not None:
+        _say(verification.summary())
 
 
 def cmd_check_coverage(args: argparse.Namespace) -> int:

@@ -89,30 +89,44 @@ def evaluate(program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]) -> 
 
 @attrs.frozen
 class Drift:
-    """The largest difference of two evaluations: absolute, and relative to the reference."""
+    """Two evaluations compared: the largest finite difference (absolute, and relative to
+    the reference's largest finite value) and the non-finite mismatches.
+
+    ``nonfinite`` counts elements where one side is NaN/inf and the other is not the
+    same value, or both are NaN (``ir.evaluate.Comparison``); ``problem`` is its one-line
+    description (or how the outputs' structure differs). Any of them is a drift, whatever
+    the tolerance.
+    """
 
     abs: float
     rel: float
+    nonfinite: int = 0
+    problem: str | None = None
+
+    def beyond(self, tolerance: float) -> bool:
+        return self.problem is not None or self.abs > tolerance
 
     @staticmethod
-    def between(got: Outputs, ref: Outputs) -> Drift:
-        worst, scale = 0.0, 0.0
+    def between(got: Outputs, ref: Outputs, ref_name: str = "eager") -> Drift:
+        from pteflow.ir.evaluate import Comparison, compare
+
         if len(got) != len(ref):
-            return Drift(float("inf"), float("inf"))
+            return Drift(float("inf"), float("inf"), problem=f"{len(got)} steps vs {len(ref)}")
+        total, scale = Comparison(), 0.0
         for g_step, r_step in zip(got, ref, strict=True):
-            if len(g_step) != len(r_step):
-                return Drift(float("inf"), float("inf"))
-            for g, r in zip(g_step, r_step, strict=True):
-                if g.shape != r.shape:
-                    return Drift(float("inf"), float("inf"))
-                if r.numel():
-                    scale = max(scale, r.double().abs().max().item())
-                    if g.is_floating_point() or r.is_floating_point():
-                        d = (g.double() - r.double()).abs().max().item()
-                    else:
-                        d = float((g != r).any().item())
-                    worst = max(worst, d)
-        return Drift(worst, worst / scale if scale else worst)
+            total = total + compare(g_step, r_step)
+            for r in r_step:
+                finite = r.detach().double()
+                finite = finite[finite.isfinite()]
+                if finite.numel():
+                    scale = max(scale, finite.abs().max().item())
+        worst = total.max_abs_diff
+        return Drift(
+            worst,
+            worst / scale if scale else worst,
+            total.nonfinite + total.nan_both,
+            total.problem("this program", ref_name),
+        )
 
 
 @attrs.frozen
@@ -185,11 +199,21 @@ class NumericsTracker(PassObserver):
             self.rebase_pending = self.rebase_pending or lossy
             self.prev = None
         else:
-            vs_base = Drift.between(got, self.baseline)
-            over = vs_base.abs > self.tolerance
-            note = "ok" if not over else f"DRIFT: {vs_base.abs:.3g} > tol {self.tolerance:.3g}"
+            vs_base = Drift.between(got, self.baseline, self.baseline_name)
+            vs_eager = Drift.between(got, self.eager)
+            # NaN/inf where eager is finite is never expected, not even from a lossy pass
+            # (a lossy baseline of NaNs would make every later NaN "match")
+            broken = vs_eager.nonfinite > 0 or vs_eager.problem is not None
+            over = vs_base.beyond(self.tolerance) or broken
+            note = "ok"
+            if broken:
+                kind = "NON-FINITE" if vs_eager.nonfinite else "MISMATCH"
+                note = f"{kind}: {vs_eager.problem}"
+            elif over:
+                beyond = f"{vs_base.abs:.3g} > tol {self.tolerance:.3g}"
+                note = f"DRIFT: {vs_base.problem or beyond}"
             baseline_name = self.baseline_name
-            if lossy or self.rebase_pending:
+            if (lossy or self.rebase_pending) and not broken:
                 note = (
                     "lossy pass (quantization/dtype): error expected; "
                     "later rows are compared with this output"
@@ -203,8 +227,10 @@ class NumericsTracker(PassObserver):
                 rank,
                 name,
                 program.level.label,
-                Drift.between(got, self.eager),
-                Drift.between(got, self.prev) if self.prev is not None else None,
+                vs_eager,
+                Drift.between(got, self.prev, "the previous pass")
+                if self.prev is not None
+                else None,
                 vs_base,
                 baseline_name,
                 note,
@@ -232,6 +258,10 @@ def eager_outputs(
 def _fmt(d: Drift | None, rel: bool = False) -> str:
     if d is None:
         return "-"
+    if d.nonfinite:
+        return f"{d.nonfinite} NaN/inf"
+    if d.problem:
+        return "mismatch"
     return f"{(d.rel if rel else d.abs):.3g}"
 
 

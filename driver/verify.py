@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from pteflow.ir import Level, Program
+from pteflow.ir.evaluate import Comparison
+from pteflow.passes.base import Pass
 from pteflow.passes.manager import PassObserver
 
 from .models import LoadedModel
@@ -16,17 +18,30 @@ from .models import LoadedModel
 
 @attrs.frozen
 class Verification:
-    """The outcome of ``verify_pte``: compared (``ok`` or failed), or ``skipped`` with why."""
+    """The outcome of ``verify_pte``: compared (``ok`` or failed), or ``skipped`` with why.
 
-    max_abs_diff: float
+    ``comparison`` is the ``.pte`` against ``against`` (eager, or the quantized eager
+    model of a quantized run); ``fp32`` is the ``.pte`` against the float eager model
+    when that is not the reference (reported, not a criterion). ``error``: the
+    ``.pte`` did not load or execute in ``executorch.runtime`` (a failed verdict).
+    """
+
+    comparison: Comparison
     tolerance: float
     steps: int
     against: str = "eager"  # what the .pte was compared with
     skipped: str | None = None
+    error: str | None = None
+    fp32: Comparison | None = None
+
+    @property
+    def max_abs_diff(self) -> float:
+        return self.comparison.max_abs_diff
 
     @property
     def ok(self) -> bool:
-        return self.skipped is None and self.max_abs_diff <= self.tolerance
+        compared = self.skipped is None and self.error is None
+        return compared and self.comparison.within(self.tolerance)
 
     @property
     def failed(self) -> bool:
@@ -37,15 +52,53 @@ class Verification:
     def status(self) -> str:
         return "skipped" if self.skipped else ("ok" if self.ok else "failed")
 
+    def why_failed(self) -> str:
+        """One line: what was wrong with the ``.pte`` (only for a failed verification)."""
+        if self.error:
+            return self.error
+        problem = self.comparison.problem("the .pte", self.against)
+        if problem:
+            return problem
+        return (
+            f"max abs diff {self.max_abs_diff:.3g} vs {self.against} > tolerance "
+            f"{self.tolerance:.3g}"
+        )
+
+    def summary(self) -> str:
+        """The ``verify:`` line(s) of ``driver run``."""
+        if self.skipped:
+            return f"verify: skipped, {self.skipped}"
+        status = "ok" if self.ok else "FAILED"
+        if self.error:
+            return f"verify: {self.error}: {status}"
+        problem = self.comparison.problem("the .pte", self.against)
+        line = (
+            f"verify: max abs diff {self.max_abs_diff:.3g} vs {self.against} over "
+            f"{self.steps} step(s), tolerance {self.tolerance:.3g}"
+            + (f"; {problem}" if problem else "")
+            + f": {status}"
+        )
+        if self.fp32 is not None:
+            drift = self.fp32.problem("the .pte", "fp32 eager")
+            line += (
+                f"\nverify: drift from fp32 eager (quantization error, reported only): "
+                f"max abs diff {self.fp32.max_abs_diff:.3g}" + (f"; {drift}" if drift else "")
+            )
+        return line
+
     def to_json(self) -> dict:
+        compared = self.skipped is None and self.error is None
         return {
             "status": self.status,
-            "max_abs_diff": None if self.skipped else self.max_abs_diff,
+            "max_abs_diff": self.max_abs_diff if compared else None,
             "tolerance": self.tolerance,
             "steps": 0 if self.skipped else self.steps,
             "against": self.against,
             "ok": None if self.skipped else self.ok,
             "skipped": self.skipped,
+            "error": self.error,
+            "comparison": self.comparison.to_json() if compared else None,
+            "fp32_drift": self.fp32.to_json() if self.fp32 is not None and compared else None,
         }
 
 
@@ -108,52 +161,208 @@ def reference_from(program: Program) -> Mapping[str, Any]:
 class QuantizedReference(PassObserver):
     """Keeps the program right after the last pass that provides a quantization fact.
 
-    ``--no-delegate`` verifies against it: an undelegated ``.pte`` must compute what
-    the fake-quantized model computes, not what the float model does.
+    A quantized ``.pte`` is verified against it (the eager model with the same
+    quantization applied), not against the float model. It watches one rank of the
+    planned order; when the pass cache restores the run past that rank, the pass is
+    not seen and ``rebuild`` recomputes the program from the cache or the model, so
+    this observer does not turn the cache off (``needs_every_pass`` only when it
+    cannot rebuild: an input program that is not EAGER).
     """
 
-    needs_every_pass = True
-    flag = "--no-delegate"
+    flag = "--verify (quantized reference)"
 
-    def __init__(self) -> None:
-        self.pass_name: str | None = None  # the quantization pass it was taken after
-        self.reference: Mapping[str, Any] = {}
+    def __init__(self, ordered: Sequence[Pass], rank: int, *, needs_every_pass: bool) -> None:
+        self.ordered = tuple(ordered)
+        self.rank = rank  # of the last quantizing pass in the planned order
+        self.pass_name = self.ordered[rank].name
+        self.needs_every_pass = needs_every_pass
+        self.reference: Mapping[str, Any] | None = None
+        self.rebuilt = False
 
-    def after(self, rank: int, pass_: Any, program_out: Program, record: Any) -> None:
+    @classmethod
+    def for_run(cls, ordered: Sequence[Pass], model: LoadedModel) -> QuantizedReference | None:
+        """The observer for a planned order, or None when no pass quantizes."""
         from pteflow.ir import facts
 
-        if pass_.contract.provides & facts.QUANTIZATION:
-            self.pass_name, self.reference = pass_.name, reference_from(program_out)
+        ranks = [r for r, p in enumerate(ordered) if p.contract.provides & facts.QUANTIZATION]
+        if not ranks:
+            return None
+        return cls(ordered, ranks[-1], needs_every_pass=model.program.level != Level.EAGER)
+
+    @property
+    def label(self) -> str:
+        return f"quantized eager (after {self.pass_name})"
+
+    def after(self, rank: int, pass_: Any, program_out: Program, record: Any) -> None:
+        if rank == self.rank:
+            self.reference = reference_from(program_out)
+
+    def rebuild(self, model: LoadedModel, *, verify: Any, registry: Any, cache: Any) -> None:
+        """Recompute the reference the run did not see (the cache restored past it).
+
+        From a fresh copy of the eager model (``model.reference``): the longest cached
+        prefix up to the quantizing pass is restored (an ATEN result such as
+        ``pt2e-convert``'s is stored whole), the rest of the prefix is re-run (EAGER
+        results are not stored, so ``quantize-8da4w`` runs again: seconds).
+        """
+        import copy
+
+        from pteflow.passes import PassManager
+
+        if self.reference is not None:
+            return
+        program = model.program.evolve(
+            artifact={m: copy.deepcopy(mod) for m, mod in model.reference.items()}
+        )
+        prefix, upcoming = self.ordered[: self.rank + 1], self.ordered[self.rank + 1 :]
+        first = 0
+        if cache is not None:
+            try:
+                first, program = cache.session(prefix, program, upcoming).resume(program)
+            except Exception:  # an unreadable cache only means: run the prefix
+                first = 0
+        if first < len(prefix):
+            manager = PassManager(prefix[first:], verify=verify, registry=registry)
+            program = manager.run(program, upcoming=upcoming).program
+        self.reference = reference_from(program)
+        self.rebuilt = True
 
 
-def verify_pte(path: Path, model: LoadedModel, *, against: str = "eager") -> Verification:
-    """Feed ``model.steps`` to the eager reference and to the .pte; compare every output.
+#: executorch/runtime/core/error.h: what the runtime's "failed with error 0x.." means
+_RUNTIME_ERRORS = {
+    0x01: "Internal",
+    0x02: "InvalidState",
+    0x10: "NotSupported",
+    0x11: "NotImplemented",
+    0x12: "InvalidArgument (e.g. a kernel's dtype check)",
+    0x13: "InvalidType",
+    0x14: "OperatorMissing (no kernel registered)",
+    0x20: "NotFound",
+    0x21: "MemoryAllocationFailed",
+    0x22: "AccessFailed",
+    0x23: "InvalidProgram",
+    0x30: "DelegateInvalidCompatibility",
+    0x31: "DelegateMemoryAllocationFailed",
+    0x32: "DelegateInvalidHandle",
+}
+
+
+def _first_line(e: BaseException) -> str:
+    import re
+
+    text = (str(e).strip().splitlines() or [""])[0][:200]
+    code = re.search(r"error 0x([0-9a-fA-F]+)", text)
+    if code and int(code.group(1), 16) in _RUNTIME_ERRORS:
+        text += f" = {_RUNTIME_ERRORS[int(code.group(1), 16)]}; the runtime's log names the op"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def verify_pte(
+    path: Path,
+    model: LoadedModel,
+    *,
+    against: str = "eager",
+    fp32: Mapping[str, Any] | None = None,
+) -> Verification:
+    """Feed ``model.steps`` to ``model.reference`` and to the .pte; compare every output.
 
     Skipped (``Verification.skipped`` says why) when the ``.pte`` holds delegates of a
     backend this process's runtime cannot execute (CoreML off Apple, Vulkan without a
-    Vulkan runtime): that is not an error, the ``.pte`` is still written.
+    Vulkan runtime): that is not an error, the ``.pte`` is still written. A ``.pte``
+    that fails to load or execute is a failed verification (``error`` says where).
+    ``fp32``: the float eager model, when the reference is a quantized one: the
+    ``.pte``'s drift from it is reported in ``Verification.fp32``.
 
     One runtime method per method name is loaded once and kept across steps,
     so stateful programs (a KV cache) see the same history as eager.
     """
     import torch
+    from torch.utils._pytree import tree_flatten
 
-    from pteflow.ir.evaluate import flat_tensors, load_runtime_program, max_abs_diff
+    from pteflow.ir.evaluate import compare, flat_tensors, load_runtime_program
 
     data = path.read_bytes()
-    why = cannot_execute(data)
-    if why:
-        return Verification(float("nan"), model.tolerance, len(model.steps), against, skipped=why)
-    loaded = load_runtime_program(data)
+    n = len(model.steps)
+    try:
+        why = cannot_execute(data)
+        if why:
+            return Verification(Comparison(), model.tolerance, n, against, skipped=why)
+        loaded = load_runtime_program(data)
+    except Exception as e:
+        err = f"the .pte does not load in executorch.runtime ({_first_line(e)})"
+        return Verification(Comparison(), model.tolerance, n, against, error=err)
     methods: dict = {}
-    worst = 0.0
+    total, drift = Comparison(), Comparison()
     with torch.no_grad():
-        for method, inputs in model.steps:
-            if method not in methods:
-                methods[method] = loaded.load_method(method)
+        for step, (method, inputs) in enumerate(model.steps):
             expected = flat_tensors(model.reference[method](*inputs))
-            from torch.utils._pytree import tree_flatten
+            try:
+                where = f"loading method {method!r}"
+                if method not in methods:
+                    methods[method] = loaded.load_method(method)
+                where = f"executing method {method!r} (step {step + 1} of {n})"
+                got = flat_tensors(methods[method].execute(list(tree_flatten(inputs)[0])))
+            except Exception as e:
+                err = f"the .pte fails in executorch.runtime while {where} ({_first_line(e)})"
+                return Verification(Comparison(), model.tolerance, n, against, error=err)
+            total = total + compare(got, expected)
+            if fp32 is not None:
+                drift = drift + compare(got, flat_tensors(fp32[method](*inputs)))
+    return Verification(
+        total, model.tolerance, n, against, fp32=drift if fp32 is not None else None
+    )
 
-            got = flat_tensors(methods[method].execute(list(tree_flatten(inputs)[0])))
-            worst = max(worst, max_abs_diff(expected, got))
-    return Verification(worst, model.tolerance, len(model.steps), against)
+
+#: verification's default tolerance against the quantized eager model (e.g. --passes runs)
+QUANTIZED_TOLERANCE = 0.05
+
+
+def tolerance_for(
+    tol: float | None, pipe: Any, passes: Sequence[Pass], *, no_delegate: bool
+) -> float:
+    """The max abs diff verification (and --track-numerics) accepts against the reference.
+
+    ``--tol``, else the pipeline's (``no_delegate_tolerance`` for a quantized
+    --no-delegate run), else 1e-4, or ``QUANTIZED_TOLERANCE`` against the quantized eager
+    model of a quantized run (XNNPACK quantizes activations a little differently from
+    torchao and pt2e).
+
+    Raises:
+        UserError: ``tol`` is negative, infinite or NaN.
+    """
+    from pteflow.ir import facts
+    from pteflow.ir.errors import UserError
+
+    if tol is not None:
+        if not 0 <= tol < float("inf"):
+            raise UserError(f"--tol must be a finite number >= 0, got {tol}")
+        return float(tol)
+    quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
+    if quantized and no_delegate:
+        return pipe.no_delegate_tolerance if pipe is not None else 1e-5
+    if pipe is not None and pipe.tolerance is not None:
+        return float(pipe.tolerance)
+    return QUANTIZED_TOLERANCE if quantized else 1e-4
+
+
+def verify_run(
+    pte: Path,
+    model: LoadedModel,
+    quantized: QuantizedReference | None,
+    *,
+    checks: Any,
+    registry: Any,
+    cache: Any,
+) -> Verification:
+    """Verify a run's ``.pte``: against eager, or against the quantized eager model
+    (rebuilt if the cache skipped it) with the fp32 drift reported beside it."""
+    if quantized is None:
+        return verify_pte(pte, model)
+    quantized.rebuild(model, verify=checks, registry=registry, cache=cache)
+    assert quantized.reference is not None
+    return verify_pte(
+        pte,
+        attrs.evolve(model, reference=quantized.reference),
+        against=quantized.label,
+        fp32=model.reference,
+    )

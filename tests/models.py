@@ -21,3 +21,24 @@ def mlp() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """A seeded MLP and one example input: the ``--model tests.models:mlp`` source."""
     torch.manual_seed(0)
     return MLP().eval(), (torch.randn(4, 16),)
+
+
+class Fp16Overflow(torch.nn.Module):
+    """Finite in fp32; in fp16 its logits overflow to inf and its softmax is NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(16, 8)
+        self.fc = torch.nn.Linear(8, 32)
+        with torch.no_grad():
+            self.emb.weight.fill_(30.0)
+            self.fc.weight.copy_(torch.linspace(-400.0, 400.0, 256).reshape(32, 8))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.fc(self.emb(tokens)) / 1e3, dim=-1)
+
+
+def fp16_overflow() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """``--model tests.models:fp16_overflow``: fp32 outputs are finite, fp16 ones NaN."""
+    torch.manual_seed(0)
+    return Fp16Overflow().eval(), (torch.arange(16).reshape(2, 8),)

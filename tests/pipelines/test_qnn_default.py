@@ -103,7 +103,7 @@ def test_no_delegate_pte_verifies_against_the_fake_quantized_model(tmp_path, cap
     report, stdout = _no_delegate_run(tmp_path, capsys)
     check = report["verification"]
     assert check["ok"] and check["steps"] == 10
-    assert check["against"] == "the quantized program after pt2e-convert"
+    assert check["against"] == "quantized eager (after pt2e-convert)"
     # 16a4w: ExecuTorch's quantize kernel rounds a few ties the other way (see the pipeline)
     assert check["max_abs_diff"] <= 2e-3
     assert "NOT DELEGATED" in stdout and "not QNN-delegated" in report["no_delegate"]["note"]

@@ -42,3 +42,23 @@ def fp16_overflow() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     """``--model tests.models:fp16_overflow``: fp32 outputs are finite, fp16 ones NaN."""
     torch.manual_seed(0)
     return Fp16Overflow().eval(), (torch.arange(16).reshape(2, 8),)
+
+
+class ConvNorm(torch.nn.Module):
+    """A conv, a layer norm, a softmax and an add: a non-Llama model with other ops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(8)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).mean(dim=(2, 3))
+        return torch.softmax(self.head(self.norm(y)), dim=-1) + y[:, :4]
+
+
+def conv_norm() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """A seeded ConvNorm and one example image batch."""
+    torch.manual_seed(1)
+    return ConvNorm().eval(), (torch.randn(2, 3, 8, 8),)

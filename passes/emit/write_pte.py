@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -35,16 +36,42 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def _is_bool(instance: EmitPass, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, bool):
+        raise option_error("emit", attribute.name, f"must be true or false, got {value!r}")
+
+
 def _pte_path(instance: EmitPass, attribute: attrs.Attribute, value: str) -> None:
     if not value or not value.endswith(".pte"):
         raise option_error("emit", attribute.name, f"must be a path ending in .pte, got {value!r}")
 
 
+def _unloadable(data: bytes) -> dict[str, str]:
+    """Per method: why the runtime here cannot execute its delegates (none: empty)."""
+    from pteflow.ir.runnable import delegates, registered_backends
+
+    have = registered_backends()
+    out = {}
+    for method, ids in delegates(data).items():
+        absent = [b for b in ids if b not in have]
+        if absent:
+            out[method] = (
+                f"the runtime here has no {', '.join(absent)} "
+                f"(registered: {', '.join(sorted(have)) or 'none'})"
+            )
+    return out
+
+
 @attrs.frozen
 class EmitPass(Pass):
-    """Write the serialized program to a .pte file, atomically (runs last).
+    """Write the serialized program to a .pte file, atomically, once it loads and runs (last).
 
-    Provides nothing and changes nothing: the file appears whole or not at all.
+    Provides nothing and changes nothing: the file appears whole or not at all. Before the
+    file is renamed into place, ExecuTorch's runtime loads the program and every method,
+    and (``smoke=true``, the default) executes each method once on its example inputs: a
+    missing kernel or dtype variant (``aten::linear.out`` on int8 weights) is an error and
+    nothing is written. Methods with delegates the runtime here cannot execute (CoreML,
+    Vulkan) are not loaded; the log says so.
     """
 
     info: ClassVar[PassInfo] = PassInfo(
@@ -55,9 +82,16 @@ class EmitPass(Pass):
         not_cacheable_because="it writes a file: a side effect that must happen every run",
     )
     path: str = attrs.field(default="model.pte", validator=_pte_path)
+    smoke: bool = attrs.field(default=True, validator=_is_bool)
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
+        from pteflow.ir.runnable import smoke_run
+
         data = program.artifact.buffer
+        skip = _unloadable(data)
+        for method, why in sorted(skip.items()):  # reported as verification reports it
+            print(f"emit: method {method!r} not loaded here: {why}", file=sys.stderr)
+        smoke_run(data, program.example_inputs, execute=self.smoke, skip=tuple(skip))
         write_atomically(Path(self.path), data)
         ctx.log(f"wrote {self.path} ({len(data) / 1e6:.2f} MB)")
         return PassResult(program, False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pteflow.ir import Level, Program, invariants
+from pteflow.ir import Program, invariants
 from pteflow.ir.errors import InvariantError, PassFailedError
 from pteflow.ir.runnable import RuntimeLoadError, missing_kernels, registered_operators
 from pteflow.passes import PassManager

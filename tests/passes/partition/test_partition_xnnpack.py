@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from pteflow.ir import Level, Program, facts, views
-from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.ir.errors import InvariantError, OptionError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassContext, PassManager, plan
 from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass

@@ -7,8 +7,8 @@ import torch
 
 from pteflow import testing
 from pteflow.ir import Level, facts, views
-from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.ir.errors import OptionError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassContext, PassManager
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass

@@ -268,7 +268,11 @@ def plan(
 
     for f in by_name(invalidators):
         for inv in invalidators[f]:
-            for c in consumers.get(f, ()):
+            # conversions first: a refusal then names the reader the pipeline cannot drop
+            readers = sorted(
+                consumers.get(f, ()), key=lambda i: not passes[i].contract.is_conversion
+            )
+            for c in readers:
                 if c == inv:
                     continue
                 if c in after_(inv):
@@ -285,7 +289,12 @@ def plan(
                         raise UnsatisfiedError(
                             f"{_label(passes, c)} requires fact {f.name!r} ({f.meaning}), but "
                             f"{_label(passes, inv)} invalidates it and must run first; {fix} "
-                            f"after {passes[inv].name}, or drop {passes[c].name}"
+                            f"after {passes[inv].name}"
+                            + (
+                                ""
+                                if passes[c].contract.is_conversion
+                                else f", or drop {passes[c].name}"
+                            )
                         )
                 else:
                     graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} invalidates it")

@@ -26,15 +26,25 @@ def test_convert_to_linear_on_unpartitioned_8da4w_is_refused_before_work(capsys,
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert "convert-to-linear" in lines[0] and "torchao-linears.delegated" in lines[0]
+    # the reader named is the one the pipeline cannot drop: to-executorch (torchao's ops
+    # have no out variants), before convert-to-linear (which would break the linears)
+    assert lines[0].startswith("driver: error: to-executorch#")
+    assert "torchao-linears.delegated" in lines[0] and "no kernel runs it" in lines[0]
     assert "quantize-8da4w" in lines[0] and "add partition-xnnpack" in lines[0]
     assert "model:" not in stdout  # refused before the model was loaded
     assert list(tmp_path.iterdir()) == []
 
 
-def test_plan_refuses_the_same_with_the_fix(capsys):
-    code, _, err = run(capsys, "plan", "--passes", UNPARTITIONED)
+def test_plan_names_convert_to_linear_once_to_executorch_could_run(capsys):
+    """Without to-executorch, convert-to-linear is the reader refused, and dropping it helps."""
+    code, _, err = run(
+        capsys,
+        "plan",
+        "--passes",
+        "quantize-8da4w,export,to-edge{check_ir_validity=false},convert-to-linear",
+    )
     assert code == 2
+    assert "convert-to-linear#3 requires fact 'torchao-linears.delegated'" in err
     assert "or drop convert-to-linear" in err
 
 

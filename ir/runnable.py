@@ -128,13 +128,14 @@ def _captured_stderr() -> Iterator[list[str]]:
 
 
 def smoke_run(
-    data: bytes,
+    data: bytes | os.PathLike[str],
     example_inputs: Mapping[str, Sequence[Any]],
     *,
     execute: bool = True,
     skip: Sequence[str] = (),
 ) -> None:
-    """Load the program and each method (except ``skip``); execute each once on its inputs.
+    """Load the program (bytes or a file) and each method (except ``skip``); execute each
+    once on its example inputs.
 
     Raises:
         RuntimeLoadError: a method does not load or execute; the message has the method,

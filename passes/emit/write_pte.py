@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,12 +14,15 @@ from pteflow.ir import Level, Program
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(
+    path: Path, data: bytes, before_commit: Callable[[Path], None] | None = None
+) -> None:
     """Write ``data`` to ``path`` so that no reader ever sees a partial file.
 
     The bytes go to a temporary file in the same directory, are flushed to
-    disk, and the file is renamed over ``path``. On any failure (or Ctrl-C)
-    the temporary file is removed and ``path`` is left as it was.
+    disk, ``before_commit(temporary path)`` may check them (and raise), and the
+    file is renamed over ``path``. On any failure (or Ctrl-C) the temporary
+    file is removed and ``path`` is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,6 +34,8 @@ def write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_commit is not None:
+            before_commit(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,7 +97,11 @@ class EmitPass(Pass):
         skip = _unloadable(data)
         for method, why in sorted(skip.items()):  # reported as verification reports it
             print(f"emit: method {method!r} not loaded here: {why}", file=sys.stderr)
-        smoke_run(data, program.example_inputs, execute=self.smoke, skip=tuple(skip))
-        write_atomically(Path(self.path), data)
+        inputs = program.example_inputs
+
+        def loads_and_runs(tmp: Path) -> None:  # from the file, as a user would (mmap)
+            smoke_run(tmp, inputs, execute=self.smoke, skip=tuple(skip))
+
+        write_atomically(Path(self.path), data, before_commit=loads_and_runs)
         ctx.log(f"wrote {self.path} ({len(data) / 1e6:.2f} MB)")
         return PassResult(program, False)

@@ -10,7 +10,7 @@ from pteflow.ir import Level, Program
 from pteflow.ir.errors import PipelineError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED, check_torchao_linears_delegated
 from pteflow.ir.runnable import RuntimeLoadError
-from pteflow.passes import PassManager
+from pteflow.passes import PassContext, PassManager
 from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
@@ -88,7 +88,9 @@ def test_convert_to_linear_runs_after_the_partitioner_took_the_8da4w_linears(par
 
 def test_emit_writes_nothing_when_the_smoke_run_fails(broken, tmp_path):
     """The .pte main wrote with exit 0: it loads, then aten::linear.out fails on int8."""
-    program = ToExecutorchPass().apply(broken).program
+    with pytest.raises(PipelineError, match="torchao-linears.delegated"):
+        ToExecutorchPass().apply(broken)  # the contract refuses it; bypass it with run()
+    program = ToExecutorchPass().run(broken, PassContext()).program
     assert program.level == Level.EXECUTORCH
     out = tmp_path / "x.pte"
     with pytest.raises(RuntimeLoadError, match=r"execute method 'forward'.*aten::linear\.out"):

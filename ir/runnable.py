@@ -86,17 +86,19 @@ def delegates(data: bytes) -> dict[str, list[str]]:
 _TELLING = (
     re.compile(r"Missing operator.*"),
     re.compile(r"KernelCall failed.*"),
-    re.compile(r"Check failed.*?:\s*(.+)"),
+    re.compile(r"Check failed \(.*\):\s*(\S.*)"),  # the check's message, if it has one
     re.compile(r"Backend \S+ is not registered.*"),
-    re.compile(r".*[Ff]ailed.*"),
 )
+_ANY_FAILURE = re.compile(r".*[Ff]ailed.*")  # only when none of the above matched
 
 
 def _gist(log: str) -> str:
     """The runtime log's few telling lines, joined on one line."""
     lines = [re.sub(r"^[A-Z]? ?[\d:.]* ?\[[^\]]*\] ?", "", ln).strip() for ln in log.splitlines()]
     found: list[str] = []
-    for pattern in _TELLING:
+    for pattern in (*_TELLING, _ANY_FAILURE):
+        if pattern is _ANY_FAILURE and found:
+            break
         for ln in lines:
             m = pattern.search(ln)
             text = (m.group(1) if m and m.groups() else m.group(0)) if m else None

@@ -31,6 +31,10 @@ class Fact:
     name: str = attrs.field()
     meaning: str = attrs.field(eq=False)
     checker: Checker | None = attrs.field(default=None, eq=False, repr=False)
+    #: Holds of a program no pass has touched (e.g. "no torchao quantized linear"), until a
+    #: pass invalidates it: the manager assumes it at the start of a plan and checks it on
+    #: the input program before running.
+    assumed: bool = attrs.field(default=False, eq=False)
 
     @name.validator
     def _check_name(self, _attr: attrs.Attribute, value: str) -> None:

@@ -162,7 +162,9 @@ def check_edge(program: Program) -> None:
 
 
 def check_executorch(program: Program) -> None:
-    """EXECUTORCH: the program serializes to a non-empty flatbuffer."""
+    """EXECUTORCH: the program serializes to a non-empty flatbuffer, and every operator it
+    calls outside delegates has a kernel in the runtime here (portable, optimized,
+    quantized, LLM custom ops; ``ir.runnable``)."""
     from executorch.exir import ExecutorchProgramManager
 
     manager = program.artifact
@@ -177,6 +179,16 @@ def check_executorch(program: Program) -> None:
         raise InvariantError(f"the program does not serialize: {type(e).__name__}: {e}") from e
     if not data:
         raise InvariantError("the program serialized to zero bytes")
+    from .runnable import missing_kernels
+
+    missing = missing_kernels(manager)
+    if missing:
+        where = "; ".join(f"method {m!r}: {', '.join(ops)}" for m, ops in sorted(missing.items()))
+        raise InvariantError(
+            f"operators outside the delegates have no kernel in ExecuTorch's runtime here "
+            f"(portable, optimized, quantized and LLM custom-op libraries): {where}; "
+            "delegate them, or register their kernels before compiling"
+        )
 
 
 CHECKS: dict[Level, Callable[[Program], None]] = {

@@ -23,7 +23,7 @@ from the contract so no pass can forget.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -134,6 +134,15 @@ class Pass:
         """
         return None if self.contract.delegation else self
 
+    def check_schedule(self, earlier: Sequence[Pass], later: Sequence[Pass]) -> str | None:
+        """Why this pass cannot run after ``earlier`` and before ``later``, or None.
+
+        The planner calls it once the order is known, before any work: for constraints
+        between options of different passes that facts cannot express (XNNPACK lowers
+        8da4w only with a group size that is a multiple of 32). Say what would fix it.
+        """
+        return None
+
     def cache_inputs(self, ctx: PassContext) -> Any:
         """What besides its input program and options decides this pass's result.
 
@@ -201,7 +210,10 @@ class Pass:
                 f"pass {info.name} reads {info.level_in.label} programs, "
                 f"got a {program.level.label} program"
             )
-        missing = info.requires - program.facts
+        # an assumed fact (``Fact.assumed``) holds until invalidated: check it on the graph
+        missing = {
+            f for f in info.requires - program.facts if not (f.assumed and f.check(program) is None)
+        }
         if missing:
             raise PipelineError(
                 f"pass {info.name} requires "

@@ -160,8 +160,13 @@ def plan(
     start_level: Level = Level.EAGER,
     initial_facts: Iterable[Fact] = (),
     registry: Mapping[str, type[Pass]] | None = None,
+    refuted: Iterable[Fact] = (),
 ) -> Plan:
     """Order ``passes`` from their contracts.
+
+    Facts marked ``assumed`` that a pass names hold at the start unless ``refuted`` (the
+    manager checks them on the input program); once the order is known every pass's
+    ``check_schedule`` sees the passes before and after it.
 
     Raises:
         CycleError: the constraints form a cycle (named, with each edge's reason).
@@ -171,7 +176,9 @@ def plan(
     """
     passes = tuple(passes)
     n = len(passes)
-    initial = frozenset(initial_facts)
+    named = {f for p in passes for f in p.contract.requires | p.contract.invalidates}
+    assumed = {f for f in named if f.assumed} - set(refuted)
+    initial = frozenset(initial_facts) | assumed
     graph = _Graph(n)
 
     # last
@@ -261,7 +268,11 @@ def plan(
 
     for f in by_name(invalidators):
         for inv in invalidators[f]:
-            for c in consumers.get(f, ()):
+            # conversions first: a refusal then names the reader the pipeline cannot drop
+            readers = sorted(
+                consumers.get(f, ()), key=lambda i: not passes[i].contract.is_conversion
+            )
+            for c in readers:
                 if c == inv:
                     continue
                 if c in after_(inv):
@@ -271,10 +282,19 @@ def plan(
                         if pr not in (inv, c) and pr in after_(inv) and c in after_(pr)
                     ]
                     if not between:
+                        could = sorted(
+                            name for name, cls in (registry or {}).items() if f in cls.info.provides
+                        )
+                        fix = f"add {' or '.join(could)}" if could else "add a pass providing it"
                         raise UnsatisfiedError(
-                            f"{_label(passes, c)} requires fact {f.name!r}, but "
-                            f"{_label(passes, inv)} invalidates it and must run first; declare a "
-                            f"pass that provides {f.name!r} after {passes[inv].name}"
+                            f"{_label(passes, c)} requires fact {f.name!r} ({f.meaning}), but "
+                            f"{_label(passes, inv)} invalidates it and must run first; {fix} "
+                            f"after {passes[inv].name}"
+                            + (
+                                ""
+                                if passes[c].contract.is_conversion
+                                else f", or drop {passes[c].name}"
+                            )
                         )
                 else:
                     graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} invalidates it")
@@ -283,6 +303,7 @@ def plan(
     order = tuple(nx.lexicographical_topological_sort(graph.g, key=lambda i: i))
     _check_levels(passes, order, start_level, registry)
     _check_runtime_facts(passes, order, initial)
+    _check_schedule(passes, order)
     return Plan(passes, order, {k: tuple(v) for k, v in graph.reasons.items()})
 
 
@@ -342,6 +363,21 @@ def _check_runtime_facts(
             )
         held -= info.invalidates - info.provides
         held |= info.provides
+
+
+def _check_schedule(passes: Sequence[Pass], order: Sequence[int]) -> None:
+    """Ask every pass whether it can run between the passes before and after it."""
+    ordered = [passes[i] for i in order]
+    for rank, i in enumerate(order):
+        why = passes[i].check_schedule(ordered[:rank], ordered[rank + 1 :])
+        if why:
+            raise ConflictError(f"{_label(passes, i)}: {why}")
+
+
+def refuted_facts(passes: Sequence[Pass], program: Program) -> frozenset[Fact]:
+    """The assumed facts the passes name that do not hold of ``program`` (checked on it)."""
+    named = {f for p in passes for f in p.contract.requires | p.contract.invalidates}
+    return frozenset(f for f in named if f.assumed and f not in program.facts and f.check(program))
 
 
 # --------------------------------------------------------------------------- running
@@ -485,7 +521,13 @@ class PassManager:
             InvariantError: a pass broke a level invariant or a claimed fact.
         """
         t0 = time.perf_counter()
-        the_plan = self.plan(start_level=program.level, initial_facts=program.facts)
+        the_plan = plan(
+            self.passes,
+            start_level=program.level,
+            initial_facts=program.facts,
+            registry=self.registry,
+            refuted=refuted_facts(self.passes, program),
+        )
         self.check_available()
         schedule_s = time.perf_counter() - t0
         if self.verify == "each":

@@ -57,7 +57,11 @@ def prerequisites(
     """The passes (default options) that bring ``program`` to what ``pass_`` needs."""
     registry = registry if registry is not None else load_registry()
     need: list[Pass] = []
-    wanted = set(pass_.contract.requires - program.facts)
+    wanted = {  # an assumed fact that holds of the program needs no provider
+        f
+        for f in pass_.contract.requires - program.facts
+        if not (f.assumed and f.check(program) is None)
+    }
     seen: set[Fact] = set()
     while wanted:
         fact = sorted(wanted, key=lambda f: f.name)[0]

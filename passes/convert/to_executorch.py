@@ -5,6 +5,7 @@ from typing import ClassVar
 import attrs
 
 from pteflow.ir import Level, Program, facts, views
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
 
@@ -16,10 +17,15 @@ class ToExecutorchPass(Pass):
     ``const_prop`` enables ExecuTorch's quant fusion and constant propagation;
     ``alloc_graph_input=False`` lets the caller own input memory (the LLM
     runner does); ``sym_shape_eval`` picks how dynamic shapes are bounded.
+    Requires torchao-linears.delegated: torchao's quantize ops have no out variants, so
+    an 8da4w linear left outside the delegates fails here ("Missing out variants").
     """
 
     info: ClassVar[PassInfo] = PassInfo(
-        name="to-executorch", level_in=Level.EDGE, level_out=Level.EXECUTORCH
+        name="to-executorch",
+        level_in=Level.EDGE,
+        level_out=Level.EXECUTORCH,
+        requires={TORCHAO_LINEARS_DELEGATED},
     )
     extract_delegate_segments: bool = True
     alloc_graph_input: bool = True

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -12,12 +14,15 @@ from pteflow.ir import Level, Program
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(
+    path: Path, data: bytes, before_commit: Callable[[Path], None] | None = None
+) -> None:
     """Write ``data`` to ``path`` so that no reader ever sees a partial file.
 
     The bytes go to a temporary file in the same directory, are flushed to
-    disk, and the file is renamed over ``path``. On any failure (or Ctrl-C)
-    the temporary file is removed and ``path`` is left as it was.
+    disk, ``before_commit(temporary path)`` may check them (and raise), and the
+    file is renamed over ``path``. On any failure (or Ctrl-C) the temporary
+    file is removed and ``path`` is left as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,10 +34,17 @@ def write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if before_commit is not None:
+            before_commit(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _is_bool(instance: EmitPass, attribute: attrs.Attribute, value: object) -> None:
+    if not isinstance(value, bool):
+        raise option_error("emit", attribute.name, f"must be true or false, got {value!r}")
 
 
 def _pte_path(instance: EmitPass, attribute: attrs.Attribute, value: str) -> None:
@@ -40,11 +52,32 @@ def _pte_path(instance: EmitPass, attribute: attrs.Attribute, value: str) -> Non
         raise option_error("emit", attribute.name, f"must be a path ending in .pte, got {value!r}")
 
 
+def _unloadable(data: bytes) -> dict[str, str]:
+    """Per method: why the runtime here cannot execute its delegates (none: empty)."""
+    from pteflow.ir.runnable import delegates, registered_backends
+
+    have = registered_backends()
+    out = {}
+    for method, ids in delegates(data).items():
+        absent = [b for b in ids if b not in have]
+        if absent:
+            out[method] = (
+                f"the runtime here has no {', '.join(absent)} "
+                f"(registered: {', '.join(sorted(have)) or 'none'})"
+            )
+    return out
+
+
 @attrs.frozen
 class EmitPass(Pass):
-    """Write the serialized program to a .pte file, atomically (runs last).
+    """Write the serialized program to a .pte file, atomically, once it loads and runs (last).
 
-    Provides nothing and changes nothing: the file appears whole or not at all.
+    Provides nothing and changes nothing: the file appears whole or not at all. Before the
+    file is renamed into place, ExecuTorch's runtime loads the program and every method,
+    and (``smoke=true``, the default) executes each method once on its example inputs: a
+    missing kernel or dtype variant (``aten::linear.out`` on int8 weights) is an error and
+    nothing is written. Methods with delegates the runtime here cannot execute (CoreML,
+    Vulkan) are not loaded; the log says so.
     """
 
     info: ClassVar[PassInfo] = PassInfo(
@@ -55,9 +88,20 @@ class EmitPass(Pass):
         not_cacheable_because="it writes a file: a side effect that must happen every run",
     )
     path: str = attrs.field(default="model.pte", validator=_pte_path)
+    smoke: bool = attrs.field(default=True, validator=_is_bool)
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
+        from pteflow.ir.runnable import smoke_run
+
         data = program.artifact.buffer
-        write_atomically(Path(self.path), data)
+        skip = _unloadable(data)
+        for method, why in sorted(skip.items()):  # reported as verification reports it
+            print(f"emit: method {method!r} not loaded here: {why}", file=sys.stderr)
+        inputs = program.example_inputs
+
+        def loads_and_runs(tmp: Path) -> None:  # from the file, as a user would (mmap)
+            smoke_run(tmp, inputs, execute=self.smoke, skip=tuple(skip))
+
+        write_atomically(Path(self.path), data, before_commit=loads_and_runs)
         ctx.log(f"wrote {self.path} ({len(data) / 1e6:.2f} MB)")
         return PassResult(program, False)

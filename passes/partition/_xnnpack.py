@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import attrs
 
 from pteflow.ir import Program
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import Pass, PassContext, PassResult
+from ..quantize.quantize_linear_8da4w import Quantize8da4wPass
 from ._availability import missing_modules
 from ._lowering import is_bool, lower
 
@@ -39,5 +42,25 @@ class XnnpackPartitionPass(Pass):
     def unavailable_reason(self) -> str | None:
         return xnnpack_missing()
 
+    def check_schedule(self, earlier: Sequence[Pass], later: Sequence[Pass]) -> str | None:
+        """XNNPACK lowers grouped int4 weights only in groups of a multiple of 32.
+
+        Upstream asserts it in ``NodeVisitor._check_per_channel_group_params``, after
+        to-edge; the plan knows it from the quantize pass's options.
+        """
+        for p in earlier:
+            if isinstance(p, Quantize8da4wPass) and p.group_size % 32:
+                return (
+                    f"XNNPACK needs an 8da4w group size that is a multiple of 32, but "
+                    f"{p.describe()} has group_size={p.group_size}; use "
+                    f"quantize-8da4w{{group_size=32}} (or 64, 128, ...), or drop {self.name}"
+                )
+        return None
+
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        return lower(self, program, ctx)
+        result = lower(self, program, ctx)
+        # took nothing: still claims no torchao linear is left outside, if none is
+        fact = TORCHAO_LINEARS_DELEGATED
+        if fact in result.withheld and fact.check(result.program) is None:
+            return attrs.evolve(result, withheld=result.withheld - {fact})
+        return result

@@ -5,6 +5,7 @@ from typing import ClassVar
 import attrs
 
 from pteflow.ir import Level, facts
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import PassInfo
 from ._xnnpack import XnnpackPartitionPass
@@ -14,7 +15,8 @@ from ._xnnpack import XnnpackPartitionPass
 class PartitionXnnpackPass(XnnpackPartitionPass):
     """Lower everything XNNPACK supports (fp32 and quantized) to XNNPACK.
 
-    Requires: an edge program. Provides: delegated.xnnpack.
+    Requires: an edge program. Provides: delegated.xnnpack; torchao-linears.delegated (it
+    takes every 8da4w linear; the plan refuses a group size XNNPACK cannot lower).
     Wraps the general ``XnnpackPartitioner`` through ``EdgeProgramManager.to_backend``: what
     export_llama's ``--xnnpack-extended-ops`` adds after the dynamic-quant partitioner. Listed
     after ``partition-xnnpack-dq`` it takes what that one left. The to-edge pass asks this
@@ -24,7 +26,7 @@ class PartitionXnnpackPass(XnnpackPartitionPass):
     info: ClassVar[PassInfo] = PassInfo(
         name="partition-xnnpack",
         level_in=Level.EDGE,
-        provides={facts.DELEGATED_XNNPACK},
+        provides={facts.DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
         ordered=True,
         delegation="xnnpack",
     )

@@ -5,6 +5,7 @@ from typing import ClassVar
 import attrs
 
 from pteflow.ir import Level, facts
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import PassInfo
 from ._xnnpack import XnnpackPartitionPass
@@ -14,7 +15,8 @@ from ._xnnpack import XnnpackPartitionPass
 class PartitionXnnpackDqPass(XnnpackPartitionPass):
     """Lower dynamically quantized linears (and what XNNPACK fuses with them) to XNNPACK.
 
-    Requires: an edge program. Provides: delegated.xnnpack.
+    Requires: an edge program. Provides: delegated.xnnpack; torchao-linears.delegated (it
+    takes every 8da4w linear; the plan refuses a group size XNNPACK cannot lower).
     Wraps ``XnnpackDynamicallyQuantizedPartitioner`` through ``EdgeProgramManager.to_backend``,
     as export_llama's ``-X`` does; it gets first pick before ``partition-xnnpack`` (the
     general partitioner), the order export_llama's extended ops use. The to-edge pass asks
@@ -25,7 +27,7 @@ class PartitionXnnpackDqPass(XnnpackPartitionPass):
     info: ClassVar[PassInfo] = PassInfo(
         name="partition-xnnpack-dq",
         level_in=Level.EDGE,
-        provides={facts.DELEGATED_XNNPACK},
+        provides={facts.DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
         ordered=True,
         delegation="xnnpack",
     )

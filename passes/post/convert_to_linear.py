@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.errors import PipelineError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import Pass, PassContext, PassInfo, PassResult
 from ..convert.to_executorch import ToExecutorchPass
@@ -26,6 +27,10 @@ class ConvertToLinearPass(Pass):
 
     Requires: an edge program built with ``check_ir_validity=false`` (``edge.ir-relaxed``):
     ``aten.linear`` is not a core ATen op, so a strict edge verifier refuses the result.
+    Requires also torchao-linears.delegated: upstream rebuilds each ``nn.Linear`` source
+    partition from its inputs, so on a torchao 8da4w linear left outside the delegates it
+    drops the dequantize ops and writes ``aten.linear(x, int8 weight)``, which no kernel
+    runs; a partition pass must take those linears first (pt2e's stay runnable).
     Provides: linear.canonical (the portable/optimized kernels then run ``op_linear``
     instead of a materialized transpose and ``op_mm``).
     Wraps XNNPACK's ``ConvertToLinearPass`` through ``EdgeProgramManager.transform``, as
@@ -38,7 +43,7 @@ class ConvertToLinearPass(Pass):
     info: ClassVar[PassInfo] = PassInfo(
         name="convert-to-linear",
         level_in=Level.EDGE,
-        requires={facts.EDGE_IR_RELAXED},
+        requires={facts.EDGE_IR_RELAXED, TORCHAO_LINEARS_DELEGATED},
         provides={LINEAR_CANONICAL},
         after=(PartitionXnnpackDqPass, PartitionXnnpackPass),
         before=(ToExecutorchPass,),

@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import Pass, PassContext, PassInfo, PassResult, positive
 from ._eager import copy_modules, named_of_type, where
@@ -17,7 +18,9 @@ class Quantize8da4wPass(Pass):
     """Quantize linear weights to grouped int4 with dynamic int8 activations (8da4w).
 
     Requires: an EAGER model with ``nn.Linear`` layers.
-    Provides: quantized.8da4w.
+    Provides: quantized.8da4w. Invalidates: torchao-linears.delegated (its linears run only
+    inside an XNNPACK delegate: a partition pass must take them before convert-to-linear
+    or to-executorch).
 
     What export_llama's ``-qmode 8da4w --group_size N`` does: torchao's
     ``quantize_`` with ``Int8DynamicActivationIntxWeightConfig(int4,
@@ -39,6 +42,7 @@ class Quantize8da4wPass(Pass):
         name="quantize-8da4w",
         level_in=Level.EAGER,
         provides={facts.QUANTIZED_8DA4W},
+        invalidates={TORCHAO_LINEARS_DELEGATED},
         after=(QuantizeEmbeddingPass,),
     )
     group_size: int = attrs.field(default=32, validator=positive)

@@ -631,8 +631,8 @@ def test_an_invalidated_fact_provided_again_in_between_is_accepted() -> None:
     with pytest.raises(UnsatisfiedError) as info:
         plan([Kill2(), Lone()], initial_facts=[FB])
     assert str(info.value) == (
-        "read-late#1 requires fact 'fb', but kill-b#0 invalidates it "
-        "and must run first; declare a pass that provides 'fb' after kill-b"
+        "read-late#1 requires fact 'fb' (fact b), but kill-b#0 invalidates it "
+        "and must run first; add a pass providing it after kill-b, or drop read-late"
     )
 
 

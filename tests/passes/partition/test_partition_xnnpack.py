@@ -4,6 +4,7 @@ import pytest
 
 from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.errors import InvariantError, OptionError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassContext, PassManager, plan
 from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
@@ -93,7 +94,7 @@ def test_contract():
     info = PartitionXnnpackPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
     assert info.ordered and info.delegation == "xnnpack"
-    assert info.provides == {facts.DELEGATED_XNNPACK}
+    assert info.provides == {facts.DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
 
 
 def test_refused_on_an_edge_program_built_without_asking_it(aten_mlp):

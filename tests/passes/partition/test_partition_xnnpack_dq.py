@@ -8,6 +8,7 @@ import torch
 from pteflow import testing
 from pteflow.ir import Level, facts, views
 from pteflow.ir.errors import OptionError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassContext, PassManager
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
@@ -98,5 +99,5 @@ def test_contract():
     info = PartitionXnnpackDqPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
     assert info.ordered and info.delegation == "xnnpack"
-    assert info.provides == {facts.DELEGATED_XNNPACK}
+    assert info.provides == {facts.DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
     assert PartitionXnnpackDqPass().unavailable_reason() is None

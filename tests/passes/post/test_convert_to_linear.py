@@ -6,6 +6,7 @@ import torch
 from pteflow import testing
 from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.errors import PipelineError, UnsatisfiedError
+from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassManager, plan
 from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
@@ -162,7 +163,7 @@ def test_refuses_a_program_whose_constants_are_already_propagated(relaxed_edge_m
 def test_contract():
     info = ConvertToLinearPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
-    assert info.requires == {facts.EDGE_IR_RELAXED}
+    assert info.requires == {facts.EDGE_IR_RELAXED, TORCHAO_LINEARS_DELEGATED}
     assert info.provides == {facts.LINEAR_CANONICAL}
     assert ToExecutorchPass in info.before
     assert info.delegation is None  # the portable flow needs it too

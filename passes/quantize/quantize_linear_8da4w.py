@@ -47,6 +47,11 @@ class Quantize8da4wPass(Pass):
     )
     group_size: int = attrs.field(default=32, validator=positive)
     hqq: bool = True  # export_llama's --use_hqq (default on): hqq_scale_only qparams
+    # XNNPACK stores 4-bit group scales in bf16 (its node_visitor casts them); rounding
+    # them here makes the quantized eager model compute what the delegate computes, so
+    # verification can compare the two tightly. The .pte bytes do not change: the cast
+    # of a bf16-representable fp32 scale is exact.
+    bf16_scales: bool = True
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         import torch
@@ -90,5 +95,9 @@ class Quantize8da4wPass(Pass):
                         id(m) in chosen and not isinstance(m.weight, TorchAOBaseTensor)
                     ),
                 )
+            if self.bf16_scales:
+                for linear in targets:
+                    scale = linear.weight.scale
+                    scale.copy_(scale.to(torch.bfloat16).to(scale.dtype))
         ctx.log(f"quantized {len(targets)} linear layer(s) to 8da4w, group size {self.group_size}")
         return PassResult(program.evolve(artifact=modules), True)

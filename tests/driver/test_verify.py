@@ -197,12 +197,12 @@ def test_an_unrunnable_pte_is_never_ok_and_never_a_traceback(tmp_path, capsys):
 
 def test_no_named_pipeline_is_loose():
     """Quantized pipelines are compared with their quantized eager model, so none needs
-    the old tolerance of 1.0 (xnnpack_8da4w's 0.1 is XNNPACK's bf16 group scales)."""
+    the old tolerance of 1.0; issue 10 asks for <= 0.05."""
     from pteflow.driver.pipelines import load, named_pipelines
 
     for name in named_pipelines():
         pipe = load(name)
-        assert pipe.tolerance is None or pipe.tolerance <= 0.1, name
+        assert pipe.tolerance is None or pipe.tolerance <= 0.05, name
         assert pipe.no_delegate_tolerance <= 2e-3, name
 
 
@@ -213,7 +213,9 @@ def test_xnnpack_8da4w_verifies_against_its_quantized_model(tmp_path, capsys):
     assert code == 0, out
     check = json.loads(pte.with_suffix(".report.json").read_text())["verification"]
     assert check["against"] == "quantized eager (after quantize-8da4w)"
-    assert check["tolerance"] == 0.1 and check["max_abs_diff"] <= 0.1
+    # quantize-8da4w rounds group scales to bf16 as XNNPACK stores them: the .pte computes
+    # what the quantized model computes (0.067 apart without the rounding)
+    assert check["tolerance"] <= 0.05 and check["max_abs_diff"] <= 1e-4
     # the quantization error itself is reported beside it, an order of magnitude larger
     assert check["fp32_drift"]["max_abs_diff"] > 5 * check["max_abs_diff"]
     assert "verify: drift from fp32 eager (quantization error, reported only)" in out

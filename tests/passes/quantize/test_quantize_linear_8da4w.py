@@ -45,7 +45,8 @@ def test_same_module_and_numerics_as_export_llama(eager_token_mlp):
     )
 
     (tokens,) = eager_token_mlp.example_inputs["forward"]
-    ours = Quantize8da4wPass(group_size=32).apply(eager_token_mlp).program.modules()["forward"]
+    ours = Quantize8da4wPass(group_size=32, bf16_scales=False).apply(eager_token_mlp)
+    ours = ours.program.modules()["forward"]
     theirs, _ = token_mlp()
     theirs = get_quant_weight_transform("8da4w", group_size=32)(theirs)
     for name in ("fc1", "fc2"):
@@ -54,6 +55,17 @@ def test_same_module_and_numerics_as_export_llama(eager_token_mlp):
         )
     with torch.no_grad():
         torch.testing.assert_close(ours(tokens), theirs(tokens), atol=0, rtol=0)
+
+
+def test_scales_rounded_to_bf16_as_xnnpack_stores_them(eager_token_mlp):
+    exact = Quantize8da4wPass(bf16_scales=False).apply(eager_token_mlp).program
+    rounded = Quantize8da4wPass().apply(eager_token_mlp).program
+    for name in ("fc1", "fc2"):
+        a = getattr(exact.modules()["forward"], name).weight
+        b = getattr(rounded.modules()["forward"], name).weight
+        assert torch.equal(a.qdata, b.qdata)  # only the scales change
+        assert not torch.equal(a.scale, b.scale)
+        torch.testing.assert_close(b.scale, a.scale.to(torch.bfloat16).float(), atol=0, rtol=0)
 
 
 def test_output_within_int4_tolerance_of_fp32(eager_token_mlp):

@@ -98,3 +98,27 @@ TORCHAO_LINEARS_DELEGATED = Fact(
     check_torchao_linears_delegated,
     assumed=True,
 )
+
+
+def check_no_pt2e_observers(program: Program) -> str | None:
+    """``pt2e.no-observers``: no graph calls a pt2e observer (nothing is half-quantized)."""
+    if program.level != Level.ATEN:
+        return None
+    from .invariants import observer_nodes
+
+    for method, gm in program.graph_modules().items():
+        found = observer_nodes(gm)
+        if found:
+            return f"method {method!r} still calls {len(found)} pt2e observer(s)"
+    return None
+
+
+#: Assumed like ``torchao-linears.delegated``: pt2e-prepare invalidates it, pt2e-convert
+#: provides it again, and to-edge requires it, so a pipeline that prepares without
+#: converting is refused by the plan instead of failing inside to_edge.
+PT2E_NO_OBSERVERS = Fact(
+    "pt2e.no-observers",
+    "no pt2e observer is left in the graph (prepare_pt2e's observers were converted)",
+    check_no_pt2e_observers,
+    assumed=True,
+)

@@ -5,6 +5,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import attrs
 
 from pteflow.ir import Level, Program, facts
+from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult
 
@@ -42,7 +43,12 @@ class ToEdgePass(Pass):
     non-core ops (ConvertToLinearPass) need.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(name="to-edge", level_in=Level.ATEN, level_out=Level.EDGE)
+    info: ClassVar[PassInfo] = PassInfo(
+        name="to-edge",
+        level_in=Level.ATEN,
+        level_out=Level.EDGE,
+        requires={PT2E_NO_OBSERVERS},  # observers cannot be lowered: convert them first
+    )
     check_ir_validity: bool = True
     skip_dim_order: bool = False
     constant_methods: bool = True

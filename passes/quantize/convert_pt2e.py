@@ -5,6 +5,7 @@ from typing import ClassVar
 import attrs
 
 from pteflow.ir import Level, Program, facts
+from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult
 
@@ -31,7 +32,7 @@ class ConvertPt2ePass(Pass):
         name="pt2e-convert",
         level_in=Level.ATEN,
         requires={facts.PT2E_CALIBRATED},
-        provides={facts.QUANTIZED_PT2E},
+        provides={facts.QUANTIZED_PT2E, PT2E_NO_OBSERVERS},
         invalidates={facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED},
     )
 

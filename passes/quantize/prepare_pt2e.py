@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError, PipelineError
+from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
 from ._pt2e import QUANTIZERS
@@ -37,6 +38,7 @@ class PreparePt2ePass(Pass):
         name="pt2e-prepare",
         level_in=Level.ATEN,
         provides={facts.PT2E_OBSERVED},
+        invalidates={PT2E_NO_OBSERVERS},
     )
     quantizer: str = attrs.field(default="xnnpack-dynamic", validator=one_of(*QUANTIZERS))
 

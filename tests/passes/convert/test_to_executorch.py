@@ -7,9 +7,15 @@ from pteflow.ir import Level, facts
 from pteflow.ir.errors import OptionError
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 
+from ...models import mlp
 
-def test_to_executorch_serializes_and_runs_like_edge(edge_mlp):
-    run = testing.run_pass(ToExecutorchPass(), edge_mlp)
+
+def test_to_executorch_serializes_and_runs_like_edge():
+    # a fresh EDGE program: to_executorch plans memory in the edge graph it is given (it
+    # adds alloc nodes), so the session's shared edge_mlp must not be handed to it
+    module, inputs = mlp()
+    edge = testing.build_program(module, inputs, level=Level.EDGE)
+    run = testing.run_pass(ToExecutorchPass(), edge)
     assert run.modified and run.after.level == Level.EXECUTORCH
     assert len(run.after.artifact.buffer) > 0
     run.assert_outputs_unchanged()  # EDGE in python vs EXECUTORCH in the runtime

@@ -5,7 +5,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pteflow.ir import facts, invariants
+from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 from pteflow.ir.views import op_histogram
+from pteflow.passes import plan
 from pteflow.passes.quantize._pt2e import make_quantizer, observer_nodes
 from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
 from pteflow.passes.quantize.convert_pt2e import ConvertPt2ePass
@@ -187,5 +189,20 @@ def test_lowers_to_xnnpack_and_runs_like_the_builders_pte(aten_token_mlp):
 def test_needs_calibration_and_ends_the_observers():
     info = ConvertPt2ePass.info
     assert info.requires == {facts.PT2E_CALIBRATED}
-    assert info.provides == {facts.QUANTIZED_PT2E}
+    assert info.provides == {facts.QUANTIZED_PT2E, PT2E_NO_OBSERVERS}
     assert info.invalidates == {facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED}
+
+
+def test_prepare_without_convert_is_refused_by_the_plan():
+    """Observers cannot be lowered: to-edge needs pt2e.no-observers, which pt2e-prepare
+    takes away and only pt2e-convert gives back (else to_edge fails on the observers)."""
+    from pteflow.ir.errors import UnsatisfiedError
+    from pteflow.passes.convert.export import ExportPass
+    from pteflow.passes.convert.to_edge import ToEdgePass
+
+    with pytest.raises(UnsatisfiedError, match="pt2e-prepare#0 invalidates it"):
+        plan([PreparePt2ePass(), CalibratePt2ePass(), ExportPass(), ToEdgePass()])
+    ordered = plan(
+        [PreparePt2ePass(), CalibratePt2ePass(), ConvertPt2ePass(), ExportPass(), ToEdgePass()]
+    ).ordered_passes()
+    assert [p.name for p in ordered][-2:] == ["pt2e-convert", "to-edge"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -179,7 +180,7 @@ def test_cached_rows_take_no_time_and_their_op_counts_chain(capsys, tmp_path):
     report = json.loads((tmp_path / "b.report.json").read_text())
     rows = report["passes"]
     assert [r["wall_s"] for r in rows if r["cached"]] == [0.0] * 5
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         assert a["ops_after"] == b["ops_before"], (a["name"], b["name"])
     # the time the cache took is its own figure, counted in the total
     assert report["cache"]["hits"] == 5 and report["cache"]["load_s"] > 0

@@ -353,6 +353,12 @@ def bisect_and_repro(sub: Any, pipeline_args: Any, model_args: Any) -> None:
     )
     rep.add_argument("dir", metavar="DIR", help="a reproducer directory a failing run wrote")
     rep.add_argument(
+        "--trust",
+        action="store_true",
+        help="replay a reproducer your key does not authenticate (someone else's, or "
+        "edited): its files are unpickled, so only for one you have read",
+    )
+    rep.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback"
     )
 
@@ -633,7 +639,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     end = "\n" if printing else ""  # printed IR goes between a pass's start and end
 
     def on_event(kind: str, pos: int, p: Any, record: Any) -> None:
-        if kind == "start":
+        if kind == "restart":  # the cache's warning said why; the passes run again
+            done[0] = 0
+            print(flush=True)
+        elif kind == "start":
             done[0] += 1
             print(f"[{done[0]:2d}/{total}] {p.describe()} ...", end=end, flush=True)
         else:
@@ -696,6 +705,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "model": model.description,
         "load_s": load_s,
         "schedule_s": result.schedule_s,
+        "cache": result.cache,
         "order": [p.describe() for p in result.plan.ordered_passes()],
         "passes": [r.to_json() for r in result.records],
         "pte": str(pte) if pte else None,
@@ -807,12 +817,12 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 def cmd_repro(args: argparse.Namespace) -> int:
     from .repro import load, replay
 
-    info = load(Path(args.dir))
+    info = load(Path(args.dir), trust=args.trust)
     _say(
         f"replaying {info['pass_described']} on the input in {args.dir} "
         f"({len(info['replay'])} pass(es) replayed first)"
     )
-    got = replay(Path(args.dir))
+    got = replay(Path(args.dir), trust=args.trust)
     if got.error is not None and getattr(args, "debug", False):
         raise got.error
     if got.reproduced:
@@ -844,10 +854,18 @@ def _print_summary(result: Any, pte: Path | None, verification: Any) -> None:
     _say()
     for row in rows:
         _say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    total = sum(r.wall_s for r in result.records)
+    stats = getattr(result, "cache", None) or {}
+    cache_s = stats.get("load_s", 0.0) + stats.get("store_s", 0.0)
+    total = sum(r.wall_s for r in result.records) + cache_s
     _say(
         f"total {total:.2f}s over {len(result.records)} passes "
-        f"(scheduling {result.schedule_s * 1000:.1f} ms)"
+        f"(scheduling {result.schedule_s * 1000:.1f} ms"
+        + (
+            f"; pass cache: load {stats.get('load_s', 0.0):.2f}s, "
+            f"store {stats.get('store_s', 0.0):.2f}s)"
+            if stats
+            else ")"
+        )
     )
     n_cached = sum(getattr(r, "cached", False) for r in result.records)
     if n_cached:

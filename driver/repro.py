@@ -9,6 +9,9 @@ A reproducer directory holds:
                    the program was at ATEN, else ``eager.pt`` (``torch.save`` of
                    the modules; needs their classes importable)
     inputs.pt      example inputs, metadata and facts of that program
+    repro.sig      an HMAC over every other file, with the user's key
+                   (``pteflow.passes.cache.auth``): ``driver repro`` unpickles
+                   nothing it cannot authenticate, unless told ``--trust``
 
 The input is captured (a deep copy, serialized only when a pass fails)
 before passes can edit it in place: the program as it was when it first
@@ -178,7 +181,47 @@ class ReproRecorder(PassObserver):
             "command": f"driver repro {out}",
         }
         (out / "repro.json").write_text(json.dumps(info, indent=2) + "\n")
+        (out / SIGNATURE).write_text(_signature(out).hex() + "\n")
         return out
+
+
+#: the reproducer's HMAC file (see the module docstring)
+SIGNATURE = "repro.sig"
+
+
+def _signature(path: Path) -> bytes:
+    """HMAC (the user's key) over every file of the directory but the signature itself."""
+    from pteflow.passes.cache import auth
+
+    return auth.sign(auth.user_key(), *_signature_parts(path))
+
+
+def authenticate(path: Path) -> None:
+    """Raise UserError unless ``path`` was written by this user's pteflow and not edited.
+
+    Its inputs are unpickled (``torch.load(weights_only=False)``): bytes from anyone else
+    could run code here.
+    """
+    from pteflow.passes.cache import auth
+
+    sig = path / SIGNATURE
+    try:
+        mac = bytes.fromhex(sig.read_text().strip())
+    except (OSError, ValueError):
+        mac = b""
+    if not mac or not auth.verify(auth.user_key(), mac, *_signature_parts(path)):
+        why = "has no valid signature" if not mac else "fails authentication"
+        raise UserError(
+            f"{path} {why}: it was not written by your pteflow (or was edited since), and "
+            "replaying it unpickles its files; read it, then add --trust to run it anyway"
+        )
+
+
+def _signature_parts(path: Path) -> list[bytes]:
+    parts: list[bytes] = []
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != SIGNATURE):
+        parts += [f.relative_to(path).as_posix().encode(), f.read_bytes()]
+    return parts
 
 
 def _serialize(program: Program) -> tuple[dict[str, bytes], bytes, str | None]:
@@ -238,10 +281,17 @@ class Replay:
     seconds: float
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path, *, trust: bool = False) -> dict[str, Any]:
+    """``repro.json``, once the directory is authenticated (or ``trust``).
+
+    Raises:
+        UserError: not a reproducer, another format, or not authenticated.
+    """
     f = Path(path) / "repro.json"
     if not f.is_file():
         raise UserError(f"{path} is not a reproducer directory (no repro.json)")
+    if not trust:
+        authenticate(Path(path))
     info = json.loads(f.read_text())
     if info.get("format") != FORMAT:
         raise UserError(
@@ -287,8 +337,11 @@ def _program(path: Path, info: dict[str, Any]) -> Program:
     )
 
 
-def replay(path: Path) -> Replay:
-    """Rebuild the input, replay the passes before the failing one, run it; compare errors."""
+def replay(path: Path, *, trust: bool = False) -> Replay:
+    """Rebuild the input, replay the passes before the failing one, run it; compare errors.
+
+    ``trust``: run a reproducer this user's key does not authenticate (see ``load``).
+    """
     import time
 
     from pteflow.passes.manager import PassManager
@@ -296,7 +349,7 @@ def replay(path: Path) -> Replay:
     from .spec import PassSpec, build_passes
 
     path = Path(path)
-    info = load(path)
+    info = load(path, trust=trust)
     entries = [*info["replay"], info["pass"], *info["upcoming"]]
     registry, built = build_passes(
         [PassSpec(e["name"], e["options"]) for e in entries], info.get("plugins", [])

@@ -9,7 +9,8 @@ than guess.
   and the artifact: EAGER by the code of every module class (their source files) plus
   every tensor (parameters, buffers, tensor attributes) and plain attribute of every
   submodule; ATEN by ``torch.export.save`` bytes; EDGE by ExecuTorch's serializer
-  (``executorch.exir.serde``); EXECUTORCH by the ``.pte`` bytes.
+  (``executorch.exir.serde``) and each program's verifier state (the ops to-edge kept
+  whole, ``edge_verifier_state``); EXECUTORCH by the ``.pte`` bytes.
 * ``source_hash(obj)``: the source files of the module defining ``obj`` and of the
   modules it reaches through its globals, restricted to code outside site-packages and
   the standard library (pteflow itself, a user's own modules); the installed packages
@@ -305,6 +306,33 @@ def exported_program_hash(ep: Any) -> str:
     return h.hexdigest()
 
 
+def _op_names(ops: Any) -> list[str]:
+    return sorted({f"{op._schema.name}.{op._overloadname}" for op in ops or ()})
+
+
+def edge_verifier_state(ep: Any) -> dict[str, Any]:
+    """What an EDGE ExportedProgram's verifier allows beyond the core ATen opset.
+
+    ``to_edge`` gives every program a verifier that also accepts the ops it kept whole for
+    the partitioners it consulted (``preserve_ops``, the exception list), and
+    ``ExportedProgram._validate`` (run by ``to_backend``) checks with it. That state lives
+    only in the verifier class, which ``executorch.exir.serde`` does not keep: it is part
+    of the program as much as its graph. Op names are ``ns::op.overload``; an empty dict
+    for a program without an edge verifier.
+    """
+    verifiers = getattr(ep, "verifiers", ()) or ()
+    edge = [v for v in verifiers if getattr(v, "dialect", None) == "EDGE"]
+    if not edge:
+        return {}
+    v = edge[0]()
+    return {
+        "check_ir_validity": bool(v.enable),
+        "use_dim_order": bool(v.use_dim_order),
+        "core_aten_ops_exception_list": _op_names(v._core_aten_ops_exception_list),
+        "preserve_ops": _op_names(v._preserve_ops),
+    }
+
+
 def artifact_hash(program: Program) -> str:
     """Hash of the compiled artifact at the program's level (see the module docstring)."""
     h = _h()
@@ -324,6 +352,8 @@ def artifact_hash(program: Program) -> str:
             h.update(method.encode() + b"\0")
             for part in (art.exported_program, art.state_dict, art.constants):
                 h.update(hashlib.sha256(part).digest())
+            # serde keeps no verifier: what it allows (the ops to-edge kept whole) is hashed
+            h.update(canonical(edge_verifier_state(manager.exported_program(method))).encode())
         h.update(canonical(getattr(manager, "_config_methods", None)).encode())
         h.update(canonical(getattr(manager, "compile_config", None)).encode())
     else:

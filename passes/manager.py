@@ -413,6 +413,7 @@ class RunResult:
     records: tuple[PassRecord, ...]
     plan: Plan
     schedule_s: float
+    cache: Mapping[str, Any] | None = None  # the cache session's stats (load_s, store_s, ...)
 
 
 def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
@@ -420,6 +421,8 @@ def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
+#: (kind, position, pass, record): kind "start" / "end" (with the record) around every pass,
+#: "restart" when a run that resumed from the cache starts again without it
 Event = Callable[[str, int, Pass, "PassRecord | None"], None]
 
 
@@ -515,11 +518,33 @@ class PassManager:
         and store the results of the passes that run (see ``pteflow.passes.cache``);
         the skipped passes get records with ``cached=True``.
 
+        A pass that fails on a program restored from the cache is not reported at once:
+        the entries it was restored from are dropped (one warning) and the run starts
+        again from ``program`` without reading the cache; only a failure there counts.
+
         Raises:
             PipelineError: the pipeline cannot be scheduled or run here (before any work).
             PassFailedError: a pass raised; chained to the original error.
             InvariantError: a pass broke a level invariant or a claimed fact.
         """
+        args = (program, on_event, upcoming, observers, cache)
+        try:
+            return self._run(*args, read_cache=True)
+        except _FailedOnRestored as retry:
+            if on_event:
+                on_event("restart", retry.position, retry.pass_, None)
+            return self._run(*args, read_cache=False)
+
+    def _run(
+        self,
+        program: Program,
+        on_event: Event | None,
+        upcoming: Sequence[Pass],
+        observers: Sequence[PassObserver],
+        cache: PassCache | None,
+        *,
+        read_cache: bool,
+    ) -> RunResult:
         t0 = time.perf_counter()
         the_plan = plan(
             self.passes,
@@ -537,11 +562,16 @@ class PassManager:
         records = []
         pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
         session, first = None, 0
-        if cache is not None:
-            session = cache.session([self.passes[i] for i in order], program, upcoming)
-            first, program = session.resume(program)
-            records.extend(self._cached_records(session, order, first, on_event))
         ops = None  # node count of ``program``: a pass's count after is the next one's before
+        if cache is not None:
+            ordered = [self.passes[i] for i in order]
+            session = cache.session(ordered, program, upcoming, read=read_cache)
+            ops_in = views.node_count(program)
+            first, program = session.resume(program)
+            if first:
+                ops = views.node_count(program)
+                records.extend(self._cached_records(session, order, first, on_event, ops_in, ops))
+        restored = first > 0  # a failure from here on is retried without the cache
         for rank, pos in enumerate(order):
             if rank < first:
                 continue
@@ -585,6 +615,10 @@ class PassManager:
                     _check_unchanged(p, hash_before, new)
                 check_s = time.perf_counter() - k0
             except (InvariantError, PassFailedError) as e:
+                if restored and session is not None:
+                    first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                    session.drop_restored(f"{p.name} failed on a restored program ({first_line})")
+                    raise _FailedOnRestored(pos, p) from e
                 for obs in observers:
                     obs.failed(rank, p, e)
                 raise
@@ -618,15 +652,25 @@ class PassManager:
                 if not pending:  # every claim so far is checked: staged results are sound
                     session.commit()
             program = new
-        if session is not None:
-            session.finish()
-        return RunResult(program, tuple(records), the_plan, schedule_s)
+        stats = session.finish() if session is not None else None
+        return RunResult(program, tuple(records), the_plan, schedule_s, stats)
 
     def _cached_records(
-        self, session: CacheSession, order: Sequence[int], first: int, on_event: Event | None
+        self,
+        session: CacheSession,
+        order: Sequence[int],
+        first: int,
+        on_event: Event | None,
+        ops_in: int,
+        ops_restored: int,
     ) -> list[PassRecord]:
-        """Records for the passes the cache skipped: as stored when they ran, marked cached."""
+        """Records for the passes the cache skipped: as stored when they ran, marked cached.
+
+        They took no time (the load is ``RunResult.cache["load_s"]``), and their op counts
+        chain from the input's to the restored program's.
+        """
         out = []
+        ops = ops_in
         for rank, header in enumerate(session.headers(first)):
             pos = order[rank]
             p = self.passes[pos]
@@ -640,11 +684,11 @@ class PassManager:
                     options=_describe_options(p),
                     level_in=p.contract.level_in.label,
                     level_out=p.contract.level_out.label,
-                    wall_s=session.load_s if rank == first - 1 else 0.0,
+                    wall_s=0.0,
                     cpu_s=0.0,
                     check_s=0.0,
-                    ops_before=stored.get("ops_before", 0),
-                    ops_after=stored.get("ops_after", 0),
+                    ops_before=ops,
+                    ops_after=ops_restored if rank == first - 1 else stored.get("ops_after", ops),
                     facts_gained=tuple(stored.get("facts_gained", ())),
                     facts_lost=tuple(stored.get("facts_lost", ())),
                     modified=stored.get("modified", True),
@@ -652,6 +696,7 @@ class PassManager:
                     cached=True,
                 )
             )
+            ops = out[-1].ops_after
             if on_event:
                 on_event("end", pos, p, out[-1])
         return out
@@ -675,6 +720,14 @@ class PassManager:
                 raise FactError(
                     f"claims fact {fact.name!r} ({fact.meaning}), but {why}", pass_name=claimant
                 )
+
+
+class _FailedOnRestored(Exception):
+    """A pass failed on a program restored from the cache: run again without reading it."""
+
+    def __init__(self, position: int, pass_: Pass):
+        super().__init__(position, pass_)
+        self.position, self.pass_ = position, pass_
 
 
 def _check_unchanged(p: Pass, hash_before: str, program: Program) -> None:

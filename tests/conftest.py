@@ -18,6 +18,8 @@ from .models import mlp
 def _private_cache_dir(tmp_path_factory, monkeypatch):
     """``driver run`` caches pass results by default: never in the user's own cache."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    # and never the user's own key (passes/cache/auth.py)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
 @pytest.fixture

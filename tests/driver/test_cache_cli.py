@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -168,3 +169,19 @@ def test_observers_that_need_every_pass_run_every_pass(capsys, tmp_path):
     report = json.loads((tmp_path / "b.report.json").read_text())
     assert not any(p["cached"] for p in report["passes"])
     assert len(report["numerics"]) >= len(PASSES.split(","))
+
+
+def test_cached_rows_take_no_time_and_their_op_counts_chain(capsys, tmp_path):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    code, _, err = compile_mlp(capsys, tmp_path, "a.pte", *cache)
+    assert code == 0, err
+    code, out, err = compile_mlp(capsys, tmp_path, "b.pte", *cache)
+    assert code == 0, err
+    report = json.loads((tmp_path / "b.report.json").read_text())
+    rows = report["passes"]
+    assert [r["wall_s"] for r in rows if r["cached"]] == [0.0] * 5
+    for a, b in itertools.pairwise(rows):
+        assert a["ops_after"] == b["ops_before"], (a["name"], b["name"])
+    # the time the cache took is its own figure, counted in the total
+    assert report["cache"]["hits"] == 5 and report["cache"]["load_s"] > 0
+    assert "pass cache: load" in out

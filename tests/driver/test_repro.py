@@ -57,7 +57,10 @@ def test_a_fixed_pass_no_longer_reproduces(capsys, tmp_path):
     info = json.loads((where / "repro.json").read_text())
     info["pass"] = {"name": "noop-aten", "options": {}}
     (where / "repro.json").write_text(json.dumps(info))
-    code, out, _err = run(capsys, "repro", str(where))
+    # an edited reproducer no longer authenticates: replaying it takes --trust
+    code, _out, err = run(capsys, "repro", str(where))
+    assert code == 2 and "fails authentication" in err and "--trust" in err
+    code, out, _err = run(capsys, "repro", "--trust", str(where))
     assert code == 0 and "did not reproduce" in out
 
 
@@ -73,3 +76,19 @@ def test_an_edge_failure_replays_from_the_aten_input(capsys, tmp_path):
     assert [p["name"] for p in info["replay"]] == ["to-edge"]
     code, out, _err = run(capsys, "repro", str(where))
     assert code == 1 and "PassFailedError in raises-at-edge: ValueError: boom at edge" in out
+
+
+def test_a_reproducer_from_elsewhere_is_refused_without_trust(capsys, tmp_path, monkeypatch):
+    where = failing_run(capsys, tmp_path, "export,raises-at-aten")
+    # another user's key (or another machine's): the directory does not authenticate
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "someone-else"))
+    code, out, err = run(capsys, "repro", str(where))
+    assert code == 2 and "replaying" not in out
+    assert len(err.strip().splitlines()) == 1 and "fails authentication" in err, err
+    assert "--trust" in err
+    code, out, _err = run(capsys, "repro", "--trust", str(where))
+    assert code == 1 and "reproduced in" in out
+    # a directory with no signature at all (an older pteflow's, or hand-made)
+    (where / "repro.sig").unlink()
+    code, _out, err = run(capsys, "repro", str(where))
+    assert code == 2 and "has no valid signature" in err

@@ -20,7 +20,7 @@ from pteflow.passes import PassManager
 from pteflow.passes.cache import MAGIC, PassCache, parse_size
 from pteflow.passes.registry import load_registry
 
-from ..models import mlp
+from ...models import mlp
 
 PIPELINE = (
     ("export", {}),
@@ -232,7 +232,7 @@ def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
     from pteflow.driver import llama, pipelines
     from pteflow.driver.spec import build_pass
     from pteflow.ir import Level
-    from pteflow.passes.cache import _decode_artifact, _encode_artifact
+    from pteflow.passes.cache.codec import _decode_artifact, _encode_artifact
 
     reg = load_registry()
     ps = [build_pass(reg, s) for s in pipelines.load("xnnpack_default").passes]

@@ -1,0 +1,346 @@
+"""Program <-> bytes for cache entries, per level, with upstream serde traps repaired.
+
+    EAGER       nothing: the key stands for it (a later ATEN entry is where a run resumes)
+    ATEN        torch.export.save bytes per method
+    EDGE        executorch.exir.serde bytes per method (delegates included), the
+                constant methods and the EdgeCompileConfig
+    EXECUTORCH  the .pte bytes and the serde bytes of the execution programs
+
+plus the Program's facts (by name), metadata, example inputs and dynamic shapes, and the
+op libraries the storing process had imported. What serde loses is stored beside its
+bytes and put back (each a test in tests/passes/cache/): unbacked symbol ranges
+(``_restore_ranges``), parameters' ``requires_grad`` (``_restore_requires_grad``), and
+each EDGE program's verifier (``_restore_verifier``: the ops to-edge kept whole for the
+partitioners it consulted; without it ``to_backend`` refuses the restored program).
+
+``encode`` returns a pickle; ``decode`` unpickles, so it must only ever see bytes the
+store has authenticated (``store.PassCache.read``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import logging
+import pickle
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from pteflow.ir import Fact, Level, Program, facts, hashing
+
+
+def encode(program: Program) -> bytes:
+    """The payload of an entry for ``program`` (not EAGER). Raises on what cannot be stored."""
+    return pickle.dumps(
+        {
+            "level": program.level.name,
+            "facts": sorted(f.name for f in program.facts),
+            "metadata": dict(program.metadata),
+            "example_inputs": dict(program.example_inputs),
+            "dynamic_shapes": dict(program.dynamic_shapes),
+            "artifact": _encode_artifact(program),
+            "libraries": _libraries(),
+        },
+        protocol=5,
+    )
+
+
+def decode(payload: bytes, fact_table: Mapping[str, Fact]) -> Program | None:
+    """The program an authenticated payload holds; None when a fact is unknown here."""
+    data = pickle.loads(payload)
+    names = data["facts"]
+    if any(n not in fact_table for n in names):
+        return None  # a fact this pipeline does not know: cannot restore faithfully
+    _import_libraries(data.get("libraries", ()))
+    level = Level[data["level"]]
+    return Program(
+        level,
+        _decode_artifact(level, data["artifact"]),
+        data["example_inputs"],
+        data["dynamic_shapes"],
+        data["metadata"],
+        frozenset(fact_table[n] for n in names),
+    )
+
+
+def fact_table(extra: Iterable[Fact]) -> dict[str, Fact]:
+    table = {v.name: v for v in vars(facts).values() if isinstance(v, Fact)}
+    table.update({f.name: f for f in extra})
+    return table
+
+
+def _encode_artifact(program: Program) -> Any:
+    import torch
+
+    if program.level == Level.ATEN:
+        out = {}
+        for method, ep in program.exported_programs().items():
+            buf = io.BytesIO()
+            torch.export.save(ep, buf)
+            out[method] = (buf.getvalue(), _positional_counts(ep))
+        return out
+    from executorch.exir.serde.serialize import serialize
+
+    def serde(ep: Any) -> tuple[bytes, bytes, bytes, bytes, dict[str, Any]]:
+        art = serialize(ep)
+        ranges = {str(k): (str(v.lower), str(v.upper)) for k, v in ep.range_constraints.items()}
+        grads = {
+            "state": sorted(k for k, v in ep.state_dict.items() if v.requires_grad),
+            "nodes": sorted(
+                n.name
+                for n in ep.graph.nodes
+                if n.op == "placeholder" and getattr(n.meta.get("val"), "requires_grad", False)
+            ),
+        }
+        extra = {
+            "ranges": ranges,
+            "requires_grad": grads,
+            "verifier": hashing.edge_verifier_state(ep),
+            "positional": _positional_counts(ep),
+        }
+        return (art.exported_program, art.state_dict, art.constants, art.example_inputs, extra)
+
+    manager = program.artifact
+    methods = {m: serde(manager.exported_program(m)) for m in sorted(manager.methods)}
+    if program.level == Level.EDGE:
+        return {
+            "methods": methods,
+            "config_methods": manager._config_methods,
+            "compile_config": _encode_config(manager.compile_config),
+        }
+    if getattr(manager, "_tensor_data", None):
+        raise hashing.Unhashable("the program keeps tensor data outside the .pte")
+    return {"methods": methods, "config_methods": manager._config_methods, "pte": manager.buffer}
+
+
+def _op_name(op: Any) -> tuple[str, str]:
+    return (op._schema.name, op._overloadname)
+
+
+def _op(name: tuple[str, str]) -> Any:
+    import torch
+
+    ns, op = name[0].split("::")
+    return getattr(getattr(getattr(torch.ops, ns), op), name[1])
+
+
+def _op_from_text(text: str) -> Any:
+    """``'aten::linear.default'`` (``hashing.edge_verifier_state``'s names) -> the op."""
+    schema, overload = text.rsplit(".", 1)
+    return _op((schema, overload))
+
+
+def _positional_counts(ep: Any) -> dict[str, int]:
+    """How many positional arguments each op call of the graph has (by node name)."""
+    return {
+        n.name: len(n.args)
+        for n in ep.graph.nodes
+        if n.op == "call_function" and hasattr(n.target, "_schema")
+    }
+
+
+def _restore_positional(ep: Any, counts: dict[str, int]) -> None:
+    """Put arguments back where they were: positional or keyword, as stored.
+
+    Upstream trap (torch.export and executorch serde): deserialized op calls pass every
+    argument after the first defaulted one by keyword (``dequantize_affine(x, ...,
+    quant_min=-8, quant_max=7)``). XNNPACK reads quantization parameters by position
+    (``quant_params.py``: ``args[-2]``, ``args[-3]``), so it misreads a restored 8da4w
+    graph ("Only 4b group quantization is supported") that a fresh run lowers.
+    """
+    for node in ep.graph.nodes:
+        want = counts.get(node.name)
+        if want is None or node.op != "call_function" or len(node.args) == want:
+            continue
+        schema = node.target._schema.arguments
+        args, kwargs = list(node.args), dict(node.kwargs)
+        while len(args) < want:
+            arg = schema[len(args)]
+            if arg.name in kwargs:
+                args.append(kwargs.pop(arg.name))
+            elif arg.has_default_value():
+                args.append(arg.default_value)
+            else:
+                break
+        while len(args) > want:
+            kwargs[schema[len(args) - 1].name] = args.pop()
+        node.args, node.kwargs = tuple(args), kwargs
+    ep.graph_module.recompile()
+
+
+def _restore_verifier(ep: Any, state: dict[str, Any]) -> None:
+    """Give a deserialized EDGE program the verifier it was stored with.
+
+    Upstream trap (executorch 1.5.1 serde): a deserialized program gets whichever class
+    registered last under the "EDGE" dialect, not its own, so the ops to-edge kept whole
+    (``aten.linear`` for XNNPACK's dynamic-quant partitioner) are no longer allowed, and
+    ``to_backend``'s ``_validate`` raises "aten.linear.default is not in Core ATen opset"
+    on a program a fresh run lowers without complaint.
+    """
+    if not state:
+        return
+    from executorch.exir import EdgeCompileConfig
+    from executorch.exir.verification.verifier import EXIREdgeDialectVerifier
+
+    config = EdgeCompileConfig(
+        _check_ir_validity=state["check_ir_validity"],
+        _skip_dim_order=not state["use_dim_order"],
+    )
+    ep._verifiers = [
+        EXIREdgeDialectVerifier(
+            edge_compile_config=config,
+            class_only=True,
+            core_aten_ops_exception_list=[
+                _op_from_text(n) for n in state["core_aten_ops_exception_list"]
+            ],
+            preserve_ops=[_op_from_text(n) for n in state["preserve_ops"]],
+        )
+    ]
+
+
+def _encode_config(config: Any) -> dict[str, Any]:
+    """An EdgeCompileConfig as plain data (its op lists hold unpicklable OpOverloads)."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name in ("_core_aten_ops_exception_list", "preserve_ops"):
+            value = [_op_name(op) for op in value or ()]
+        out[f.name] = value
+    return out
+
+
+def _decode_config(data: dict[str, Any]) -> Any:
+    from executorch.exir import EdgeCompileConfig
+
+    values = dict(data)
+    for name in ("_core_aten_ops_exception_list", "preserve_ops"):
+        if name in values:
+            values[name] = [_op(n) for n in values[name]]
+    return EdgeCompileConfig(**values)
+
+
+#: Module prefixes whose import may register ops a stored graph uses (custom SDPA, ...).
+_OP_LIBRARIES = ("executorch.", "torchao.", "pteflow.")
+
+
+def _libraries() -> list[str]:
+    return sorted(m for m in list(sys.modules) if m.startswith(_OP_LIBRARIES))
+
+
+def _import_libraries(names: Iterable[str]) -> None:
+    """Import what the storing run had imported: the skipped passes may have registered
+    the custom ops (e.g. llama::custom_sdpa) the stored graph calls."""
+    for name in names:
+        if name not in sys.modules:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+
+def _bound(text: str) -> Any:
+    from torch.utils._sympy.numbers import int_oo
+
+    return {"int_oo": int_oo, "-int_oo": -int_oo}.get(text) or int(text)
+
+
+def _restore_ranges(ep: Any, ranges: dict[str, tuple[str, str]]) -> Any:
+    """Put back the value ranges of the symbols serde deserialized with other bounds.
+
+    Upstream trap (executorch 1.5.1 serde): unbacked symbols (``u0``: the KV-cache
+    position read from a tensor) come back with a lower bound of 2 instead of 0, and
+    ``to_executorch``'s constraint-based memory planning then bounds a dynamic dim one
+    lower (126 instead of 127 rows for max_seq_len 128): a different, wrong .pte.
+    """
+    from torch.utils._sympy.value_ranges import ValueRanges
+
+    env = None
+    for node in ep.graph.nodes:
+        val = node.meta.get("val")
+        mode = getattr(val, "fake_mode", None)
+        if mode is not None and mode.shape_env is not None:
+            env = mode.shape_env
+            break
+    for sym in list(ep.range_constraints):
+        if str(sym) in ranges:
+            lo, hi = ranges[str(sym)]
+            ep.range_constraints[sym] = ValueRanges(_bound(lo), _bound(hi))
+    if env is not None:
+        for sym in list(env.var_to_range):
+            if str(sym) in ranges:
+                lo, hi = ranges[str(sym)]
+                env.var_to_range[sym] = ValueRanges(_bound(lo), _bound(hi))
+    return ep
+
+
+def _restore_requires_grad(ep: Any, grads: dict[str, list[str]]) -> None:
+    """Upstream trap (serde): parameters come back with ``requires_grad=False``, and the
+    emitter writes that flag into the .pte, so the bytes would differ from a fresh run."""
+    import torch
+
+    for name in grads["state"]:
+        tensor = ep.state_dict.get(name)
+        if tensor is not None and not tensor.requires_grad:
+            ep.state_dict[name] = torch.nn.Parameter(tensor.detach(), requires_grad=True)
+    wanted = set(grads["nodes"])
+    for node in ep.graph.nodes:
+        val = node.meta.get("val")
+        if node.op == "placeholder" and node.name in wanted and not val.requires_grad:
+            val.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def _quiet_serde() -> Iterator[None]:
+    """Silence serde's per-symbol "did not appear in the graph" warnings (one per unbacked
+    symbol of a KV-cache model; harmless: the symbols were only used in shape checks)."""
+    logger = logging.getLogger("executorch.exir.serde.export_serialize")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _decode_artifact(level: Level, data: Any) -> Any:
+    import torch
+
+    if level == Level.ATEN:
+        eps = {}
+        for method, (saved, counts) in data.items():
+            eps[method] = torch.export.load(io.BytesIO(saved))
+            _restore_positional(eps[method], counts)
+        return eps
+    from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
+    from executorch.exir.serde.export_serialize import SerializedArtifact
+    from executorch.exir.serde.serialize import deserialize
+
+    eps = {}
+    with _quiet_serde():
+        for method, (*parts, extra) in data["methods"].items():
+            ep = deserialize(SerializedArtifact(*parts))
+            _restore_ranges(ep, extra["ranges"])
+            _restore_requires_grad(ep, extra["requires_grad"])
+            _restore_verifier(ep, extra.get("verifier") or {})
+            _restore_positional(ep, extra["positional"])
+            eps[method] = ep
+    if level == Level.EDGE:
+        return EdgeProgramManager(
+            eps,
+            constant_methods=data["config_methods"],
+            compile_config=_decode_config(data["compile_config"]),
+        )
+    manager = ExecutorchProgramManager.__new__(ExecutorchProgramManager)
+    # What emit, the views and the invariants read; the emitter output is not restored
+    # (executorch_program / debug_handle_map are unavailable on a cached program).
+    manager._execution_programs = eps
+    manager._config_methods = data["config_methods"]
+    manager._named_data = None
+    manager._emitter_output = None
+    manager._pte_data = data["pte"]
+    manager._tensor_data = {}
+    manager._buffer = data["pte"]
+    manager._etrecord = None
+    return manager

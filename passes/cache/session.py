@@ -1,0 +1,255 @@
+"""One run's use of the cache: the chain of keys, the resume point, staged entries.
+
+The manager calls, in order: ``resume`` (the longest cached prefix: keys only, then the
+last hit is loaded), ``headers`` (the stored records of the skipped passes), ``stage``
+after every pass that ran, ``commit`` once the claims so far are checked, ``finish``.
+When a pass fails on a program that was restored, the manager calls ``drop_restored``
+and runs again from the original input with a session that does not read
+(``read=False``): the failure is reported only if it happens without the cache too.
+
+A pass that changed nothing (``modified=False``) stores an alias to its input's entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from pteflow.ir import Level, Program, hashing
+
+from ..base import Pass, PassContext
+from . import codec
+from .keys import pass_key
+from .store import LAST_RUN, CorruptEntry, PassCache
+
+
+def _same(a: Program, b: Program) -> bool:
+    """``b`` holds exactly what ``a`` holds (the objects, not copies)."""
+    return (
+        a.level == b.level
+        and a.artifact is b.artifact
+        and a.facts == b.facts
+        and a.metadata.keys() == b.metadata.keys()
+        and all(a.metadata[k] is b.metadata[k] for k in a.metadata)
+        and a.example_inputs.keys() == b.example_inputs.keys()
+        and all(a.example_inputs[k] is b.example_inputs[k] for k in a.example_inputs)
+        and a.dynamic_shapes.keys() == b.dynamic_shapes.keys()
+        and all(a.dynamic_shapes[k] is b.dynamic_shapes[k] for k in a.dynamic_shapes)
+    )
+
+
+def _remove(paths: list[Path]) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+class CacheSession:
+    """See the module docstring. ``read=False``: store results, restore nothing."""
+
+    def __init__(
+        self,
+        cache: PassCache,
+        ordered: tuple[Pass, ...],
+        program: Program,
+        upcoming: tuple[Pass, ...],
+        *,
+        read: bool = True,
+    ):
+        self.cache = cache
+        self.ordered = ordered
+        self.read = read
+        self.hits = 0
+        self.stored = 0
+        self.load_s = 0.0
+        self.store_s = 0.0
+        self.notes: list[str] = []
+        self._staged: list[tuple[Path, Path]] = []
+        self._tmp_files: list[Path] = []
+        # a failed run leaves no staged temp files behind
+        self._finalizer = weakref.finalize(self, _remove, self._tmp_files)
+        known = set(program.facts)
+        for p in ordered:
+            known |= p.contract.provides | p.contract.requires | p.contract.invalidates
+        self._facts = codec.fact_table(known)
+        self.keys: list[str | None] = self._chain(program, upcoming)
+
+    def _chain(self, program: Program, upcoming: tuple[Pass, ...]) -> list[str | None]:
+        keys: list[str | None] = [None] * len(self.ordered)
+        try:
+            key = hashing.program_hash(program)
+        except Exception as e:  # an unhashable input only disables the cache
+            self.notes.append(f"input program not hashable ({e}); nothing cached")
+            return keys
+        for rank, p in enumerate(self.ordered):
+            if not p.contract.cacheable:
+                break
+            ctx = PassContext(position=rank, upcoming=self.ordered[rank + 1 :] + upcoming)
+            try:
+                key = pass_key(key, p, ctx)
+            except Exception as e:
+                self.notes.append(f"{p.name}: not cacheable ({e})")
+                break
+            keys[rank] = key
+        return keys
+
+    @property
+    def cacheable(self) -> int:
+        return sum(k is not None for k in self.keys)
+
+    # ---------------------------------------------------------------- reading
+
+    def headers(self, upto: int) -> list[dict[str, Any] | None]:
+        """The stored headers (records) of the passes before rank ``upto``."""
+        out: list[dict[str, Any] | None] = []
+        for key in self.keys[:upto]:
+            try:
+                out.append(self.cache.read_header(key) if key else None)
+            except CorruptEntry:
+                out.append(None)
+        return out
+
+    def resume(self, program: Program) -> tuple[int, Program]:
+        """The first rank to run and the program to run it on (the longest cached prefix)."""
+        if not self.read:
+            return 0, program
+        t0 = time.perf_counter()
+        try:
+            for rank in range(len(self.keys) - 1, -1, -1):
+                key = self.keys[rank]
+                if key is None:
+                    continue
+                restored = self._load(key, program)
+                if restored is not None:
+                    self.hits = rank + 1
+                    return rank + 1, restored
+            return 0, program
+        finally:
+            self.load_s = time.perf_counter() - t0
+
+    def _load(self, key: str, program: Program, depth: int = 0) -> Program | None:
+        try:
+            header = self.cache.read_header(key)
+        except CorruptEntry as e:
+            self.cache.drop(key, str(e))
+            return None
+        if header is None or depth > len(self.keys):
+            return None
+        if header.get("alias"):
+            return self._load(header["alias"], program, depth + 1)
+        if not header.get("payload_bytes"):
+            return None  # an EAGER entry: a key only
+        try:
+            _header, payload = self.cache.read(key)  # authenticated, or CorruptEntry
+        except FileNotFoundError:
+            return None  # evicted or cleared meanwhile
+        except CorruptEntry as e:
+            self.cache.drop(key, str(e))
+            return None
+        try:
+            return codec.decode(payload, self._facts)
+        except Exception as e:  # any decoding failure means: do not use it
+            self.cache.drop(key, f"{type(e).__name__}: {e}")
+            return None
+
+    def drop_restored(self, why: str) -> None:
+        """Delete the entries this run was restored from (and the prefix before them)."""
+        keys = [k for k in self.keys[: self.hits] if k]
+        for key in keys:
+            self.cache.remove(key)
+        self.cache.log(
+            f"pass cache: {why}; dropped the {len(keys)} entries it was restored from and "
+            "ran again without the cache"
+        )
+
+    # ---------------------------------------------------------------- writing
+
+    def stage(
+        self, rank: int, before: Program, after: Program, modified: bool, record: dict[str, Any]
+    ) -> None:
+        """Serialize the output of the pass at ``rank`` now; ``commit`` makes it visible."""
+        key = self.keys[rank]
+        if key is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            self._stage(rank, key, before, after, modified, record)
+        finally:
+            self.store_s += time.perf_counter() - t0
+
+    def _stage(
+        self,
+        rank: int,
+        key: str,
+        before: Program,
+        after: Program,
+        modified: bool,
+        record: dict[str, Any],
+    ) -> None:
+        final = self.cache.path(key)
+        if final.exists():
+            with contextlib.suppress(OSError):
+                os.utime(final)
+            return
+        header: dict[str, Any] = {
+            "pass": self.ordered[rank].describe(),
+            "level": after.level.name,
+            "record": record,
+            "created": time.time(),
+        }
+        payload = b""
+        try:
+            if not modified and rank > 0 and self.keys[rank - 1] and _same(before, after):
+                header["alias"] = self.keys[rank - 1]
+            elif after.level != Level.EAGER:
+                payload = codec.encode(after)
+            tmp = self.cache.write_tmp(key, header, payload)
+        except Exception as e:  # a result we cannot store is just not cached
+            self.notes.append(f"{self.ordered[rank].name}: result not stored ({e})")
+            self.cache.log(
+                f"pass cache: the result of {self.ordered[rank].describe()} is not stored "
+                f"({type(e).__name__}: {e})"
+            )
+            return
+        self._tmp_files.append(tmp)
+        self._staged.append((tmp, final))
+
+    def commit(self) -> None:
+        """Make staged entries visible (rename into place): their claims were checked."""
+        for tmp, final in self._staged:
+            try:
+                os.replace(tmp, final)
+                self.stored += 1
+            except OSError as e:
+                self.cache.log(f"pass cache: cannot store {final.name}: {e}")
+            with contextlib.suppress(ValueError):
+                self._tmp_files.remove(tmp)
+        self._staged = []
+
+    def finish(self) -> dict[str, Any]:
+        """Commit, evict over the cap, record this run's hit rate; return that record."""
+        self.commit()
+        self.cache.evict()
+        looked_up = self.cacheable
+        stats = {
+            "time": time.time(),
+            "passes": len(self.ordered),
+            "cacheable": looked_up,
+            "hits": self.hits,
+            "misses": looked_up - self.hits,
+            "hit_rate": self.hits / looked_up if looked_up else 0.0,
+            "stored": self.stored,
+            "load_s": self.load_s,
+            "store_s": self.store_s,
+            "notes": self.notes,
+        }
+        with contextlib.suppress(OSError):
+            from ..emit.write_pte import write_atomically
+
+            write_atomically(self.cache.directory / LAST_RUN, json.dumps(stats).encode())
+        return stats

@@ -1,0 +1,296 @@
+"""The cache directory: authenticated entry files, eviction, info, clear.
+
+Entries are single files ``entries/<key[:2]>/<key>.entry``::
+
+    MAGIC | header length (8 bytes) | HMAC (32 bytes) | header (JSON) | payload (pickle)
+
+The HMAC (``auth.sign`` with the user's key) covers the magic and the header; the header
+holds the entry's own key, the pass's PassRecord, the level and the payload's length and
+sha256, so the payload is authenticated too once its digest matches. Reading checks, in
+this order and before anything is unpickled: the magic, the HMAC (an entry this user did
+not write, or one edited since, fails here and is dropped unread), the header's key
+against the file's address (an entry copied or renamed over another key is dropped), the
+payload's length and digest. Every drop is one warning line, and the pass is recomputed.
+
+Directories are created private (0700) and entries written 0600 (``mkstemp``), to a
+temporary file renamed into place by the session. The directory is capped in size:
+least recently used entries (by mtime, refreshed on every hit) go first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pteflow.ir.errors import UserError
+
+from . import auth
+
+if TYPE_CHECKING:
+    from pteflow.ir import Program
+
+    from ..base import Pass
+    from .session import CacheSession
+
+MAGIC = b"PTEFLOWC2\n"
+_SIZE = 8
+_MAC = 32
+DEFAULT_MAX_BYTES = 10 * 2**30
+LAST_RUN = "last_run.json"
+_STALE_TMP_S = 3600.0
+
+
+class CacheWarning(UserWarning):
+    """A cache entry could not be read or written (the run goes on without it)."""
+
+
+class CorruptEntry(Exception):
+    """An entry failed authentication or its checksums, or could not be decoded."""
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/pteflow``, else ``~/.cache/pteflow``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pteflow"
+
+
+def parse_size(text: str) -> int:
+    """``'500M'``, ``'10G'``, ``'1024'`` -> bytes.
+
+    Raises:
+        UserError: not a size.
+    """
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    t = text.strip().upper().removesuffix("B")
+    unit = t[-1:] if t[-1:] in units and t[-1:] else ""
+    try:
+        value = float(t[: -len(unit)] if unit else t)
+    except ValueError:
+        raise UserError(f"cache size {text!r} is not a size; use e.g. 500M or 10G") from None
+    if value <= 0:
+        raise UserError(f"cache size must be positive, got {text!r}")
+    return int(value * units[unit])
+
+
+@attrs.frozen
+class CacheInfo:
+    directory: Path
+    entries: int
+    total_bytes: int
+    max_bytes: int
+    last_run: dict[str, Any] | None
+
+
+class PassCache:
+    """A directory of pass results; see the module docstring.
+
+    ``log`` receives warnings (dropped entries, results that cannot be stored); the
+    default issues a ``CacheWarning``. The user's key (``auth.user_key``) is read on
+    first use.
+    """
+
+    def __init__(
+        self,
+        directory: Path | str | None = None,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.max_bytes = max_bytes
+        self.log = log or (lambda msg: warnings.warn(msg, CacheWarning, stacklevel=3))
+        self._key: bytes | None = None
+
+    @property
+    def secret(self) -> bytes:
+        if self._key is None:
+            self._key = auth.user_key()
+        return self._key
+
+    # ---------------------------------------------------------------- layout
+
+    @property
+    def entries_dir(self) -> Path:
+        return self.directory / "entries"
+
+    def path(self, key: str) -> Path:
+        return self.entries_dir / key[:2] / f"{key}.entry"
+
+    def _mkdir(self, path: Path) -> None:
+        """Create ``path`` and its missing parents up to the cache directory, all 0700."""
+        missing = [p for p in (path, *path.parents) if not p.exists()]
+        for p in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                p.mkdir(mode=0o700)
+
+    def check_writable(self) -> None:
+        """Create the directory (private), check the key, or raise UserError naming it."""
+        try:
+            self._mkdir(self.entries_dir)
+            fd, tmp = tempfile.mkstemp(dir=self.entries_dir, prefix=".probe.")
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as e:
+            raise UserError(
+                f"cache directory {self.directory} is not writable ({e.strerror}); "
+                "give another with --cache-dir, or --no-cache"
+            ) from None
+        _ = self.secret
+
+    def _files(self) -> list[Path]:
+        if not self.entries_dir.is_dir():
+            return []
+        return [p for p in self.entries_dir.glob("*/*.entry") if p.is_file()]
+
+    # ---------------------------------------------------------------- entries
+
+    def read_header(self, key: str) -> dict[str, Any] | None:
+        """The entry's authenticated header, or None if absent. Raises CorruptEntry."""
+        try:
+            with open(self.path(key), "rb") as f:
+                return self._header(f, key)
+        except FileNotFoundError:
+            return None
+
+    def _header(self, f: Any, key: str) -> dict[str, Any]:
+        magic = f.read(len(MAGIC))
+        if magic != MAGIC:
+            raise CorruptEntry("not an entry of this pteflow's format")
+        head = f.read(_SIZE + _MAC)
+        if len(head) != _SIZE + _MAC:
+            raise CorruptEntry("truncated header")
+        size, mac = int.from_bytes(head[:_SIZE], "big"), head[_SIZE:]
+        raw = f.read(size)
+        if len(raw) != size:
+            raise CorruptEntry("truncated header")
+        if not auth.verify(self.secret, mac, MAGIC, raw):
+            raise CorruptEntry(
+                "fails authentication: not written by you with this key, or edited since"
+            )
+        try:
+            header = json.loads(raw)
+        except ValueError as e:
+            raise CorruptEntry(f"header is not JSON: {e}") from None
+        if header.get("key") != key:
+            raise CorruptEntry(
+                f"it holds the result for key {str(header.get('key'))[:12]} "
+                "(copied or renamed over another entry)"
+            )
+        return header
+
+    def read(self, key: str) -> tuple[dict[str, Any], bytes]:
+        """Header and authenticated payload bytes. Raises FileNotFoundError, CorruptEntry."""
+        with open(self.path(key), "rb") as f:
+            header = self._header(f, key)
+            payload = f.read()
+        if len(payload) != header.get("payload_bytes"):
+            raise CorruptEntry(
+                f"corrupt: payload is {len(payload)} bytes, header says "
+                f"{header.get('payload_bytes')}"
+            )
+        if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+            raise CorruptEntry("corrupt: payload checksum mismatch")
+        with contextlib.suppress(OSError):
+            os.utime(self.path(key))  # least recently used = oldest mtime
+        return header, payload
+
+    def drop(self, key: str, why: str) -> None:
+        self.log(f"pass cache: dropped entry {key[:12]}: {why}; recomputing it")
+        self.remove(key)
+
+    def remove(self, key: str) -> None:
+        with contextlib.suppress(OSError):
+            self.path(key).unlink()
+
+    def write_tmp(self, key: str, header: dict[str, Any], payload: bytes) -> Path:
+        """Write an entry to a temporary file beside its final path (commit renames it)."""
+        header = {**header, "key": key, "payload_bytes": len(payload)}
+        header["payload_sha256"] = hashlib.sha256(payload).hexdigest()
+        raw = json.dumps(header, sort_keys=True, default=str).encode()
+        mac = auth.sign(self.secret, MAGIC, raw)
+        final = self.path(key)
+        self._mkdir(final.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(MAGIC + len(raw).to_bytes(_SIZE, "big") + mac + raw)
+                f.write(payload)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return Path(tmp)
+
+    # ---------------------------------------------------------------- maintenance
+
+    def evict(self) -> int:
+        """Delete least recently used entries until under ``max_bytes``; also stale temp files."""
+        now = time.time()
+        for tmp in self.entries_dir.glob("*/.*.tmp") if self.entries_dir.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                    tmp.unlink()
+        stats = []
+        for p in self._files():
+            with contextlib.suppress(OSError):
+                st = p.stat()
+                stats.append((st.st_mtime, st.st_size, p))
+        total = sum(s for _, s, _ in stats)
+        removed = 0
+        for _mtime, size, p in sorted(stats):
+            if total <= self.max_bytes:
+                break
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed += 1
+            total -= size
+        return removed
+
+    def info(self) -> CacheInfo:
+        files = self._files()
+        total = 0
+        for p in files:
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        last = None
+        with contextlib.suppress(OSError, ValueError):
+            last = json.loads((self.directory / LAST_RUN).read_text())
+        return CacheInfo(self.directory, len(files), total, self.max_bytes, last)
+
+    def clear(self) -> int:
+        """Delete every entry (and the last-run record); return how many entries."""
+        n = 0
+        for p in self._files():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+        if self.entries_dir.is_dir():
+            for tmp in self.entries_dir.glob("*/.*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        with contextlib.suppress(OSError):
+            (self.directory / LAST_RUN).unlink()
+        return n
+
+    # ---------------------------------------------------------------- a run
+
+    def session(
+        self,
+        ordered: Sequence[Pass],
+        program: Program,
+        upcoming: Sequence[Pass] = (),
+        *,
+        read: bool = True,
+    ) -> CacheSession:
+        from .session import CacheSession
+
+        return CacheSession(self, tuple(ordered), program, tuple(upcoming), read=read)

@@ -89,7 +89,10 @@ def test_pipeline_tolerance_must_be_a_number(tmp_path, capsys):
     toml = tmp_path / "p.toml"
     toml.write_text('tolerance = "high"\n[[passes]]\nname = "export"\n')
     code, _, err = run(capsys, "plan", "--pipeline", str(toml))
-    assert code == 2 and "tolerance must be a number >= 0, got 'high'" in err
+    assert code == 2 and "tolerance must be a number, got 'high'" in err
+    toml.write_text('tolerance = -1.0\n[[passes]]\nname = "export"\n')
+    code, _, err = run(capsys, "plan", "--pipeline", str(toml))
+    assert code == 2 and "tolerance must be a finite number >= 0, got -1.0" in err
 
 
 PT2E = (

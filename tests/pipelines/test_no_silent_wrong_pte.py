@@ -57,21 +57,12 @@ SWITCHABLE = (
 #: passes a --passes list draws from, besides the conversions it always has; the
 #: backend-neutral and XNNPACK ones first (they combine), then anything in the registry
 COMMON = (
-    "replace-sdpa-with-custom-op",
-    "quantize-8da4w",
+    *SWITCHABLE,
     "quantize-int8-weight",
     "quantize-embedding",
     "quantize-kv-cache",
-    "override-dtype",
-    "remove-redundant-transposes",
     "replace-rms-norm-with-native",
     "expand-rope-table",
-    "partition-xnnpack",
-    "partition-xnnpack-dq",
-    "convert-to-linear",
-    "pt2e-prepare",
-    "pt2e-calibrate",
-    "pt2e-convert",
 )
 EXOTIC = (
     "qnn-decompose-addmm",

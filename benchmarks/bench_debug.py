@@ -28,7 +28,8 @@ WRONG = str(ROOT / "tests" / "driver" / "wrong_passes.py")
 
 
 def bench_numerics() -> dict:
-    from pteflow.driver import llama, pipelines
+    from pteflow.driver import pipelines
+    from pteflow.driver.models import tiny_llama
     from pteflow.driver.numerics import NumericsTracker
     from pteflow.driver.spec import apply_overrides, build_passes
     from pteflow.passes import PassManager
@@ -39,11 +40,11 @@ def bench_numerics() -> dict:
         )
         registry, passes = build_passes(specs)
         # warm-up: imports and first-call caches would otherwise land on the first run
-        PassManager(passes[:3], registry=registry).run(llama.tiny_llama().program)
+        PassManager(passes[:3], registry=registry).run(tiny_llama().program)
         times = {}
         tracker = None
         for mode in ("plain", "numerics"):
-            model = llama.tiny_llama()
+            model = tiny_llama()
             t0 = time.perf_counter()
             observers = []
             if mode == "numerics":

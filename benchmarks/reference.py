@@ -59,7 +59,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 #: Model sizes: params.json content (never max_seq_len) and the sequence length to export with.
-#: "tiny" is pteflow's built-in tiny Llama (driver.llama.TINY_PARAMS); "stories" is
+#: "tiny" is pteflow's built-in tiny Llama (driver.models.TINY_PARAMS); "stories" is
 #: stories-15M-sized (24.4M parameters with its untied output; FFN hidden dim 768).
 SIZES: dict[str, tuple[dict[str, Any], int]] = {
     "tiny": ({"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 512}, 128),
@@ -102,7 +102,7 @@ def write_checkpoint(
 ) -> tuple[Path, Path]:
     """Write ``params.json`` and a seeded random ``consolidated.pth`` into ``out_dir``.
 
-    Uses ``pteflow.driver.llama.write_random_checkpoint`` when that module exists (so pteflow
+    Uses ``pteflow.testing.write_random_checkpoint`` when it exists (so pteflow
     and the reference read the very same files); otherwise builds ExecuTorch's own Llama
     definition with seeded random weights and saves its parameters (Meta key names).
     Returns (params_path, checkpoint_path).
@@ -116,8 +116,8 @@ def write_checkpoint(
             "(it takes --max_seq_length on the command line)"
         )
     try:
-        from pteflow.driver.llama import write_random_checkpoint
-    except ImportError:  # driver.llama not there: same format, own weights
+        from pteflow.testing import write_random_checkpoint
+    except ImportError:  # pteflow not there: same format, own weights
         return _write_checkpoint_here(out, p, seed)
     params_path, ckpt_path = write_random_checkpoint(out, seed=seed, **p)
     return Path(params_path), Path(ckpt_path)

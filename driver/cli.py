@@ -554,7 +554,7 @@ def _load_model(args: argparse.Namespace, pipe: Any) -> Any:
         from .models import from_callable, source_label
 
         return from_callable(args.model, where=source_label(args.model, pipe))
-    from . import llama
+    from .models import llama
 
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
     if args.params:

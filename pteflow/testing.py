@@ -13,12 +13,17 @@
 conversions that bring the program to the pass's input level and, for every
 required fact the program lacks, a registered pass that provides it (with
 default options). The pass itself then runs alone, with ``each`` checks.
+
+``write_random_checkpoint`` writes a Llama's ``params.json`` and ``consolidated.pth``
+with seeded random weights, the files ``driver run --params/--checkpoint`` and
+``export_llama`` read.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -189,3 +194,47 @@ def run_pass(
         outputs_before=before_out,
         outputs_after=outputs(after, inputs) if evaluate else None,
     )
+
+
+def write_random_checkpoint(
+    directory: str | Path, *, seed: int = 0, dtype: str = "float32", **config: Any
+) -> tuple[Path, Path]:
+    """Write ``params.json`` and ``consolidated.pth`` with seeded random weights.
+
+    ``config`` holds params.json keys over the tiny defaults (``dim=288, n_layers=6,
+    n_heads=6, vocab_size=32000`` for a stories-15M-sized model). ``max_seq_len``
+    is written only when given: export_llama fails (TypeError) on a params.json
+    that has it. The weights equal ``tiny_llama(seed, **config)``'s when ``dtype``
+    is float32. Returns ``(params_path, checkpoint_path)``.
+
+    Raises:
+        ModelError: a bad params key or value, or a ``dtype`` that is not a float dtype.
+    """
+    import json
+
+    import torch
+
+    from pteflow.driver.models.llama import (
+        TINY_PARAMS,
+        check_params,
+        model_args,
+        random_state_dict,
+    )
+    from pteflow.ir.errors import ModelError
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    params = check_params({**TINY_PARAMS, **config}, "write_random_checkpoint config")
+    args = model_args(params, "write_random_checkpoint")
+    state = random_state_dict(args, seed)
+    torch_dtype = getattr(torch, dtype, None)
+    if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
+        raise ModelError(
+            f"write_random_checkpoint: dtype {dtype!r} is not a float dtype "
+            "(e.g. float32, bfloat16, float16)"
+        )
+    state = {k: v.to(torch_dtype) for k, v in state.items()}
+    params_path, ckpt_path = out / "params.json", out / "consolidated.pth"
+    params_path.write_text(json.dumps(params, indent=2) + "\n")
+    torch.save(state, ckpt_path)
+    return params_path, ckpt_path

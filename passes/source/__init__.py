@@ -10,6 +10,6 @@ modules that shares the tensors, so the input program stays intact.
 (``ModelArgs.use_kv_cache``) that changes the model's inputs, example inputs
 and dynamic shapes, which a pass could not change without also changing the
 eager reference the ``.pte`` is verified against. The Llama model sources
-(``pteflow.driver.llama``) build the cache and give the program the
+(``pteflow.driver.models.llama``) build the cache and give the program the
 ``kv_cache`` fact.
 """

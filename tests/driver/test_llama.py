@@ -8,14 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pteflow.driver.llama import (
-    TINY_PARAMS,
-    from_params,
-    tiny_llama,
-    write_random_checkpoint,
-)
+from pteflow.driver.models import TINY_PARAMS, from_params, tiny_llama
 from pteflow.ir import Level, facts
 from pteflow.ir.errors import ModelError
+from pteflow.testing import write_random_checkpoint
 
 # What export_llama's _load_llama_model_metadata writes for the tiny config with -kv
 # and its defaults (dynamic shape on, no --use_sdpa_with_kv_cache).

@@ -124,7 +124,7 @@ def test_quantized_run_verifies_against_the_quantized_model_and_keeps_the_cache(
 
 @pytest.fixture
 def nan_checkpoint(tmp_path):
-    from pteflow.driver.llama import write_random_checkpoint
+    from pteflow.testing import write_random_checkpoint
 
     params, ckpt = write_random_checkpoint(tmp_path, n_layers=1)
     state = torch.load(ckpt)
@@ -171,7 +171,7 @@ def test_8da4w_from_passes_verifies_against_the_quantized_model(tmp_path, capsys
 
 
 def _small_params(tmp_path):
-    from pteflow.driver.llama import write_random_checkpoint
+    from pteflow.testing import write_random_checkpoint
 
     params, _ = write_random_checkpoint(tmp_path / "small", n_layers=1)
     return params

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pteflow.driver.cli import main
-from pteflow.driver.llama import write_random_checkpoint
 from pteflow.driver.pipelines import named_pipelines
+from pteflow.testing import write_random_checkpoint
 
 pytestmark = pytest.mark.slow
 

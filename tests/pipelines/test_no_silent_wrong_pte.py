@@ -109,11 +109,10 @@ def _first_step_outputs(pte: Path, model: str) -> list[torch.Tensor]:
     """Load the .pte in the runtime and execute its first step; the flat outputs."""
     from torch.utils._pytree import tree_flatten
 
-    from pteflow.driver import llama
-    from pteflow.driver.models import from_callable
+    from pteflow.driver.models import from_callable, tiny_llama
     from pteflow.ir.evaluate import flat_tensors, load_runtime_program
 
-    source = llama.tiny_llama() if model == "tiny-llama" else from_callable(model)
+    source = tiny_llama() if model == "tiny-llama" else from_callable(model)
     method, inputs = source.steps[0]
     loaded = load_runtime_program(pte.read_bytes())
 

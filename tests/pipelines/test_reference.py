@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.reference import run_reference, write_checkpoint
 from pteflow.driver.cli import main
-from pteflow.driver.llama import from_params
+from pteflow.driver.models import from_params
 from pteflow.ir.evaluate import load_runtime_program
 from pteflow.ir.views import pte_summary
 

@@ -229,7 +229,8 @@ def test_parse_size(text, size):
 def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
     """torch.export.save/load keeps what the rest of xnnpack_default needs (dynamic
     shapes, unbacked KV-cache positions, the custom SDPA op)."""
-    from pteflow.driver import llama, pipelines
+    from pteflow.driver import pipelines
+    from pteflow.driver.models import tiny_llama
     from pteflow.driver.spec import build_pass
     from pteflow.ir import Level
     from pteflow.passes.cache.codec import _decode_artifact, _encode_artifact
@@ -239,7 +240,7 @@ def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
     ps = [p for p in ps if p.name != "emit"]
     head = [p for p in ps if p.contract.level_in == Level.EAGER]
     tail = [p for p in ps if p.contract.level_in != Level.EAGER]
-    aten = PassManager(head, registry=reg).run(llama.tiny_llama().program, upcoming=tail).program
+    aten = PassManager(head, registry=reg).run(tiny_llama().program, upcoming=tail).program
     restored = aten.evolve(artifact=_decode_artifact(Level.ATEN, _encode_artifact(aten)))
     from_restored = PassManager(tail, registry=reg).run(restored).program.artifact.buffer
     fresh = PassManager(tail, registry=reg).run(aten).program.artifact.buffer

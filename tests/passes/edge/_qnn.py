@@ -16,8 +16,7 @@ from typing import Any
 import attrs
 import torch
 
-from pteflow.driver.llama import tiny_llama
-from pteflow.driver.models import LoadedModel
+from pteflow.driver.models import LoadedModel, tiny_llama
 from pteflow.ir import Program, facts
 from pteflow.passes import PassManager
 from pteflow.passes.convert.export import ExportPass

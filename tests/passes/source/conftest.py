@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pteflow.driver.llama import tiny_llama as build_tiny_llama
 from pteflow.driver.models import LoadedModel
+from pteflow.driver.models import tiny_llama as build_tiny_llama
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pteflow.driver.llama import tiny_llama as build_tiny_llama
+from pteflow.driver.models import tiny_llama as build_tiny_llama
 from pteflow.ir import Program
 from pteflow.ir.errors import ModelError
 from pteflow.passes import PassManager

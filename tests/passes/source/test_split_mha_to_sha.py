@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from pteflow.driver.llama import decode_steps
-from pteflow.driver.llama import tiny_llama as build_tiny_llama
+from pteflow.driver.models import decode_steps
+from pteflow.driver.models import tiny_llama as build_tiny_llama
 from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError
 from pteflow.passes import PassManager

@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from pteflow.ir import Level, Program
 from pteflow.ir.errors import ModelError, closest, describe
 
+from ..usercode import import_user_module
 from .loaded import LoadedModel
-
-
-def _import_file(path: Path, where: str) -> ModuleType:
-    if path.is_dir():
-        raise ModelError(f"{where}: {path} is a directory; give the .py file")
-    if not path.is_file():
-        raise ModelError(f"{where}: no such file {path}")
-    mod_spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert mod_spec and mod_spec.loader
-    module = importlib.util.module_from_spec(mod_spec)
-    sys.modules[path.stem] = module
-    try:
-        mod_spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(path.stem, None)
-        raise
-    return module
 
 
 def _load_callable(spec: str, where: str) -> Callable[[], Any]:
@@ -40,26 +19,7 @@ def _load_callable(spec: str, where: str) -> Callable[[], Any]:
         raise ModelError(
             f"{where}: expected MODULE:FUNCTION (e.g. mypkg.models:build or path/to/file.py:build)"
         )
-    try:
-        if module_name.endswith(".py"):
-            module = _import_file(Path(module_name), where)
-        else:
-            if "" not in sys.path:
-                sys.path.insert(0, "")
-            module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name is not None and (
-            module_name == e.name or module_name.startswith(e.name + ".")
-        ):  # the module itself
-            raise ModelError(f"{where}: cannot import {module_name!r} ({e})") from e
-        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
-    except SyntaxError as e:
-        at = f"{Path(e.filename or module_name).name} line {e.lineno}"
-        raise ModelError(f"{where}: {at}: SyntaxError: {e.msg}") from e
-    except ModelError:
-        raise
-    except (Exception, SystemExit) as e:  # the user's module code, run on import
-        raise ModelError(f"{where}: importing {module_name} failed: {describe(e)}") from e
+    module = import_user_module(module_name, where, ModelError)
     func = getattr(module, func_name, None)
     if not callable(func):
         known = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]

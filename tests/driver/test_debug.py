@@ -143,7 +143,7 @@ def test_dump_dir_is_numbered_and_stable(capsys, tmp_path):
 
 def test_unknown_plugin_is_one_line(capsys):
     code, _out, err = run(capsys, "plan", "--passes", "export", "--plugin", "nosuch_mod_xyz")
-    assert code == 2 and "--plugin nosuch_mod_xyz: cannot import it" in err
+    assert code == 2 and "--plugin nosuch_mod_xyz: cannot import 'nosuch_mod_xyz'" in err
 
 
 @pytest.mark.slow

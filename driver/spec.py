@@ -19,6 +19,7 @@ from pteflow.passes.spec import (
     format_value,
     from_spec,
     parse_pass_list,
+    read_value,
 )
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "format_value",
     "from_spec",
     "parse_pass_list",
+    "read_value",
 ]
 
 
@@ -74,7 +76,10 @@ def enabled_only(specs: Sequence[PassSpec]) -> list[PassSpec]:
 
 
 def apply_overrides(specs: Sequence[PassSpec], overrides: Sequence[str]) -> list[PassSpec]:
-    """Apply ``--set PASS.OPTION=VALUE`` to every pass of that name (at least one)."""
+    """Apply ``--set PASS.OPTION=VALUE`` to every pass of that name (at least one).
+
+    A VALUE that is one quoted string (``"a, b.pte"``) is read as ``--passes`` reads it.
+    """
     out = list(specs)
     for text in overrides:
         target, eq, value = text.partition("=")
@@ -85,5 +90,5 @@ def apply_overrides(specs: Sequence[PassSpec], overrides: Sequence[str]) -> list
         if not hits:
             raise UnknownNameError("pass in this pipeline", name, {s.name for s in out})
         for i in hits:
-            out[i] = PassSpec(out[i].name, {**out[i].options, option: value})
+            out[i] = PassSpec(out[i].name, {**out[i].options, option: read_value(value)})
     return out

@@ -129,6 +129,20 @@ def _quoted(text: str, pos: int, where: str) -> tuple[Quoted, int]:
     )
 
 
+def read_value(text: str) -> str:
+    """One option value on its own (``--set P.O=VALUE``): the quoted text when the whole
+    value is one quoted string, else ``text`` as given."""
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] in "\"'" and stripped[-1] == stripped[0]:
+        try:
+            value, end = _quoted(stripped, 0, "a --set value")
+        except UserError:
+            return text
+        if end == len(stripped):
+            return value
+    return text
+
+
 def _value(text: str, pos: int, where: str) -> tuple[str, int]:
     """One option value starting at ``pos``; returns it and the index of the , or } after."""
     pos = _skip_spaces(text, pos)

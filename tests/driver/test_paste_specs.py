@@ -77,3 +77,23 @@ def test_the_reports_order_pasted_into_passes_gives_the_same_run(tmp_path, capsy
     assert code == 0, err
     assert json.loads((tmp_path / "second.json").read_text())["order"] == order
     assert pte.is_file()  # the pasted emit path, commas, braces, quotes and spaces intact
+
+
+def test_set_reads_a_quoted_value_as_passes_does(tmp_path, capsys):
+    pte = str(tmp_path / "a, b.pte")
+    code, out, err = run(
+        capsys,
+        "plan",
+        "--passes",
+        "export,to-edge,to-executorch,emit",
+        "--set",
+        f"emit.path={json.dumps(pte)}",
+    )
+    assert code == 0, err
+    assert _plan_specs(out)[-1] == f"emit{{path={json.dumps(pte)}}}"
+    # a value that is not one quoted string is taken as given
+    code, out, err = run(
+        capsys, "plan", "--passes", "export,to-edge,to-executorch,emit", "--set", "emit.path='x.pte"
+    )
+    assert code == 0, err
+    assert _plan_specs(out)[-1] == """emit{path="'x.pte"}"""

@@ -23,7 +23,7 @@ from pteflow.ir import Level
 from pteflow.ir.errors import UserError
 from pteflow.passes import Pass, PassInfo
 from pteflow.passes.registry import load_registry
-from pteflow.passes.spec import field_type
+from pteflow.passes.spec import Quoted, field_type
 
 AWKWARD = [
     "a, b{c}=d \"e\" 'f' \\g",
@@ -134,6 +134,7 @@ def _roundtrip(p: Pass, registry: dict[str, type[Pass]]) -> None:
     back = build_pass(registry, spec)
     assert back == p, f"{text!r} parsed back as {back!r}, not {p!r}"
     assert back.spec() == text
+    assert all(type(v) is not Quoted for v in back.options().values())  # plain str
     assert Pass.from_spec(text, registry) == p
 
 

@@ -23,7 +23,7 @@ from the contract so no pass can forget.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -179,6 +179,8 @@ class Pass:
     def non_default_options(self) -> dict[str, Any]:
         out = {}
         for a in attrs.fields(type(self)):
+            if not a.init:
+                continue
             value = getattr(self, a.name)
             default = a.default
             if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
@@ -187,12 +189,41 @@ class Pass:
                 out[a.name] = value
         return out
 
+    def spec(self) -> str:
+        """This pass as ``--passes`` reads it: ``name{opt=value,...}``.
+
+        Only options that differ from their defaults are shown, in the syntax the
+        pass-list parser reads (``true``/``false``, numbers, bare words, quoted text;
+        ``pteflow.passes.spec``), so ``Pass.from_spec(p.spec()) == p``.
+        """
+        from .spec import format_spec
+
+        return format_spec(self.name, self.non_default_options())
+
+    @classmethod
+    def from_spec(cls, text: str, registry: Mapping[str, type[Pass]] | None = None) -> Pass:
+        """The pass ``text`` names (one item of a ``--passes`` list): ``spec()``'s inverse.
+
+        ``registry``: pass classes by name; default: this class alone when called on a
+        pass class (``EmitPass.from_spec("emit{path=a.pte}")``), else every registered pass.
+
+        Raises:
+            UserError: not one pass spec, an unknown pass or option, a refused value.
+        """
+        from .spec import from_spec
+
+        if registry is None:
+            if "info" in vars(cls):
+                registry = {cls.info.name: cls}
+            else:
+                from .registry import load_registry
+
+                registry = load_registry()
+        return from_spec(text, registry)
+
     def describe(self) -> str:
-        """``name{opt=value,...}``, showing options that differ from their defaults."""
-        opts = self.non_default_options()
-        return self.name + (
-            "{" + ",".join(f"{k}={v!r}" for k, v in opts.items()) + "}" if opts else ""
-        )
+        """How pteflow prints this pass everywhere: ``spec()``, pasteable into ``--passes``."""
+        return self.spec()
 
     # ------------------------------------------------------------------ running
 

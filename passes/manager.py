@@ -451,8 +451,8 @@ class PassObserver:
 
 
 def _describe_options(p: Pass) -> str:
-    opts = p.non_default_options()
-    return "{" + ", ".join(f"{k}={v!r}" for k, v in opts.items()) + "}" if opts else ""
+    """The options part of ``p.spec()`` (``{k=v,...}`` or empty), as ``--passes`` reads it."""
+    return p.spec()[len(p.name) :]
 
 
 class PassManager:

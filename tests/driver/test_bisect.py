@@ -65,7 +65,7 @@ def test_a_lying_pass_is_named_in_each_mode(capsys):
         "export,noop-aten,flip-sign{lie=true},noop-aten",
     )
     assert code == 1, err
-    assert "first bad pass: #3 flip-sign{lie=True}" in out
+    assert "first bad pass: #3 flip-sign{lie=true}" in out
     assert "reported modified=False" in out
 
 

@@ -32,7 +32,7 @@ def test_fp16_overflow_fails_verification_and_numerics_show_it(tmp_path, capsys)
     assert check["comparison"]["nonfinite"]["nan_where_finite"] == 512
     rows = {r["pass_"]: r for r in data["numerics"]}
     assert rows["(input)"]["over"] is False
-    over = rows["override-dtype{dtype='fp16'}"]
+    over = rows["override-dtype{dtype=fp16}"]
     # the lossy pass is not forgiven for NaN, and is not the baseline of later rows
     assert over["over"] and over["vs_eager"]["nonfinite"] == 512
     assert "NON-FINITE: 512 of 512 outputs are NaN" in over["note"]

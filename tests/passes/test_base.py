@@ -36,7 +36,7 @@ def test_equal_options_give_equal_passes_and_describe_shows_non_defaults():
     assert EmitPass(path="a.pte") == EmitPass(path="a.pte")
     assert hash(EmitPass(path="a.pte")) == hash(EmitPass(path="a.pte"))
     assert EmitPass().describe() == "emit"
-    assert EmitPass(path="x.pte").describe() == "emit{path='x.pte'}"
+    assert EmitPass(path="x.pte").describe() == "emit{path=x.pte}"
 
 
 def test_bad_options_are_refused_at_construction():

@@ -42,6 +42,6 @@ def test_export_of_every_method():
 
 
 def test_export_options_are_typed():
-    assert ExportPass(strict=True).describe() == "export{strict=True}"
+    assert ExportPass(strict=True).describe() == "export{strict=true}"
     with pytest.raises(TypeError):
         ExportPass(bogus=1)  # type: ignore[call-arg]

@@ -98,7 +98,7 @@ def test_each_pass_is_registered_under_its_own_name_with_a_doc():
 def test_bad_option_refused_at_construction():
     with pytest.raises(OptionError, match=r"qnn-fold-qdq\.force_fold: must be true or false"):
         q.PASSES["FoldQDQ"](force_fold="yes")
-    assert q.PASSES["FoldQDQ"](force_fold=True).describe() == "qnn-fold-qdq{force_fold=True}"
+    assert q.PASSES["FoldQDQ"](force_fold=True).describe() == "qnn-fold-qdq{force_fold=true}"
     with pytest.raises(TypeError):
         q.PASSES["RemoveRedundancy"](force_fold=True)
 

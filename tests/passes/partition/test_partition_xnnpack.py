@@ -86,7 +86,7 @@ def test_options_are_checked():
         PartitionXnnpackPass(enable_bf16=1)
     assert PartitionXnnpackPass().describe() == "partition-xnnpack"
     assert (
-        PartitionXnnpackPass(enable_bf16=True).describe() == "partition-xnnpack{enable_bf16=True}"
+        PartitionXnnpackPass(enable_bf16=True).describe() == "partition-xnnpack{enable_bf16=true}"
     )
 
 

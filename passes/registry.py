@@ -33,7 +33,7 @@ GROUPS = ("convert", "source", "quantize", "aten", "edge", "partition", "post", 
 BACKENDS_PACKAGE = "pteflow.backends"
 
 
-def _classes_in(module: ModuleType) -> list[type[Pass]]:
+def classes_in(module: ModuleType) -> list[type[Pass]]:
     return [
         obj
         for _, obj in inspect.getmembers(module, inspect.isclass)
@@ -90,12 +90,12 @@ def load_registry(
     registry: dict[str, type[Pass]] = {}
     sources: dict[str, str] = {}
     for module in builtin_modules():
-        for cls in _classes_in(module):
+        for cls in classes_in(module):
             _add(registry, sources, cls, f"{cls.__module__}.{cls.__qualname__} (built-in)")
     if entry_points:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             obj = ep.load()
-            found = _classes_in(obj) if inspect.ismodule(obj) else [obj]
+            found = classes_in(obj) if inspect.ismodule(obj) else [obj]
             dist = getattr(ep, "dist", None)
             where = f"entry point {ep.name!r} = {ep.value}" + (
                 f" (package {dist.name})" if dist is not None else ""

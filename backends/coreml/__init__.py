@@ -36,7 +36,7 @@ PT2E_QUANTIZERS = (
 
 def unavailable_reason() -> str | None:
     """Why CoreML lowering cannot run here, or None. No imports (find_spec only)."""
-    from pteflow.backends.coreml.partition_coreml import coreml_missing
+    from .partition_coreml import coreml_missing
 
     return coreml_missing()
 
@@ -50,8 +50,8 @@ def runtime_unavailable_reason() -> str | None:
 
 def source_passes(*, ios: int = 18) -> list[Any]:
     """export_llama's ``--coreml -kv`` source transforms for deployment target ``ios``."""
-    from pteflow.backends.coreml.coreml_replace_kv_cache import CoremlReplaceKvCachePass
-    from pteflow.backends.coreml.coreml_replace_sdpa import CoremlReplaceSdpaPass
+    from .coreml_replace_kv_cache import CoremlReplaceKvCachePass
+    from .coreml_replace_sdpa import CoremlReplaceSdpaPass
 
     return [CoremlReplaceSdpaPass(ios=ios), CoremlReplaceKvCachePass()]
 
@@ -60,7 +60,7 @@ def partition_pass(
     *, ios: int = 18, compute_units: str = "cpu_only", quantize: str = "none"
 ) -> Any:
     """The ``partition-coreml`` pass."""
-    from pteflow.backends.coreml.partition_coreml import PartitionCoremlPass
+    from .partition_coreml import PartitionCoremlPass
 
     return PartitionCoremlPass(ios=ios, compute_units=compute_units, quantize=quantize)
 

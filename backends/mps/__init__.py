@@ -13,7 +13,7 @@ DEFAULT_PIPELINE = "mps_default"
 
 def unavailable_reason() -> str | None:
     """Why MPS lowering cannot run here (ExecuTorch has no MPS backend), or None."""
-    from pteflow.backends.mps.partition_mps import mps_missing
+    from .partition_mps import mps_missing
 
     return mps_missing()
 

@@ -119,7 +119,7 @@ class PartitionQnnPass(Pass):
                 raise error from failure
             log.replay()
             lowered = manager.to_backend(self.qnn_partitioner())
-        lowered.compile_config = config  # to_backend resets it (see _lowering.py)
+        lowered.compile_config = config  # to_backend resets it (see passes/partition/lowering.py)
         out = program.evolve(artifact=lowered)
         out = out.evolve(metadata=record_claims(self.name, program, out))
         modified = len(views.delegation_summary(out)) != before

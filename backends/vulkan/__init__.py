@@ -27,7 +27,7 @@ EXECUTE_ELSEWHERE = (
 
 def unavailable_reason() -> str | None:
     """Why Vulkan lowering cannot run here, or None. No imports (find_spec only)."""
-    from pteflow.backends.vulkan.partition_vulkan import vulkan_missing
+    from .partition_vulkan import vulkan_missing
 
     return vulkan_missing()
 
@@ -41,8 +41,9 @@ def runtime_unavailable_reason() -> str | None:
 
 def partition_passes(*, then_xnnpack: bool = True, **options: Any) -> list[Any]:
     """``partition-vulkan`` (options: require_dynamic_shapes, force_fp16), then XNNPACK's."""
-    from pteflow.backends.vulkan.partition_vulkan import PartitionVulkanPass
     from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
+
+    from .partition_vulkan import PartitionVulkanPass
 
     out: list[Any] = [PartitionVulkanPass(**options)]
     if then_xnnpack:

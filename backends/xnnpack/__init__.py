@@ -2,7 +2,8 @@
 
 What it contributes: an availability probe, its partition passes in export_llama's order
 (dynamic-quant first, then the general partitioner), and the partitioners themselves for
-code that calls ExecuTorch directly. Its pt2e quantizer lives with the quantize passes.
+code that calls ExecuTorch directly; its pt2e quantizers (``quantizer.py``, built by
+``pt2e-prepare{quantizer=xnnpack-...}``) and its post pass ``convert-to-linear``.
 Named pipelines: ``xnnpack_default``, ``xnnpack_8da4w``, ``xnnpack_pt2e``.
 """
 
@@ -19,7 +20,7 @@ def unavailable_reason() -> str | None:
 
     Whether the runtime here executes the result is ``runtime_unavailable_reason``.
     """
-    from pteflow.backends.xnnpack._partitioner import xnnpack_missing
+    from ._partitioner import xnnpack_missing
 
     return xnnpack_missing()  # the runtime is the other question (backend_status asks both)
 
@@ -37,8 +38,8 @@ def partition_passes(*, extended_ops: bool = True, enable_bf16: bool = False) ->
     ``extended_ops=False`` is export_llama's ``-X`` alone (only the dynamic-quant
     partitioner); ``True`` adds the general partitioner after it (``--xnnpack-extended-ops``).
     """
-    from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
-    from pteflow.backends.xnnpack.partition_xnnpack_dq import PartitionXnnpackDqPass
+    from .partition_xnnpack import PartitionXnnpackPass
+    from .partition_xnnpack_dq import PartitionXnnpackDqPass
 
     passes: list[Any] = [PartitionXnnpackDqPass(enable_bf16=enable_bf16)]
     if extended_ops:

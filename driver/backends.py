@@ -40,12 +40,12 @@ def backend_warnings() -> list[str]:
 
 
 def backend_modules() -> dict[str, Any]:
-    """Name -> module of every backend module (``pteflow.backends.<name>`` with a probe)."""
+    """Name -> package of every backend (``pteflow.backends.<name>`` with a probe)."""
     import pteflow.backends as pkg
 
     out = {}
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.ispkg:
+        if info.name.startswith("_") or not info.ispkg:
             continue
         module = importlib.import_module(f"pteflow.backends.{info.name}")
         if getattr(module, "unavailable_reason", None) is not None:

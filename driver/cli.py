@@ -940,7 +940,7 @@ def cmd_check_coverage(args: argparse.Namespace) -> int:
 
 def _arbitration(program: Any) -> Any:
     """Which partition pass claimed each node (None when no partition pass recorded it)."""
-    from pteflow.passes.partition._arbitration import arbitration
+    from pteflow.passes.partition.arbitration import arbitration
 
     return arbitration(program)
 

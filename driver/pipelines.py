@@ -22,7 +22,8 @@ turns it on (for optional passes such as ``split-mha-to-sha`` in ``qnn_default``
 
 The order in the file does not decide the run order (the manager does);
 it only breaks ties and orders the ``ordered`` passes (partitioners).
-Named pipelines ship in ``pteflow/backends/pipelines/``.
+Named pipelines ship with their backend, in ``pteflow/backends/<name>/pipelines/``
+(a pipeline's name is its file's name; two backends may not ship one name).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir.errors import UnknownNameError, UserError, closest
+from pteflow.ir.errors import ConflictError, UnknownNameError, UserError, closest
 
 from .spec import PassSpec
 
@@ -65,17 +66,30 @@ class Pipeline:
     model_options: dict[str, Any] = attrs.field(factory=dict)
 
 
-def _named_dir() -> resources.abc.Traversable:
-    return resources.files("pteflow.backends") / "pipelines"
+def _named_files() -> dict[str, resources.abc.Traversable]:
+    """Name -> file of every shipped pipeline: ``backends/<name>/pipelines/*.toml``.
+
+    Read as package data: no backend module is imported.
+    """
+    found: dict[str, resources.abc.Traversable] = {}
+    for backend in sorted(resources.files("pteflow.backends").iterdir(), key=lambda e: e.name):
+        folder = backend / "pipelines"
+        if backend.name.startswith(("_", ".")) or not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.name.endswith(".toml"):
+                name = entry.name[:-5]
+                if name in found:
+                    raise ConflictError(f"pipeline {name!r} ships twice; rename one of them")
+                found[name] = entry
+    return dict(sorted(found.items()))
 
 
 def named_pipelines() -> dict[str, str]:
     """Name -> description of every pipeline that ships with pteflow."""
-    out = {}
-    for entry in sorted(_named_dir().iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            out[entry.name[:-5]] = parse(entry.read_text(), entry.name[:-5]).description
-    return out
+    return {
+        name: parse(entry.read_text(), name).description for name, entry in _named_files().items()
+    }
 
 
 def parse(text: str, name: str) -> Pipeline:
@@ -178,8 +192,8 @@ def load(name_or_path: str) -> Pipeline:
         except UnicodeDecodeError as e:
             raise UserError(f"pipeline {path.name}: not UTF-8 text ({e.reason})") from None
         return parse(text, path.name)
-    entry = _named_dir() / f"{name_or_path}.toml"
-    if not entry.is_file():
+    entry = _named_files().get(name_or_path)
+    if entry is None:
         if Path(name_or_path).exists():
             raise UserError(
                 f"--pipeline {name_or_path}: a pipeline file's name must end in .toml "

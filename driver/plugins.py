@@ -13,7 +13,7 @@ from types import ModuleType
 
 from pteflow.ir.errors import UserError
 from pteflow.passes.base import Pass
-from pteflow.passes.registry import _classes_in
+from pteflow.passes.registry import classes_in
 
 from .usercode import import_user_module
 
@@ -31,7 +31,7 @@ def load_plugins(specs: Iterable[str]) -> list[type[Pass]]:
     """
     found: list[type[Pass]] = []
     for spec in specs:
-        classes = _classes_in(_import(spec))
+        classes = classes_in(_import(spec))
         if not classes:
             raise UserError(f"--plugin {spec}: defines no pteflow Pass class (with an info)")
         found.extend(classes)

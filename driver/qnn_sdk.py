@@ -1,7 +1,7 @@
 """``driver qnn-sdk``: which Qualcomm SDK pteflow sees, and an SDK root from the registry.
 
 ``driver qnn-sdk`` prints ``QNN_SDK_ROOT``, the SDK's build id (asked by a child process,
-see ``passes/partition/_qnn_sdk.py``) and a one-line warning when it is not the QNN version
+see ``backends/qnn/sdk.py``) and a one-line warning when it is not the QNN version
 this ExecuTorch was built for. ``driver qnn-sdk --from-package [DIR]`` lays out DIR (default:
 ``qnn-sdk`` in the virtual environment) as a ``QNN_SDK_ROOT`` of the installed
 ``onnxruntime-qnn`` package's libraries and prints the ``export`` line to use it.
@@ -50,38 +50,38 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_qnn_sdk(args: argparse.Namespace) -> int:
-    from pteflow.passes.partition import _qnn_sdk
+    from pteflow.backends.qnn import sdk
 
     if args.from_package is None:
-        return _show(_qnn_sdk)
-    from pteflow.passes.partition._qnn_host_package import find_package, lay_out_sdk_root
+        return _show(sdk)
+    from pteflow.backends.qnn.host_package import find_package, lay_out_sdk_root
 
     package = find_package()
     root = Path(args.from_package).expanduser().absolute()
     changed = lay_out_sdk_root(package, root)
     print(f"{'laid out' if changed else 'up to date:'} {root} from {package.describe()}")
-    build_id, why = _qnn_sdk.probe_build_id(_qnn_sdk.htp_library_path(root))
+    build_id, why = sdk.probe_build_id(sdk.htp_library_path(root))
     if why:
         sys.stderr.write(f"driver: warning: its libQnnHtp.so does not load: {why}\n")
     else:
         print(f"QNN SDK build id: {build_id}")
-        _warn(_qnn_sdk.version_warning(build_id))
-    print(f"export {_qnn_sdk.SDK_ENV}={root}")
+        _warn(sdk.version_warning(build_id))
+    print(f"export {sdk.SDK_ENV}={root}")
     return 0
 
 
-def _show(_qnn_sdk: Any) -> int:
-    root = _qnn_sdk.sdk_root()
-    why = _qnn_sdk.unavailable_reason()
-    print(f"{_qnn_sdk.SDK_ENV}: {root if root is not None else '(not set)'}")
-    expected = _qnn_sdk.expected_qnn_version()
+def _show(sdk: Any) -> int:
+    root = sdk.sdk_root()
+    why = sdk.unavailable_reason()
+    print(f"{sdk.SDK_ENV}: {root if root is not None else '(not set)'}")
+    expected = sdk.expected_qnn_version()
     print(f"this executorch is built for QNN {expected or 'unknown'}")
     if why:
         print(f"QNN lowering unavailable: {why}")
         return 1
-    build_id = _qnn_sdk.sdk_build_id()
+    build_id = sdk.sdk_build_id()
     print(f"QNN SDK build id: {build_id}")
-    _warn(_qnn_sdk.version_warning(build_id))
+    _warn(sdk.version_warning(build_id))
     return 0
 
 

@@ -110,7 +110,7 @@ def cannot_execute(data: bytes) -> str | None:
     E.g. "cannot execute CoreML here: the runtime here has no CoreMLBackend (registered:
     ...); to verify, run the .pte with ExecuTorch's runner on macOS/iOS".
     """
-    from pteflow.backends._runtime import runtime_missing
+    from pteflow.backends.runtime import runtime_missing
     from pteflow.ir.views import pte_summary
 
     from .backends import backend_modules
@@ -147,7 +147,7 @@ def reference_from(program: Program) -> Mapping[str, Any]:
     import copy
 
     from pteflow.ir.errors import PipelineError
-    from pteflow.passes.quantize._pt2e import calibration_module
+    from pteflow.passes.quantize.pt2e import calibration_module
 
     if program.level == Level.EAGER:
         return {m: copy.deepcopy(mod) for m, mod in program.modules().items()}

@@ -169,7 +169,7 @@ def eager_classes(*names: str, absent: tuple[str, ...] = ()) -> Checker:
     return check
 
 
-def _all_of(*checkers: Checker) -> Checker:
+def all_of(*checkers: Checker) -> Checker:
     def check(program: Program) -> str | None:
         for c in checkers:
             why = c(program)
@@ -270,7 +270,7 @@ KV_CACHE = Fact(
 KV_CACHE_CUSTOM = Fact(
     "kv_cache.custom",
     "the KV cache is updated with ExecuTorch's llama::update_cache op",
-    _all_of(
+    all_of(
         _eager_module_named("CustomKVCache", "QuantizedKVCache"),
         ops_present("update_cache", "update_quantized_cache"),
     ),
@@ -278,7 +278,7 @@ KV_CACHE_CUSTOM = Fact(
 KV_CACHE_QUANTIZED = Fact(
     "kv_cache.quantized",
     "the KV cache stores int8 values with per-token scales",
-    _all_of(
+    all_of(
         _eager_module_named("QuantizedKVCache"),
         ops_present("update_quantized_cache", "quantize_per_token"),
     ),
@@ -287,7 +287,7 @@ SDPA_CUSTOM = Fact(
     "sdpa.custom",
     "attention uses ExecuTorch's fused llama::custom_sdpa op",
     # QuantizedSDPA is the same fused custom op reading an int8 cache
-    _all_of(
+    all_of(
         _eager_module_named("SDPACustom", "QuantizedSDPA"),
         ops_present("custom_sdpa", "custom_quantized_sdpa"),
     ),
@@ -295,7 +295,7 @@ SDPA_CUSTOM = Fact(
 SDPA_QUANTIZED = Fact(
     "sdpa.quantized",
     "attention reads the int8 KV cache directly (llama::custom_quantized_sdpa)",
-    _all_of(_eager_module_named("QuantizedSDPA"), ops_present("custom_quantized_sdpa")),
+    all_of(_eager_module_named("QuantizedSDPA"), ops_present("custom_quantized_sdpa")),
 )
 
 
@@ -320,7 +320,7 @@ def _native_rms_norm(program: Program) -> str | None:
 RMSNORM_NATIVE = Fact(
     "rmsnorm.native",
     "RMSNorm is torch's native rms_norm, not the hand-written formula",
-    _all_of(_native_rms_norm, ops_present("rms_norm")),
+    all_of(_native_rms_norm, ops_present("rms_norm")),
 )
 QUANTIZED_8DA4W = Fact(
     "quantized.8da4w",
@@ -358,7 +358,6 @@ EDGE_IR_RELAXED = Fact(
     "edge.ir-relaxed",
     "the edge program was built with _check_ir_validity=False, so non-core ops are legal",
 )
-DELEGATED_XNNPACK = delegated("XnnpackBackend", "xnnpack")
 
 #: Facts a quantization pass establishes: from the pass that provides one of them on, the
 #: program computes something other than the float model, by design. The program right

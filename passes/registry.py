@@ -1,7 +1,9 @@
 """Finding passes: the built-in ones, and those other packages ship.
 
 Built-in passes are the ``Pass`` subclasses with an ``info`` defined in the
-modules under ``pteflow.passes.<group>``. Other packages register theirs
+modules under ``pteflow.passes.<group>`` (backend-neutral) and in the modules of
+each backend package ``pteflow.backends.<name>`` (found by name: nothing here
+imports a backend; modules whose name starts with ``_`` are skipped). Other packages register theirs
 through the ``pteflow.passes`` entry-point group; an entry point names a
 Pass class or a module whose Pass classes are taken. Two passes with one
 name are an error naming both sources, never a silent override.
@@ -27,9 +29,11 @@ from .base import Pass
 
 ENTRY_POINT_GROUP = "pteflow.passes"
 GROUPS = ("convert", "source", "quantize", "aten", "edge", "partition", "post", "emit")
+#: The package whose subpackages are backends (one per target, each with its passes).
+BACKENDS_PACKAGE = "pteflow.backends"
 
 
-def _classes_in(module: ModuleType) -> list[type[Pass]]:
+def classes_in(module: ModuleType) -> list[type[Pass]]:
     return [
         obj
         for _, obj in inspect.getmembers(module, inspect.isclass)
@@ -37,12 +41,29 @@ def _classes_in(module: ModuleType) -> list[type[Pass]]:
     ]
 
 
+def backend_packages() -> list[str]:
+    """Names of the backend packages (``pteflow.backends.<name>``), sorted."""
+    package = importlib.import_module(BACKENDS_PACKAGE)
+    return [
+        f"{BACKENDS_PACKAGE}.{info.name}"
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name)
+        if info.ispkg and not info.name.startswith("_")
+    ]
+
+
+def _public_modules(package_name: str) -> Iterable[ModuleType]:
+    package = importlib.import_module(package_name)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_") and not info.ispkg:
+            yield importlib.import_module(f"{package_name}.{info.name}")
+
+
 def builtin_modules() -> Iterable[ModuleType]:
+    """The modules built-in passes live in: the groups, then each backend package."""
     for group in GROUPS:
-        package = importlib.import_module(f"{__package__}.{group}")
-        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-            if not info.name.startswith("_"):
-                yield importlib.import_module(f"{package.__name__}.{info.name}")
+        yield from _public_modules(f"{__package__}.{group}")
+    for backend in backend_packages():
+        yield from _public_modules(backend)
 
 
 def _add(
@@ -69,12 +90,12 @@ def load_registry(
     registry: dict[str, type[Pass]] = {}
     sources: dict[str, str] = {}
     for module in builtin_modules():
-        for cls in _classes_in(module):
+        for cls in classes_in(module):
             _add(registry, sources, cls, f"{cls.__module__}.{cls.__qualname__} (built-in)")
     if entry_points:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             obj = ep.load()
-            found = _classes_in(obj) if inspect.ismodule(obj) else [obj]
+            found = classes_in(obj) if inspect.ismodule(obj) else [obj]
             dist = getattr(ep, "dist", None)
             where = f"entry point {ep.name!r} = {ep.value}" + (
                 f" (package {dist.name})" if dist is not None else ""

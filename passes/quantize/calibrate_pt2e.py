@@ -111,7 +111,7 @@ class CalibratePt2ePass(Pass):
         import torch
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        from . import _pt2e
+        from . import pt2e
 
         prompt = None
         if self.prompt_file is not None:
@@ -121,16 +121,16 @@ class CalibratePt2ePass(Pass):
                 raise option_error(self.name, "prompt_file", str(e)) from None
         calibrated = {}
         for method, ep in program.exported_programs().items():
-            if not _pt2e.observer_nodes(ep.graph_module):
+            if not pt2e.observer_nodes(ep.graph_module):
                 raise ModelError(
                     f"pt2e-calibrate: method {method!r} has no pt2e observers; "
                     "run pt2e-prepare first"
                 )
-            ep = _pt2e.with_graph_module(
-                ep, _pt2e.copy_graph_module(ep.graph_module, copy_observers=True)
+            ep = pt2e.with_graph_module(
+                ep, pt2e.copy_graph_module(ep.graph_module, copy_observers=True)
             )
             inputs = tuple(program.example_inputs[method])
-            module = _pt2e.calibration_module(ep)
+            module = pt2e.calibration_module(ep)
             with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
                 if prompt is None and self.samples is None:
                     module(*inputs)

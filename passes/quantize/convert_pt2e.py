@@ -37,11 +37,11 @@ class ConvertPt2ePass(Pass):
     )
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from . import _pt2e
+        from . import pt2e
 
         converted = {}
         for method, ep in program.exported_programs().items():
-            n = len(_pt2e.observer_nodes(ep.graph_module))
-            converted[method] = _pt2e.convert(ep)
+            n = len(pt2e.observer_nodes(ep.graph_module))
+            converted[method] = pt2e.convert(ep)
             ctx.log(f"{method}: converted {n} observer(s)")
         return PassResult(program.evolve(artifact=converted), True)

@@ -9,7 +9,7 @@ from pteflow.ir.errors import ModelError, PipelineError
 from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
-from ._pt2e import QUANTIZERS
+from .pt2e import QUANTIZERS
 
 
 @attrs.frozen
@@ -43,7 +43,7 @@ class PreparePt2ePass(Pass):
     quantizer: str = attrs.field(default="xnnpack-dynamic", validator=one_of(*QUANTIZERS))
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from . import _pt2e
+        from . import pt2e
 
         source = program.facts & {facts.QUANTIZED_8DA4W, facts.QUANTIZED_INT8_WEIGHT}
         if source:
@@ -54,13 +54,13 @@ class PreparePt2ePass(Pass):
             )
         prepared = {}
         for method, ep in program.exported_programs().items():
-            if _pt2e.observer_nodes(ep.graph_module):
+            if pt2e.observer_nodes(ep.graph_module):
                 raise PipelineError(
                     f"pt2e-prepare: method {method!r} already has pt2e "
                     "observers; run pt2e-convert before preparing again"
                 )
-            new = _pt2e.prepare(ep, _pt2e.make_quantizer(self.quantizer))
-            n = len(_pt2e.observer_nodes(new.graph_module))
+            new = pt2e.prepare(ep, pt2e.make_quantizer(self.quantizer))
+            n = len(pt2e.observer_nodes(new.graph_module))
             if not n:
                 what = "linear layers" + (
                     ", convolutions and their neighbours"

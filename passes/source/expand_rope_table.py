@@ -8,7 +8,7 @@ from pteflow.ir import Level, Program
 from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, not_a_llama
+from .llama import copy_modules, not_a_llama
 
 
 @attrs.frozen

@@ -10,8 +10,8 @@ from ..base import Pass, PassContext, PassInfo, PassResult, one_of
 from ..quantize.quantize_embedding import QuantizeEmbeddingPass
 from ..quantize.quantize_linear_8da4w import Quantize8da4wPass
 from ..quantize.quantize_linear_int8 import QuantizeInt8WeightPass
-from ._llama import copy_modules
 from .expand_rope_table import ExpandRopeTablePass
+from .llama import copy_modules
 from .quantize_kv_cache import QuantizeKvCachePass
 from .replace_rms_norm_with_native import ReplaceRmsNormWithNativePass
 from .replace_sdpa_with_custom_op import ReplaceSdpaWithCustomOpPass

@@ -8,7 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ._llama import copy_modules, count, not_a_llama, submodules
+from .llama import copy_modules, count, not_a_llama, submodules
 from .replace_sdpa_with_custom_op import ReplaceSdpaWithCustomOpPass
 
 

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from pteflow.backends import coreml, mps, vulkan
+from pteflow.backends.coreml.coreml_replace_sdpa import CoremlReplaceSdpaPass
+from pteflow.backends.coreml.partition_coreml import PartitionCoremlPass
+from pteflow.backends.vulkan.partition_vulkan import PartitionVulkanPass
 from pteflow.driver.backends import backend_table
 from pteflow.driver.cli import main
 from pteflow.ir.errors import OptionError
-from pteflow.passes.partition.partition_coreml import PartitionCoremlPass
-from pteflow.passes.partition.partition_vulkan import PartitionVulkanPass
-from pteflow.passes.source.coreml_replace_sdpa import CoremlReplaceSdpaPass
 
 
 def test_list_backends_tells_lowering_from_executing(capsys):
@@ -51,7 +51,7 @@ def test_mps_default_exits_2_before_any_work(capsys):
 
 
 def test_vulkan_partition_passes_put_vulkan_first():
-    from pteflow.passes.partition.partition_xnnpack import PartitionXnnpackPass
+    from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
 
     assert [type(p) for p in vulkan.partition_passes()] == [
         PartitionVulkanPass,
@@ -103,7 +103,7 @@ def test_quantizers_are_export_llamas():
 
 
 def test_coreml_source_passes_follow_ios():
-    from pteflow.passes.source.coreml_replace_kv_cache import CoremlReplaceKvCachePass
+    from pteflow.backends.coreml.coreml_replace_kv_cache import CoremlReplaceKvCachePass
 
     assert coreml.source_passes(ios=17) == [
         CoremlReplaceSdpaPass(ios=17),

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from pteflow.backends import qnn
+from pteflow.backends.qnn import qnn_edge_passes
 from pteflow.driver.cli import main
 from pteflow.ir import views
-from pteflow.passes.edge import qnn_edge_passes
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = str(Path(__file__).parents[1] / "models.py")

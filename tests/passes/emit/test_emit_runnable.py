@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from pteflow.backends.vulkan.partition_vulkan import PartitionVulkanPass
 from pteflow.ir import Program
 from pteflow.passes import PassManager
 from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.emit.write_pte import EmitPass
-from pteflow.passes.partition.partition_vulkan import PartitionVulkanPass
+from tests.backends.conftest import BUILDER_EDGE
 
 from ...models import mlp
-from ..partition.conftest import BUILDER_EDGE
 
 
 @pytest.mark.slow

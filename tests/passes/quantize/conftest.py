@@ -112,6 +112,6 @@ def rel_err(got: torch.Tensor, want: torch.Tensor) -> float:
 def fresh_module(ep) -> torch.nn.Module:
     """``ep.module()`` with private copies of its mutable buffers (the KV cache), so
     running it leaves a shared fixture's state as it was."""
-    from pteflow.passes.quantize._pt2e import calibration_module
+    from pteflow.passes.quantize.pt2e import calibration_module
 
     return calibration_module(ep)

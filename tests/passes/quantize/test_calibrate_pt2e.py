@@ -8,9 +8,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pteflow.ir import facts
 from pteflow.ir.errors import ModelError, OptionError
-from pteflow.passes.quantize._pt2e import copy_graph_module, observer_nodes, with_graph_module
 from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
 from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+from pteflow.passes.quantize.pt2e import copy_graph_module, observer_nodes, with_graph_module
 
 from .conftest import fresh_module
 

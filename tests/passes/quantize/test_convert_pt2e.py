@@ -8,10 +8,10 @@ from pteflow.ir import facts, invariants
 from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 from pteflow.ir.views import op_histogram
 from pteflow.passes import plan
-from pteflow.passes.quantize._pt2e import make_quantizer, observer_nodes
 from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
 from pteflow.passes.quantize.convert_pt2e import ConvertPt2ePass
 from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+from pteflow.passes.quantize.pt2e import make_quantizer, observer_nodes
 
 from .conftest import decode, fresh_module, rel_err
 
@@ -19,7 +19,7 @@ qd = torch.ops.quantized_decomposed
 LLAMA_PROMPT = [7, 300, 12, 41]
 
 
-def _pt2e(program, quantizer, **calibration):
+def pt2e(program, quantizer, **calibration):
     observed = PreparePt2ePass(quantizer=quantizer).apply(program).program
     calibrated = CalibratePt2ePass(**calibration).apply(observed).program
     return calibrated, ConvertPt2ePass().apply(calibrated)
@@ -48,7 +48,7 @@ def _builder(program, quantizer, feed):
 
 
 def test_contract_and_structure(aten_token_mlp):
-    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    _, result = pt2e(aten_token_mlp, "xnnpack-dynamic")
     out = result.program
     assert result.modified
     assert facts.QUANTIZED_PT2E in out.facts
@@ -80,7 +80,7 @@ def test_no_second_export(aten_token_mlp):
         )
 
     before = aten_token_mlp.exported_programs()["forward"]
-    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    _, result = pt2e(aten_token_mlp, "xnnpack-dynamic")
     after = result.program.exported_programs()["forward"]
     assert fake_mode(after) is fake_mode(before)
     relu = lambda ep: next(n for n in ep.graph.nodes if n.target == torch.ops.aten.relu.default)  # noqa: E731
@@ -93,7 +93,7 @@ def test_equals_the_builders_second_export(aten_token_mlp, quantizer):
     the converted module again; and the calibrated fake-quant model's outputs within
     quantization tolerance."""
     (tokens,) = aten_token_mlp.example_inputs["forward"]
-    calibrated, result = _pt2e(aten_token_mlp, quantizer)
+    calibrated, result = pt2e(aten_token_mlp, quantizer)
     ours = result.program.exported_programs()["forward"]
     theirs = _builder(aten_token_mlp, quantizer, lambda m: m(tokens))
     assert op_histogram(result.program) == op_histogram(
@@ -113,10 +113,10 @@ def test_the_calibrated_graph_run_through_convert_unfolded_agrees(aten_token_mlp
     lifted-constant folding pteflow relies on gives exactly the same outputs."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    from pteflow.passes.quantize._pt2e import copy_graph_module
+    from pteflow.passes.quantize.pt2e import copy_graph_module
 
     (tokens,) = aten_token_mlp.example_inputs["forward"]
-    calibrated, result = _pt2e(aten_token_mlp, "xnnpack-static")
+    calibrated, result = pt2e(aten_token_mlp, "xnnpack-static")
     ep = calibrated.exported_programs()["forward"]
     unfolded = convert_pt2e(
         copy_graph_module(ep.graph_module, copy_observers=True), fold_quantize=False
@@ -133,7 +133,7 @@ def test_the_calibrated_graph_run_through_convert_unfolded_agrees(aten_token_mlp
 def test_tiny_llama_equals_the_builders_second_export(aten_llama, tmp_path, quantizer):
     prompt = tmp_path / "prompt.txt"
     prompt.write_text(" ".join(map(str, LLAMA_PROMPT)))
-    _, result = _pt2e(aten_llama, quantizer, prompt_file=str(prompt))
+    _, result = pt2e(aten_llama, quantizer, prompt_file=str(prompt))
     invariants.check_level(result.program)
 
     def feed(module):
@@ -167,7 +167,7 @@ def test_lowers_to_xnnpack_and_runs_like_the_builders_pte(aten_token_mlp):
     from pteflow.ir.views import delegated_node_count
 
     (tokens,) = aten_token_mlp.example_inputs["forward"]
-    _, result = _pt2e(aten_token_mlp, "xnnpack-dynamic")
+    _, result = pt2e(aten_token_mlp, "xnnpack-dynamic")
     theirs = _builder(aten_token_mlp, "xnnpack-dynamic", lambda m: m(tokens))
     outputs, delegated = [], []
     for ep in (result.program.exported_programs()["forward"], theirs):

@@ -7,8 +7,8 @@ from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError, OptionError, PipelineError
 from pteflow.passes import PassManager
 from pteflow.passes.convert.export import ExportPass
-from pteflow.passes.quantize._pt2e import observer_nodes
 from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+from pteflow.passes.quantize.pt2e import observer_nodes
 
 from .conftest import decode, fresh_module
 

@@ -145,13 +145,13 @@ def test_xnnpack_takes_the_8da4w_linears_whole_and_the_pte_agrees(eager_token_ml
     """The trap export_llama's builder steps fall into: to_edge must keep aten.linear whole
     for XNNPACK's 8da4w pattern. In a pteflow pipeline the delegates hold
     torchao.dequantize_affine (int8 weight) -> aten.linear, and the .pte agrees with eager."""
+    from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
+    from pteflow.backends.xnnpack.partition_xnnpack_dq import PartitionXnnpackDqPass
     from pteflow.ir import evaluate, views
     from pteflow.ir.facts import op_name
     from pteflow.passes import PassManager
     from pteflow.passes.convert.to_edge import ToEdgePass
     from pteflow.passes.convert.to_executorch import ToExecutorchPass
-    from pteflow.passes.partition.partition_xnnpack import PartitionXnnpackPass
-    from pteflow.passes.partition.partition_xnnpack_dq import PartitionXnnpackDqPass
 
     passes = [
         Quantize8da4wPass(),

@@ -115,3 +115,50 @@ def test_compile_a_module_object(tmp_path):
     assert any(line.startswith("wrote ") for line in "".join(lines).splitlines())
     for k, v in module.state_dict().items():
         torch.testing.assert_close(v, before[k])
+
+
+def test_driver_run_parses_its_flags_into_the_apis_options_once():
+    from pteflow.driver.cli import parser
+    from pteflow.driver.cli.run import options
+
+    args = parser().parse_args(
+        [
+            "run",
+            "--pipeline",
+            "xnnpack_default",
+            "--set",
+            "to-edge.skip_dim_order=false",
+            "--no-delegate",
+            "--model",
+            "m.py:build",
+            "-o",
+            "out.pte",
+            "--no-verify",
+            "--tol",
+            "0.5",
+            "--checks",
+            "each",
+            "--no-cache",
+            "--cache-size",
+            "1G",
+            "--print-ir-after",
+            "export",
+            "--timing",
+            "--repro-dir",
+            "rd",
+        ]
+    )
+    assert options(args) == pteflow.RunOptions(
+        pipeline=pteflow.PipelineOptions(
+            pipeline="xnnpack_default",
+            overrides=["to-edge.skip_dim_order=false"],
+            no_delegate=True,
+        ),
+        model=pteflow.ModelOptions(source="m.py:build"),
+        checks="each",
+        output="out.pte",
+        verify=False,
+        tol=0.5,
+        cache=pteflow.CacheOptions(enabled=False, size="1G"),
+        debug=pteflow.DebugOptions(print_ir_after="export", timing=True, repro_dir="rd"),
+    )

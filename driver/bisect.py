@@ -27,6 +27,7 @@ from pteflow.passes.manager import PassManager, PassObserver, PassRecord, Verify
 
 from .models import LoadedModel
 from .numerics import Drift, NotEvaluable, Outputs, eager_outputs, evaluate, is_lossy
+from .options import ModelOptions, PipelineOptions
 
 
 @attrs.frozen
@@ -236,3 +237,45 @@ def _result(
         evaluations=counts["evaluations"],
         prefix_runs=counts["runs"],
     )
+
+
+def run_bisect(
+    chosen: PipelineOptions,
+    model: ModelOptions,
+    *,
+    tol: float | None,
+    checks: Verify = "each",
+    on_probe: Callable[[Probe], None] | None = None,
+) -> BisectResult:
+    """``pteflow.bisect`` / ``driver bisect``: the pipeline's passes, bisected on ``model``.
+
+    An emit pass writes to a temporary directory (probes must not overwrite the .pte).
+
+    Raises:
+        UserError: ``tol`` is missing or negative; what building the passes refuses.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from pteflow.ir.errors import UserError
+
+    from .resolve import build, load_model, specs_for
+    from .spec import apply_overrides
+
+    if tol is None:
+        raise UserError("bisect needs a tolerance: --tol X (e.g. --tol 1e-4)")
+    if not tol >= 0:
+        raise UserError(f"--tol must be a number >= 0, got {tol}")
+    pipe, specs = specs_for(chosen)
+    with tempfile.TemporaryDirectory(prefix="pteflow-bisect-") as tmp:
+        if any(s.name == "emit" for s in specs):
+            specs = apply_overrides(specs, [f"emit.path={Path(tmp) / 'probe.pte'}"])
+        registry, passes = build(specs, chosen.plugins)
+        return bisect(
+            lambda: load_model(model, pipe),
+            passes,
+            tolerance=tol,
+            verify=checks,
+            registry=registry,
+            on_probe=on_probe,
+        )

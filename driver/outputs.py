@@ -80,7 +80,15 @@ def check_distinct(paths: dict[str, Path]) -> None:
         seen[key] = flag
 
 
-def check_run(args: Any, passes: Sequence[Any]) -> None:
+def check_run(
+    passes: Sequence[Any],
+    *,
+    report: str | None,
+    output_given: bool,
+    dump_dir: str | None,
+    repro_dir: str,
+    repro_dir_given: bool,
+) -> None:
     """Every path ``driver run`` may write, checked before the first pass: the .pte
     (emit's path), the report, ``--dump-dir`` and ``--repro-dir``.
 
@@ -93,15 +101,14 @@ def check_run(args: Any, passes: Sequence[Any]) -> None:
     """
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
-    report = Path(args.report) if args.report else pte.with_suffix(".report.json") if pte else None
-    files = {"-o" if args.output is not None else "emit.path": pte, "--report": report}
+    report_path = Path(report) if report else pte.with_suffix(".report.json") if pte else None
+    files = {"-o" if output_given else "emit.path": pte, "--report": report_path}
     for flag, path in files.items():
         if path is not None:
             check_file(path, flag)
-    dirs = {"--dump-dir": args.dump_dir, "--repro-dir": args.repro_dir}
+    dirs = {"--dump-dir": dump_dir, "--repro-dir": repro_dir}
     everything = {**files, **{k: Path(v) for k, v in dirs.items() if v is not None}}
     check_distinct({k: v for k, v in everything.items() if v is not None})
-    if args.dump_dir is not None:
-        check_dir(Path(args.dump_dir), "--dump-dir")
-    given = args.repro_dir != "pteflow-repro"
-    check_dir(Path(args.repro_dir), "--repro-dir", probe=given)
+    if dump_dir is not None:
+        check_dir(Path(dump_dir), "--dump-dir")
+    check_dir(Path(repro_dir), "--repro-dir", probe=repro_dir_given)

@@ -84,8 +84,6 @@ def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
         ModelError: the module does not import, the function raises or exits,
             returns something else, or the model fails on its example inputs.
     """
-    import torch
-
     where = where or f"--model {spec!r}"
     func = _load_callable(spec, where)
     try:
@@ -94,6 +92,18 @@ def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
         raise
     except (Exception, SystemExit) as e:
         raise ModelError(f"{where}: {func.__name__}() failed: {describe(e)}") from e
+    return from_made(made, where, spec)
+
+
+def from_made(made: Any, where: str, name: str) -> LoadedModel:
+    """A ``LoadedModel`` from what a model function returned (or a user passed to the API):
+    ``(module, example_inputs[, dynamic_shapes])`` or a ``Program``. ``name`` describes it.
+
+    Raises:
+        ModelError: something else, or the model fails on its example inputs.
+    """
+    import torch
+
     if isinstance(made, Program):
         program = made
     else:
@@ -103,7 +113,7 @@ def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
             or not isinstance(made[0], torch.nn.Module)
         ):
             raise ModelError(
-                f"{where} returned {type(made).__name__}; expected "
+                f"{where} gave a {type(made).__name__}; expected "
                 "(nn.Module, example_inputs[, dynamic_shapes]) or a Program"
             )
         module, inputs = made[0], made[1]
@@ -117,5 +127,5 @@ def from_callable(spec: str, *, where: str | None = None) -> LoadedModel:
     reference = _reference(program, where)
     steps = [(m, tuple(inp)) for m, inp in program.example_inputs.items()]
     _probe(reference, steps, where)
-    description = spec if program.level == Level.EAGER else f"{spec} ({program.level.label})"
+    description = name if program.level == Level.EAGER else f"{name} ({program.level.label})"
     return LoadedModel(program, reference, steps, description)

@@ -108,11 +108,21 @@ class FactError(InvariantError):
 class PassFailedError(PteflowError, RuntimeError):
     """Something escaped a pass; carries the pass's name, position and options."""
 
-    def __init__(self, pass_name: str, position: int, options: str, cause: BaseException):
+    def __init__(
+        self,
+        pass_name: str,
+        position: int,
+        options: str,
+        cause: BaseException,
+        step: tuple[int, int] | None = None,
+    ):
+        """``position``: the pass's index in the pipeline as listed; ``step``: its place in
+        the schedule (1-based, of how many), as the run's progress lines number it."""
         self.pass_name, self.position, self.options = pass_name, position, options
         what = f"{type(cause).__name__}: {cause}".strip().splitlines()
         first = what[0] if what else type(cause).__name__
-        super().__init__(f"pass #{position} {pass_name}{options} failed: {first}")
+        where = f"pass {step[0]}/{step[1]}" if step else f"pass #{position}"
+        super().__init__(f"{where} {pass_name}{options} failed: {first}")
 
     @property
     def is_user_error(self) -> bool:

@@ -601,7 +601,8 @@ class PassManager:
                         raise InvariantError(str(e), pass_name=p.name) from e
                     raise
                 except Exception as e:
-                    raise PassFailedError(p.name, pos, _describe_options(p), e) from e
+                    step = (rank + 1, len(order))
+                    raise PassFailedError(p.name, pos, _describe_options(p), e, step) from e
                 wall, cpu = time.perf_counter() - w0, time.process_time() - c0
                 new = result.program
                 for f in p.contract.provides:

@@ -140,7 +140,7 @@ def _check_outcome(argv: list[str], code: int, out: str, err: str, pte: Path) ->
         if code == 2 and len(lines) == 1 and "in pass " not in lines[0]:
             assert not report.exists(), f"a refusal wrote a report\n{shown}"
             return "refused"
-        assert re.search(r"pass #\d+ \S+ failed|in pass |broke", err), (
+        assert re.search(r"pass \d+/\d+ \S+ failed|in pass |broke", err), (
             f"an error must name the pass\n{shown}"
         )
         return "error naming a pass"

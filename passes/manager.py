@@ -616,7 +616,10 @@ class PassManager:
                     _check_unchanged(p, hash_before, new)
                 check_s = time.perf_counter() - k0
             except (InvariantError, PassFailedError) as e:
-                if restored and session is not None:
+                # a backend this machine cannot use (no SDK, no device) is not a sign of a bad
+                # entry: it fails the same on a fresh program, so it is not worth a rerun
+                unavailable = isinstance(e.__cause__, UnavailableError)
+                if restored and session is not None and not unavailable:
                     first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
                     session.drop_restored(f"{p.name} failed on a restored program ({first_line})")
                     raise _FailedOnRestored(pos, p) from e

@@ -13,9 +13,14 @@ import os
 import pickle
 import stat
 from pathlib import Path
+from typing import ClassVar
 
+import attrs
 import pytest
 
+from pteflow.ir import Level, Program
+from pteflow.ir.errors import PassFailedError, UnavailableError
+from pteflow.passes import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.cache import MAGIC, PassCache
 
 from .test_cache import cached, run
@@ -141,3 +146,24 @@ def test_a_key_others_can_read_is_refused(tmp_path, cache):
     key_path().chmod(0o644)
     with pytest.raises(UserError, match="not private to you"):
         cache.check_writable()
+
+
+@attrs.frozen
+class _NoDeviceHere(Pass):
+    """Stands for a backend whose device cannot be created on this machine (QNN's HTP)."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="no-device-here", level_in=Level.EDGE)
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        raise UnavailableError("no HTP device here")
+
+
+def test_an_unavailable_backend_after_a_restored_prefix_is_not_retried(tmp_path, cache, messages):
+    """No SDK device is not a bad entry: retrying from scratch would recompute the whole
+    prefix and drop sound entries, then fail the same way."""
+    run(cache, tmp_path / "a.pte")
+    with pytest.raises(PassFailedError, match="no HTP device here"):
+        run(cache, tmp_path / "b.pte", extra=[_NoDeviceHere()])
+    assert not [m for m in messages if "failed on a restored program" in m], messages
+    again, _ = run(cache, tmp_path / "c.pte")  # the entries are all still there
+    assert all(r.cached for r in again.records if r.name != "emit")

@@ -11,24 +11,17 @@ under a second. When ``executorch.runtime`` is already imported its answer is us
 from __future__ import annotations
 
 import functools
-import sys
 
 
 @functools.cache
 def registered_backends() -> tuple[str, ...] | str:
     """Names of the backends registered in the runtime, or why the runtime cannot load."""
-    if "executorch.runtime" not in sys.modules:
-        try:
-            from executorch.extension.pybindings import _C
+    from pteflow.ir.runnable import registered_backends as registered
 
-            return tuple(_C._get_registered_backend_names())
-        except ImportError:
-            pass  # fall back to the public API below
     try:
-        from executorch.runtime import Runtime
+        return tuple(sorted(registered()))
     except ImportError as e:
         return f"the ExecuTorch runtime cannot be imported: {e}"
-    return tuple(Runtime.get().backend_registry.registered_backend_names)
 
 
 def runtime_missing(backend_id: str, where: str) -> str | None:

@@ -29,15 +29,11 @@ def load_runtime_program(data: bytes) -> Any:
     A .pte that uses ``llama::`` ops (custom SDPA, KV-cache update) only loads
     once ``executorch.extension.llm.custom_ops`` is imported in this process.
     """
-    import contextlib
-
     from executorch.runtime import Runtime
 
-    with contextlib.suppress(ImportError):  # the ops library is optional for plain models
-        # the package's __init__ is empty: this module registers the kernels
-        import executorch.extension.llm.custom_ops.custom_ops
-    with contextlib.suppress(ImportError):
-        import executorch.kernels.quantized  # noqa: F401
+    from .runnable import load_kernel_libraries
+
+    load_kernel_libraries()
     return Runtime.get().load_program(data)
 
 

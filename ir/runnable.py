@@ -40,6 +40,21 @@ def registered_operators() -> frozenset[str]:
 
 
 def registered_backends() -> frozenset[str]:
+    """Names of the delegate backends the runtime here registers.
+
+    Reads the pybindings directly while ``executorch.runtime`` is not imported yet (a
+    fraction of its import time; ``driver list backends`` asks this), else its public API.
+
+    Raises:
+        ImportError: the ExecuTorch runtime cannot be imported here.
+    """
+    import sys
+
+    if "executorch.runtime" not in sys.modules:
+        with contextlib.suppress(ImportError):
+            from executorch.extension.pybindings import _C
+
+            return frozenset(_C._get_registered_backend_names())
     from executorch.runtime import Runtime
 
     return frozenset(Runtime.get().backend_registry.registered_backend_names)

@@ -11,7 +11,6 @@ allocates it.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
 import os
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pteflow.ir.errors import ModelError
+from pteflow.ir.errors import ModelError, closest
 
 DEFAULT_MAX_SEQ_LEN = 128  # export_llama's --max_seq_length (and --max_context_length) default
 # The options of model_args (and of from_params) that are not params.json keys.
@@ -128,7 +127,7 @@ def check_params(params: Mapping[str, Any], where: str) -> dict[str, Any]:
                 f"{where}: key {key!r} cannot be set in params: {CONTROLLED_KEYS[key]}"
             )
         if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+            close = closest(key, sorted(known), cutoff=0.6)
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise ModelError(
                 f"{where}: unknown key {key!r}; {hint}known keys: "

@@ -168,7 +168,7 @@ def test_xnnpack_takes_the_8da4w_linears_whole_and_the_pte_agrees(eager_token_ml
     assert "quantized_decomposed.embedding_4bit.dtype" in top  # stays on portable kernels
     weights_into = set()
     for gm in edge.graph_modules().values():
-        for lowered in views._lowered_modules(gm):
+        for lowered in views.lowered_modules(gm):
             for node in lowered.original_module.graph.nodes:
                 if (
                     node.op == "call_function"

@@ -4,7 +4,6 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.backends.qnn.facts import MASK_ADDITIVE
 from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
 from pteflow.passes.source.llama import copy_modules, count, not_a_llama
@@ -58,7 +57,7 @@ class CoremlReplaceSdpaPass(Pass):
     def contract(self) -> PassInfo:
         if self.ios >= 18:
             return self.info
-        return attrs.evolve(self.info, requires={facts.KV_CACHE, MASK_ADDITIVE})
+        return attrs.evolve(self.info, requires={facts.KV_CACHE, facts.MASK_ADDITIVE})
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from executorch.examples.models.llama.attention import SDPA

@@ -5,12 +5,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program
+from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
 from pteflow.passes.source.llama import copy_modules, not_a_llama
 from pteflow.passes.source.override_dtype import OverrideDtypePass
-
-from .facts import MASK_ADDITIVE
 
 #: QNN's own Llama (examples/qualcomm/oss_scripts/llama/masking_utils.py) masks with -255.
 QNN_MASK_VALUE = -255.0
@@ -47,7 +45,7 @@ class QnnReplaceCausalMaskPass(Pass):
     info: ClassVar[PassInfo] = PassInfo(
         name="qnn-replace-causal-mask",
         level_in=Level.EAGER,
-        provides={MASK_ADDITIVE},
+        provides={facts.MASK_ADDITIVE},
         before=(OverrideDtypePass,),
     )
     mask_value: float = attrs.field(default=QNN_MASK_VALUE, validator=_negative)

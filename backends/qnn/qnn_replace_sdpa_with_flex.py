@@ -9,7 +9,7 @@ from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.source.llama import copy_modules, count, not_a_llama
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
-from .facts import MASK_ADDITIVE, SDPA_FLEX
+from .facts import SDPA_FLEX
 
 
 @attrs.frozen
@@ -29,7 +29,7 @@ class QnnReplaceSdpaWithFlexPass(Pass):
     info: ClassVar[PassInfo] = PassInfo(
         name="qnn-replace-sdpa-with-flex",
         level_in=Level.EAGER,
-        requires={facts.KV_CACHE, MASK_ADDITIVE},
+        requires={facts.KV_CACHE, facts.MASK_ADDITIVE},
         provides={SDPA_FLEX},
         before=(OverrideDtypePass,),
     )

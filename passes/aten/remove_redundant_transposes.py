@@ -7,7 +7,7 @@ import attrs
 from pteflow.ir import Level, Program
 
 from ..base import Pass, PassContext, PassInfo, PassResult
-from ..quantize.prepare_pt2e import PreparePt2ePass
+from ..quantize.pt2e_prepare import Pt2ePreparePass
 
 
 @attrs.frozen
@@ -26,7 +26,7 @@ class RemoveRedundantTransposesPass(Pass):
     """
 
     info: ClassVar[PassInfo] = PassInfo(
-        name="remove-redundant-transposes", level_in=Level.ATEN, before=(PreparePt2ePass,)
+        name="remove-redundant-transposes", level_in=Level.ATEN, before=(Pt2ePreparePass,)
     )
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:

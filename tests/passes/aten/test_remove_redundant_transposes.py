@@ -6,8 +6,8 @@ from pteflow import testing
 from pteflow.ir import Level, facts, views
 from pteflow.passes import plan
 from pteflow.passes.aten.remove_redundant_transposes import RemoveRedundantTransposesPass
-from pteflow.passes.convert.export import ExportPass
-from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+from pteflow.passes.convert.export import TorchExportPass
+from pteflow.passes.quantize.pt2e_prepare import Pt2ePreparePass
 
 
 class Transposes(torch.nn.Module):
@@ -54,6 +54,6 @@ def test_contract():
 
 
 def test_runs_before_pt2e_prepare_as_in_the_builder():
-    listed = [ExportPass(), PreparePt2ePass(), RemoveRedundantTransposesPass()]
+    listed = [TorchExportPass(), Pt2ePreparePass(), RemoveRedundantTransposesPass()]
     names = [p.name for p in plan(listed).ordered_passes()]
     assert names == ["export", "remove-redundant-transposes", "pt2e-prepare"]

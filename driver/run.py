@@ -238,6 +238,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
         "etrecord": options.etrecord,
+        "constants": _constant_names(result.program) if pte else None,
     }
     upstream = _upstream_warnings(console, report)
     report_path = (
@@ -253,6 +254,17 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     return CompileResult(
         pte, result.program, result.records, verification, report, report_path, result
     )
+
+
+def _constant_names(program: Any) -> dict[str, Any] | None:
+    """The constants' names by content hash, for ``driver inspect`` (the .pte has none)."""
+    from pteflow.ir import Level
+
+    if program.level != Level.EXECUTORCH:
+        return None
+    from .inspect import constant_names
+
+    return constant_names(program)
 
 
 def _log_path(options: RunOptions, pte: Path | None) -> Path | None:

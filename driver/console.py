@@ -32,7 +32,7 @@ _TICK_S = 0.25
 
 
 def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
+    for stream in (sys.stdout, sys.stderr, sys.__stderr__):
         with suppress(AttributeError, ValueError, OSError):
             stream.flush()
 

@@ -33,8 +33,9 @@ _TICK_S = 0.25
 
 def _flush_std() -> None:
     for stream in (sys.stdout, sys.stderr, sys.__stderr__):
-        with suppress(AttributeError, ValueError, OSError):
-            stream.flush()
+        if stream is not None:
+            with suppress(AttributeError, ValueError, OSError):
+                stream.flush()
 
 
 class RunConsole:

@@ -31,6 +31,27 @@ class ETRecordWriter(PassObserver):
         self.aten: Any = None
         self.edge: Any = None
 
+    @classmethod
+    def for_run(cls, path: Path, passes: Any) -> ETRecordWriter:
+        """The writer for a run of ``passes``, refused before any work if it cannot be made.
+
+        Raises:
+            UserError: no pass converts EDGE to EXECUTORCH, or ``path`` cannot be written.
+        """
+        from pteflow.ir.errors import UserError
+
+        if not any(
+            p.contract.level_in == Level.EDGE and p.contract.level_out == Level.EXECUTORCH
+            for p in passes
+        ):
+            raise UserError(
+                "--etrecord needs a run that converts an edge program to ExecuTorch: "
+                "add to-edge and to-executorch"
+            )
+        if path.is_dir() or not path.parent.is_dir():
+            raise UserError(f"--etrecord {path}: not a file in an existing directory")
+        return cls(path)
+
     def before(self, rank: int, pass_: Any, program_in: Any) -> None:
         contract = pass_.contract
         if contract.level_in == Level.ATEN and contract.level_out == Level.EDGE:

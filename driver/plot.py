@@ -46,6 +46,7 @@ def _pyplot() -> Any:
         import matplotlib
 
         matplotlib.use("Agg")  # files only; never open a window
+        matplotlib.rcParams["svg.fonttype"] = "none"  # SVG text stays text (searchable)
         import matplotlib.pyplot as plt
     except ImportError:
         from pteflow.ir.errors import UnavailableError
@@ -106,11 +107,9 @@ def plan_graph(plan: Any, path: Path) -> None:
         connectionstyle="arc3,rad=0.15",
         node_size=2400,
     )
-    nx.draw_networkx_nodes(
-        g, pos, ax=ax, node_size=2400, node_color="#ffffff", edgecolors="#333333"
-    )
     labels = {k: _wrap(d["label"], 22) for k, d in g.nodes(data=True)}
-    nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7)
+    box = {"boxstyle": "round,pad=0.4", "fc": "white", "ec": "#333333"}
+    nx.draw_networkx_labels(g, pos, labels=labels, ax=ax, font_size=7, bbox=box)
     edge_labels = {(u, v): _wrap(d["reason"], 30) for u, v, d in g.edges(data=True)}
     nx.draw_networkx_edge_labels(
         g, pos, edge_labels=edge_labels, ax=ax, font_size=6, connectionstyle="arc3,rad=0.15"

@@ -157,7 +157,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if options.etrecord:
         from .etrecord import ETRecordWriter
 
-        etrecord = ETRecordWriter(Path(options.etrecord))
+        etrecord = ETRecordWriter.for_run(Path(options.etrecord), passes)
         observers.append(etrecord)
     do_verify = (
         options.verify
@@ -287,8 +287,13 @@ def _upstream_warnings(console: Any, report: dict[str, Any]) -> str:
     if not stages or console.log is None:
         return ""
     total = sum(n for _, _, n in stages)
-    each = ", ".join(f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in stages)
-    return f"{total} upstream warnings in {console.log} ({each}; -v shows them)"
+    ranked = sorted(stages, key=lambda s: -s[2])
+    each = [f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in ranked[:4]]
+    more = f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
+    return (
+        f"upstream warnings in {console.log}: {', '.join(each)}{more} "
+        f"({total} in all; -v shows them)"
+    )
 
 
 def _log_warning(text: str) -> None:

@@ -32,7 +32,7 @@ def test_fd2_and_python_warnings_go_to_the_log_counted_per_stage(tmp_path, capfd
         print("noise via sys.stderr", file=sys.__stderr__)  # a logging handler's stream
         console.end_stage()
     _c_level_write("after the run\n")
-    out, err = capfd.readouterr()
+    _, err = capfd.readouterr()
     assert "cpuinfo" not in err and "upstream says so" not in err and "noise" not in err
     assert "after the run" in err  # fd 2 is the real stderr again
     text = log.read_text()

@@ -84,10 +84,18 @@ class RunConsole:
             return
         _flush_std()
         try:
+            self._log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        except OSError as e:
+            from pteflow.ir.errors import UserError
+
+            raise UserError(
+                f"cannot write the run log {log}: {e.strerror}; move it away or choose another -o"
+            ) from None
+        try:
             saved = os.dup(2)
         except OSError:  # no stderr at all (2>&-): nothing to protect
+            os.close(self._log_fd)
             return
-        self._log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         self.log = log
         self._saved_fd = saved
         os.dup2(self._log_fd, 2)

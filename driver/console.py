@@ -136,6 +136,8 @@ class RunConsole:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None and self._pass_t0 is not None:
+            self.echo("\n")  # end the failed pass's progress line before the error
         self.close()
 
     # ------------------------------------------------------------------ stages

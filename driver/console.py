@@ -57,6 +57,8 @@ class RunConsole:
         self.verbose = verbose
         self.live = live and not verbose  # -v prints whole lines: nothing to animate
         self.log: Path | None = None
+        self._writing: Path | None = None  # the log while the run lasts (renamed at the end)
+        self._keep = True
         self.counts: dict[Any, int] = {}
         self.labels: dict[Any, str] = {}
         self._log_fd = -1
@@ -79,12 +81,18 @@ class RunConsole:
         return self._saved_fd >= 0
 
     def start(self, log: Path) -> None:
-        """Truncate ``log`` and send everything written to fd 2 there from now on."""
+        """Send everything written to fd 2 to ``log`` from now on.
+
+        It is written beside ``log`` under a temporary name and renamed to ``log`` when the
+        console closes, unless ``discard`` (a refused run writes nothing).
+        """
         if self.capturing:
             return
         _flush_std()
+        writing = log.with_name(f".{log.name}.{os.getpid()}.tmp")
         try:
-            self._log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+            self._log_fd = os.open(writing, flags, 0o644)
         except OSError as e:
             from pteflow.ir.errors import UserError
 
@@ -96,23 +104,36 @@ class RunConsole:
         except OSError:  # no stderr at all (2>&-): nothing to protect
             os.close(self._log_fd)
             return
-        self.log = log
+        self.log, self._writing = log, writing
         self._saved_fd = saved
         os.dup2(self._log_fd, 2)
         self._old_showwarning = warnings.showwarning
         warnings.showwarning = self._showwarning
         if self.verbose:
-            self._tail_fd = os.open(log, os.O_RDONLY)
+            self._tail_fd = os.open(writing, os.O_RDONLY)
         if self.verbose or self.live:
             self._thread = threading.Thread(target=self._tick, name="pteflow-console", daemon=True)
             self._thread.start()
 
     def close(self) -> None:
-        """End the open stage and give fd 2 back (idempotent)."""
+        """End the open stage, give fd 2 back and put the log in place (idempotent)."""
         try:
             self.end_stage()
         finally:
             self._release()
+            writing, self._writing = self._writing, None
+            if writing is not None and self.log is not None:
+                with suppress(OSError):
+                    if self._keep:
+                        os.replace(writing, self.log)
+                    else:
+                        writing.unlink()
+
+    def discard(self) -> None:
+        """Close without leaving a log (a refused run writes nothing)."""
+        self._keep = False
+        self.close()
+        self.log = None
 
     def _release(self) -> None:
         if not self.capturing:
@@ -163,8 +184,8 @@ class RunConsole:
             self._stage = None
             return
         _flush_std()
-        assert self.log is not None
-        with open(self.log, "rb") as f:
+        assert self._writing is not None
+        with open(self._writing, "rb") as f:
             f.seek(self._stage_start)
             text = f.read()
         lines = sum(1 for ln in text.splitlines() if ln.strip())

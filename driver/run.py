@@ -74,8 +74,14 @@ def run(
 
     shown = options.console
     verbose = shown.verbosity == "verbose"
+    from pteflow.ir.errors import UserError
+
     with RunConsole(echo or _quiet, verbose=verbose, live=shown.live) as console:
-        return _compile(options, echo, console.wrap_warn(warn or _log_warning), console)
+        try:
+            return _compile(options, echo, console.wrap_warn(warn or _log_warning), console)
+        except UserError:
+            console.discard()  # a refused run writes nothing, no log either
+            raise
 
 
 def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -> CompileResult:

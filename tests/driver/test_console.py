@@ -93,3 +93,24 @@ def test_readme_first_command_prints_no_upstream_noise(tmp_path):
     quiet = subprocess.run([*cmd, "-q"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
     assert [ln.split()[0] for ln in quiet.stdout.splitlines()] == ["wrote", "verify:"]
+
+
+def test_a_long_pass_shows_it_is_alive_on_a_terminal(tmp_path, monkeypatch):
+    import time
+
+    from pteflow.driver import console as console_module
+
+    monkeypatch.setattr(console_module, "ALIVE_AFTER_S", 0.2)
+    written: list[str] = []
+    with RunConsole(written.append, live=True) as console:
+        console.start(tmp_path / "m.log")
+        console.pass_started(1, "[1/1] slow")
+        time.sleep(1.0)
+        console.end_stage()
+        ticks = len(written)
+        time.sleep(0.6)
+    assert ticks > 0 and len(written) == ticks  # ticking stops when the pass ends
+    text = written[0]
+    # the elapsed time, then as many backspaces: the final " 1.23s" overwrites it
+    shown = text.rstrip("\b")
+    assert shown.startswith(" ") and shown.endswith("s") and len(text) == 2 * len(shown)

@@ -118,6 +118,11 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     )
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
+    etrecord = None
+    if options.etrecord:  # refused before any work if the run cannot make one
+        from .etrecord import ETRecordWriter
+
+        etrecord = ETRecordWriter.for_run(Path(options.etrecord), passes)
     log = _log_path(options, pte)
     if log is not None and options.console.capture:
         console.start(log)  # from here on, upstream noise goes to the log
@@ -159,11 +164,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     console.end_stage()
     on_event = _progress(len(passes), out, console, newline=debug.prints_ir or verbose)
     observers, numerics = _observers(options, manager, model, print_before, print_after, say)
-    etrecord = None
-    if options.etrecord:
-        from .etrecord import ETRecordWriter
-
-        etrecord = ETRecordWriter.for_run(Path(options.etrecord), passes)
+    if etrecord is not None:
         observers.append(etrecord)
     do_verify = (
         options.verify

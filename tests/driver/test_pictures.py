@@ -44,6 +44,11 @@ def test_graph_suffix_refused_before_work(tmp_path, capsys):
     assert code == 2 and "use one of .svg, .png, .dot" in err and err.count("\n") == 1
     code, _, err = run(capsys, "run", "--model", f"{MODELS}:mlp", "--plot", "x.png")
     assert code == 2 and "--plot draws --track-numerics" in err
+    code, out, err = run(
+        capsys, "run", "--model", f"{MODELS}:mlp", "--passes", "export", "--etrecord", "x.et"
+    )
+    assert code == 2 and "--etrecord needs a run that converts an edge program" in err
+    assert "model:" not in out  # refused before the model is loaded
 
 
 def test_numerics_plot_is_a_png(tmp_path, capsys):

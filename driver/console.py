@@ -91,6 +91,8 @@ class RunConsole:
         _flush_std()
         writing = log.with_name(f".{log.name}.{os.getpid()}.tmp")
         try:
+            if log.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
             self._log_fd = os.open(writing, flags, 0o644)
         except OSError as e:

@@ -52,6 +52,17 @@ def test_stderr_is_restored_when_interrupted(tmp_path, capfd):
     assert warnings.showwarning is not console._showwarning
 
 
+def test_a_log_path_that_cannot_be_written_is_refused_before_work(tmp_path, capsys):
+    from ._helpers import MODELS, run
+
+    (tmp_path / "m.log").mkdir()
+    passes = "export,to-edge,to-executorch,emit"
+    pte = str(tmp_path / "m.pte")
+    code, out, err = run(capsys, "run", "--model", f"{MODELS}:mlp", "--passes", passes, "-o", pte)
+    assert code == 2 and "cannot write the run log" in err and "Is a directory" in err
+    assert "model:" not in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.log"]
+
+
 def test_own_warnings_reach_the_console_while_capturing(tmp_path, capfd):
     seen = []
     with RunConsole(seen.append) as console:

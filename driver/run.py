@@ -61,18 +61,37 @@ def run(
 ) -> CompileResult:
     """Compile as ``options`` say; see ``pteflow.compile`` for the arguments.
 
+    Upstream warnings and C++ stderr go to the run log beside the report while it runs
+    (``driver/console.py``; ``options.console``).
+
     Raises:
         UserError: (and its subclasses) anything the options, pipeline or model get wrong,
             before any work where it can be known then.
         PassFailedError, InvariantError: a pass failed or broke an invariant; a reproducer
             was written (``e.repro_dir``).
     """
-    out = echo or _quiet
+    from .console import RunConsole
+
+    shown = options.console
+    verbose = shown.verbosity == "verbose"
+    from pteflow.ir.errors import UserError
+
+    with RunConsole(echo or _quiet, verbose=verbose, live=shown.live) as console:
+        try:
+            return _compile(options, echo, console.wrap_warn(warn or _log_warning), console)
+        except UserError:
+            console.discard()  # a refused run writes nothing, no log either
+            raise
+
+
+def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -> CompileResult:
+    quiet = options.console.verbosity == "quiet"
+    verbose = options.console.verbosity == "verbose"
+    out = _quiet if quiet else (echo or _quiet)
 
     def say(text: str = "") -> None:
         out(text + "\n")
 
-    warn = warn or _log_warning
     from pteflow.ir import Level
     from pteflow.ir.errors import UserError
 
@@ -97,6 +116,16 @@ def run(
         repro_dir=debug.repro_dir,
         repro_dir_given=debug.repro_dir != DEFAULT_REPRO_DIR,
     )
+    emits = [p for p in passes if p.name == "emit"]
+    pte = Path(emits[0].path) if emits else None
+    etrecord = None
+    if options.etrecord:  # refused before any work if the run cannot make one
+        from .etrecord import ETRecordWriter
+
+        etrecord = ETRecordWriter.for_run(Path(options.etrecord), passes)
+    log = _log_path(options, pte)
+    if log is not None and options.console.capture:
+        console.start(log)  # from here on, upstream noise goes to the log
     from .debug import parse_selection
 
     names = [p.name for p in passes]
@@ -117,6 +146,7 @@ def run(
         cache.check_writable()
 
     t0 = time.perf_counter()
+    console.stage("model", "model")
     model = load_model(model_opts, pipe)
     say(f"model: {model.description}")
     if model.program.level > Level.EAGER:  # a Program given at a later level
@@ -131,10 +161,11 @@ def run(
     model = attrs.evolve(model, tolerance=tolerance)
     load_s = time.perf_counter() - t0
 
-    on_event = _progress(len(passes), out, newline=debug.prints_ir)
+    console.end_stage()
+    on_event = _progress(len(passes), out, console, newline=debug.prints_ir or verbose)
     observers, numerics = _observers(options, manager, model, print_before, print_after, say)
-    emits = [p for p in passes if p.name == "emit"]
-    pte = Path(emits[0].path) if emits else None
+    if etrecord is not None:
+        observers.append(etrecord)
     do_verify = (
         options.verify
         if options.verify is not None
@@ -160,19 +191,28 @@ def run(
         cache = None
     result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
 
+    console.end_stage()
     verification = None
     if do_verify and pte is not None:
         from .verify import verify_run
 
+        console.stage("verify", "verify")
         verification = verify_run(
             pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
         )
+        console.end_stage()
+    if etrecord is not None:
+        console.stage("etrecord", "etrecord")
+        etrecord.write(result.program)
+        console.end_stage()
     not_delegated = not_delegated_note(dropped) if chosen.no_delegate else None
     if not_delegated:
         say(not_delegated)
 
-    for line in summary_lines(result, pte, verification):
-        say(line)
+    detail = "quiet" if quiet else ("full" if verbose else "short")
+    result_out = echo or _quiet  # -q still prints the result
+    for line in summary_lines(result, pte, verification, detail=detail):
+        result_out(line + "\n")
     from .debug import timing_rows, timing_table
 
     if debug.timing:
@@ -182,6 +222,11 @@ def run(
 
         say(numerics_table(numerics.rows, model.tolerance))
         say(f"numerics: {numerics.eval_s:.2f}s of evaluation")
+        if debug.plot:
+            from .plot import plot_numerics
+
+            plot_numerics(numerics.rows, model.tolerance, Path(debug.plot))
+            say(f"numerics plot: {debug.plot}")
     claimed = arbitration(result.program)
     report = {
         "pipeline": pipe.name if pipe else chosen.passes,
@@ -199,7 +244,10 @@ def run(
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
+        "etrecord": options.etrecord,
+        "constants": _constant_names(result.program) if pte else None,
     }
+    upstream = _upstream_warnings(console, report)
     report_path = (
         Path(options.report)
         if options.report
@@ -209,9 +257,49 @@ def run(
         from pteflow.passes.emit.emit import write_atomically
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
-        say(f"report: {report_path}")
+        say(f"report: {report_path}" + (f"; {upstream}" if upstream else ""))
     return CompileResult(
         pte, result.program, result.records, verification, report, report_path, result
+    )
+
+
+def _constant_names(program: Any) -> dict[str, Any] | None:
+    """The constants' names by content hash, for ``driver inspect`` (the .pte has none)."""
+    from pteflow.ir import Level
+
+    if program.level != Level.EXECUTORCH:
+        return None
+    from .inspect import constant_names
+
+    return constant_names(program)
+
+
+def _log_path(options: RunOptions, pte: Path | None) -> Path | None:
+    """``m.log`` beside the ``.pte`` (else beside ``--report``; no file: nothing captured)."""
+    if pte is not None:
+        return pte.with_suffix(".log")
+    if options.report:
+        return Path(options.report).with_suffix(".log")
+    return None
+
+
+def _upstream_warnings(console: Any, report: dict[str, Any]) -> str:
+    """Put the per-stage upstream warning counts in the report; the summary's words."""
+    stages = console.stage_counts()
+    report["log"] = str(console.log) if console.log else None
+    report["upstream_warnings"] = {label: n for _, label, n in stages}
+    by_rank = {key[1]: n for key, _, n in stages if isinstance(key, tuple)}
+    for rank, entry in enumerate(report["passes"], start=1):
+        entry["upstream_warnings"] = by_rank.get(rank, 0)
+    if not stages or console.log is None:
+        return ""
+    total = sum(n for _, _, n in stages)
+    ranked = sorted(stages, key=lambda s: -s[2])
+    each = [f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in ranked[:4]]
+    more = f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
+    return (
+        f"upstream warnings in {console.log}: {', '.join(each)}{more} "
+        f"({total} in all; -v shows them)"
     )
 
 
@@ -241,8 +329,9 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
     return manager
 
 
-def _progress(total: int, out: Echo, *, newline: bool) -> Any:
-    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass."""
+def _progress(total: int, out: Echo, console: Any, *, newline: bool) -> Any:
+    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass; each pass
+    is a stage of the run log (``console``)."""
     done = [0]
     end = "\n" if newline else ""  # printed IR goes between a pass's start and end
 
@@ -253,7 +342,9 @@ def _progress(total: int, out: Echo, *, newline: bool) -> Any:
         elif kind == "start":
             done[0] += 1
             out(f"[{done[0]:2d}/{total}] {p.describe()} ...{end}")
+            console.pass_started(done[0], f"[{done[0]}/{total}] {p.describe()}")
         else:
+            console.end_stage()
             changed = "" if record.modified else "  (no change)"
             cached = "  (cached)" if getattr(record, "cached", False) else ""
             out(f" {record.wall_s:.2f}s{changed}{cached}\n")

@@ -106,7 +106,6 @@ class PassContext:
     """What a running pass may know of the run around it (read-only)."""
 
     position: int = 0
-    upcoming: tuple[Pass, ...] = ()  # the passes scheduled after this one, in order
     log: Callable[[str], None] = attrs.field(default=lambda _msg: None, eq=False, repr=False)
 
 
@@ -142,14 +141,6 @@ class Pass:
         8da4w only with a group size that is a multiple of 32). Say what would fix it.
         """
         return None
-
-    def cache_inputs(self, ctx: PassContext) -> Any:
-        """What besides its input program and options decides this pass's result.
-
-        Part of the pass's cache key. Override when the result depends on the run
-        around the pass (to-edge asks the upcoming partition passes what to keep whole).
-        """
-        return ()
 
     # ------------------------------------------------------------------ description
 

@@ -156,14 +156,11 @@ class PassManager:
         program: Program,
         *,
         on_event: Event | None = None,
-        upcoming: Sequence[Pass] = (),
         observers: Sequence[PassObserver] = (),
         cache: PassCache | None = None,
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
-        ``upcoming``: passes that will run after these (a prefix run of a longer
-        pipeline); running passes see them in ``ctx.upcoming``.
         ``observers``: ``PassObserver`` hooks called before and after every pass.
 
         In ``each`` mode a pass that reports ``modified=False`` is also checked
@@ -181,7 +178,7 @@ class PassManager:
             PassFailedError: a pass raised; chained to the original error.
             InvariantError: a pass broke a level invariant or a claimed fact.
         """
-        args = (program, on_event, upcoming, observers, cache)
+        args = (program, on_event, observers, cache)
         try:
             return self._run(*args, read_cache=True)
         except _FailedOnRestored as retry:
@@ -193,7 +190,6 @@ class PassManager:
         self,
         program: Program,
         on_event: Event | None,
-        upcoming: Sequence[Pass],
         observers: Sequence[PassObserver],
         cache: PassCache | None,
         *,
@@ -213,23 +209,26 @@ class PassManager:
             self._check(program, {}, None)
 
         order = the_plan.order
+        passes = the_plan.passes  # with the options the plan owns (to-edge's keep_whole_for)
         records = []
         pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
         session, first = None, 0
         ops = None  # node count of ``program``: a pass's count after is the next one's before
         if cache is not None:
-            ordered = [self.passes[i] for i in order]
-            session = cache.session(ordered, program, upcoming, read=read_cache)
+            ordered = [passes[i] for i in order]
+            session = cache.session(ordered, program, read=read_cache)
             ops_in = views.node_count(program)
             first, program = session.resume(program)
             if first:
                 ops = views.node_count(program)
-                records.extend(self._cached_records(session, order, first, on_event, ops_in, ops))
+                records.extend(
+                    self._cached_records(session, passes, order, first, on_event, ops_in, ops)
+                )
         restored = first > 0  # a failure from here on is retried without the cache
         for rank, pos in enumerate(order):
             if rank < first:
                 continue
-            p = self.passes[pos]
+            p = passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
             if self.verify == "boundaries" and p.contract.is_conversion and pending:
@@ -237,10 +236,7 @@ class PassManager:
                 # the evidence (constant propagation folds what a checker looks for)
                 self._check_claims(program, pending)
                 pending = {}
-            ctx = PassContext(
-                position=pos,
-                upcoming=tuple(self.passes[j] for j in order[rank + 1 :]) + tuple(upcoming),
-            )
+            ctx = PassContext(position=pos)
             for obs in observers:
                 obs.before(rank, p, program)
             ops_before = views.node_count(program) if ops is None else ops
@@ -316,6 +312,7 @@ class PassManager:
     def _cached_records(
         self,
         session: CacheSession,
+        passes: Sequence[Pass],
         order: Sequence[int],
         first: int,
         on_event: Event | None,
@@ -331,7 +328,7 @@ class PassManager:
         ops = ops_in
         for rank, header in enumerate(session.headers(first)):
             pos = order[rank]
-            p = self.passes[pos]
+            p = passes[pos]
             if on_event:
                 on_event("start", pos, p, None)
             stored = (header or {}).get("record") or {}

@@ -34,6 +34,7 @@ from pteflow.ir.errors import (
 )
 
 from .base import Pass
+from .partition.keep_whole import bind as bind_keep_whole
 from .registry import providers as fact_providers
 
 
@@ -41,7 +42,7 @@ from .registry import providers as fact_providers
 class Plan:
     """An ordered pipeline and the reasons for its order."""
 
-    passes: tuple[Pass, ...]  # as listed
+    passes: tuple[Pass, ...]  # as listed, with plan-owned options set (``keep_whole.bind``)
     order: tuple[int, ...]  # positions, in run order
     reasons: Mapping[tuple[int, int], tuple[str, ...]]  # (u, v): why u runs before v
 
@@ -145,7 +146,10 @@ def plan(
     registry: Mapping[str, type[Pass]] | None = None,
     refuted: Iterable[Fact] = (),
 ) -> Plan:
-    """Order ``passes`` from their contracts.
+    """Order ``passes`` from their contracts; set the options the plan owns.
+
+    The plan's passes are ``passes`` with to-edge's ``keep_whole_for`` set to the partition
+    passes scheduled after it (``partition.keep_whole.bind``); run those, not ``passes``.
 
     Facts marked ``assumed`` that a pass names hold at the start unless ``refuted`` (the
     manager checks them on the input program); once the order is known every pass's
@@ -287,7 +291,11 @@ def plan(
     _check_levels(passes, order, start_level, registry)
     _check_runtime_facts(passes, order, initial)
     _check_schedule(passes, order)
-    return Plan(passes, order, {k: tuple(v) for k, v in graph.reasons.items()})
+    # plan-owned inputs: to-edge keeps ops whole for the partition passes scheduled after it
+    bound = list(passes)
+    for i, p in zip(order, bind_keep_whole([passes[i] for i in order]), strict=True):
+        bound[i] = p
+    return Plan(tuple(bound), order, {k: tuple(v) for k, v in graph.reasons.items()})
 
 
 def _refuse_cycles(passes: Sequence[Pass], graph: _Graph) -> None:

@@ -233,7 +233,9 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
         from pteflow.ir import facts
 
         quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
-        if quantized and any(p.contract.delegation and p.unavailable_reason() for p in passes):
+        from pteflow.passes.policy import delegation_of
+
+        if quantized and any(delegation_of(p) and p.unavailable_reason() for p in passes):
             raise UnavailableError(
                 f"{e}; or run with --no-delegate to check the backend-quantized graph without it"
             ) from None

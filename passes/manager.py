@@ -25,6 +25,7 @@ from pteflow.ir.hashing import structural_hash
 
 from .base import Pass, PassContext
 from .planning import Plan, pass_label, plan, refuted_facts
+from .policy import delegation_of
 
 __all__ = ["VERIFY_MODES", "PassManager", "PassObserver", "PassRecord", "Plan", "RunResult", "plan"]
 
@@ -240,7 +241,8 @@ class PassManager:
             for obs in observers:
                 obs.before(rank, p, program)
             ops_before = views.node_count(program) if ops is None else ops
-            delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
+            delegates = delegation_of(p) is not None
+            delegated_before = views.delegated_node_count(program) if delegates else {}
             hash_before = structural_hash(program) if self.verify == "each" else None
             w0, c0 = time.perf_counter(), time.process_time()
             try:
@@ -293,7 +295,7 @@ class PassManager:
                     facts_lost=tuple(sorted(f.name for f in program.facts - new.facts)),
                     modified=result.modified,
                     delegated=_delta(delegated_before, views.delegated_node_count(new))
-                    if p.contract.delegation
+                    if delegates
                     else {},
                 )
             )

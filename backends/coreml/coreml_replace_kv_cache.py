@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
+from pteflow.passes.policy import Delegating
 from pteflow.passes.source.llama import copy_modules, count, not_a_llama
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
@@ -13,7 +14,7 @@ from .facts import KV_CACHE_COREML
 
 
 @attrs.frozen
-class CoremlReplaceKvCachePass(Pass):
+class CoremlReplaceKvCachePass(Pass, Delegating):
     """Update the KV cache with index_put, which CoreML lowers to iOS 18's slice_update.
 
     What export_llama's ``--coreml -kv`` does second: ExecuTorch's
@@ -30,8 +31,8 @@ class CoremlReplaceKvCachePass(Pass):
         requires={facts.KV_CACHE},
         provides={KV_CACHE_COREML},
         before=(OverrideDtypePass,),
-        delegation="coreml",
     )
+    delegation = "coreml"
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from executorch.examples.models.llama.attention import KVCache

@@ -7,6 +7,7 @@ import attrs
 from pteflow.backends.qnn.facts import MASK_ADDITIVE
 from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
+from pteflow.passes.policy import Delegating
 from pteflow.passes.source.llama import copy_modules, count, not_a_llama
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
@@ -28,7 +29,7 @@ def check_ios(instance: object, attribute: attrs.Attribute, value: object) -> No
 
 
 @attrs.frozen
-class CoremlReplaceSdpaPass(Pass):
+class CoremlReplaceSdpaPass(Pass, Delegating):
     """Write attention for CoreML: iOS 18's fused SDPA op, or explicit SDPA before iOS 18.
 
     What export_llama's ``--coreml -kv`` does first: with ``--coreml-ios >= 18``
@@ -50,8 +51,8 @@ class CoremlReplaceSdpaPass(Pass):
         requires={facts.KV_CACHE},
         provides={SDPA_COREML},
         before=(OverrideDtypePass,),
-        delegation="coreml",
     )
+    delegation = "coreml"
     ios: int = attrs.field(default=18, validator=check_ios)
 
     @property

@@ -8,6 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
 from pteflow.passes.partition.availability import missing_modules
 from pteflow.passes.partition.lowering import lower
+from pteflow.passes.policy import Delegating
 
 from .coreml_replace_sdpa import check_ios
 
@@ -39,7 +40,7 @@ def _one_of(values: tuple[str, ...]) -> Any:
 
 
 @attrs.frozen
-class PartitionCoremlPass(Pass):
+class PartitionCoremlPass(Pass, Delegating):
     """Lower what CoreML supports (for the tiny Llama: all of it) to the CoreML delegate.
 
     Requires: an edge program. Provides: delegated.coreml.
@@ -58,8 +59,8 @@ class PartitionCoremlPass(Pass):
         level_in=Level.EDGE,
         provides={DELEGATED_COREML},
         ordered=True,
-        delegation="coreml",
     )
+    delegation = "coreml"
     ios: int = attrs.field(default=18, validator=check_ios)
     compute_units: str = attrs.field(default="cpu_only", validator=_one_of(COMPUTE_UNITS))
     quantize: str = attrs.field(default="none", validator=_one_of(COREML_QUANTIZE))

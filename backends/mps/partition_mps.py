@@ -8,6 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import UnavailableError
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.partition.availability import missing_modules
+from pteflow.passes.policy import Delegating
 
 MPS_MODULE = "executorch.backends.apple.mps"
 DELEGATED_MPS = facts.delegated("MPSBackend", "mps")
@@ -29,7 +30,7 @@ def mps_missing() -> str | None:
 
 
 @attrs.frozen
-class PartitionMpsPass(Pass):
+class PartitionMpsPass(Pass, Delegating):
     """Lower to Apple's Metal Performance Shaders delegate (not in ExecuTorch 1.5.1).
 
     Requires: an edge program. Provides: delegated.mps.
@@ -43,8 +44,8 @@ class PartitionMpsPass(Pass):
         level_in=Level.EDGE,
         provides={DELEGATED_MPS},
         ordered=True,
-        delegation="mps",
     )
+    delegation = "mps"
 
     def unavailable_reason(self) -> str | None:
         return mps_missing()

@@ -8,6 +8,7 @@ from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.partition.availability import missing_modules
 from pteflow.passes.partition.lowering import is_bool, lower
+from pteflow.passes.policy import Delegating
 
 DELEGATED_VULKAN = facts.delegated("VulkanBackend", "vulkan")
 
@@ -21,7 +22,7 @@ def vulkan_missing() -> str | None:
 
 
 @attrs.frozen
-class PartitionVulkanPass(Pass):
+class PartitionVulkanPass(Pass, Delegating):
     """Lower what ExecuTorch's Vulkan (GPU) delegate supports to it.
 
     Requires: an edge program. Provides: delegated.vulkan.
@@ -39,8 +40,8 @@ class PartitionVulkanPass(Pass):
         level_in=Level.EDGE,
         provides={DELEGATED_VULKAN},
         ordered=True,
-        delegation="vulkan",
     )
+    delegation = "vulkan"
     require_dynamic_shapes: bool = attrs.field(default=True, validator=is_bool)
     force_fp16: bool = attrs.field(default=False, validator=is_bool)
 

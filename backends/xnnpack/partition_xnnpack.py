@@ -7,13 +7,14 @@ import attrs
 from pteflow.ir import Level
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes.base import PassInfo
+from pteflow.passes.policy import Delegating
 
 from ._partitioner import XnnpackPartitionPass
 from .facts import DELEGATED_XNNPACK
 
 
 @attrs.frozen
-class PartitionXnnpackPass(XnnpackPartitionPass):
+class PartitionXnnpackPass(XnnpackPartitionPass, Delegating):
     """Lower everything XNNPACK supports (fp32 and quantized) to XNNPACK.
 
     Requires: an edge program. Provides: delegated.xnnpack; torchao-linears.delegated (it
@@ -29,6 +30,6 @@ class PartitionXnnpackPass(XnnpackPartitionPass):
         level_in=Level.EDGE,
         provides={DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
         ordered=True,
-        delegation="xnnpack",
     )
+    delegation = "xnnpack"
     partitioner_class: ClassVar[str] = "XnnpackPartitioner"

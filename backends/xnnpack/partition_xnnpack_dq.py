@@ -7,13 +7,14 @@ import attrs
 from pteflow.ir import Level
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes.base import PassInfo
+from pteflow.passes.policy import Delegating
 
 from ._partitioner import XnnpackPartitionPass
 from .facts import DELEGATED_XNNPACK
 
 
 @attrs.frozen
-class PartitionXnnpackDqPass(XnnpackPartitionPass):
+class PartitionXnnpackDqPass(XnnpackPartitionPass, Delegating):
     """Lower dynamically quantized linears (and what XNNPACK fuses with them) to XNNPACK.
 
     Requires: an edge program. Provides: delegated.xnnpack; torchao-linears.delegated (it
@@ -30,6 +31,6 @@ class PartitionXnnpackDqPass(XnnpackPartitionPass):
         level_in=Level.EDGE,
         provides={DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
         ordered=True,
-        delegation="xnnpack",
     )
+    delegation = "xnnpack"
     partitioner_class: ClassVar[str] = "XnnpackDynamicallyQuantizedPartitioner"

@@ -23,6 +23,7 @@ from typing import Any
 from pteflow.ir import Level, Program, hashing
 
 from ..base import Pass
+from ..policy import not_cacheable_because
 from . import codec
 from .keys import pass_key
 from .store import LAST_RUN, CorruptEntry, PassCache
@@ -86,7 +87,7 @@ class CacheSession:
             self.notes.append(f"input program not hashable ({e}); nothing cached")
             return keys
         for rank, p in enumerate(self.ordered):
-            if not p.contract.cacheable:
+            if not_cacheable_because(p):  # policy.Uncacheable: nothing from here on
                 break
             try:
                 key = pass_key(key, p)

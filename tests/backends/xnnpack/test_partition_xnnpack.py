@@ -13,6 +13,7 @@ from pteflow.passes.convert.export import ExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.partition.lowering import check_lowered
+from pteflow.passes.policy import delegation_of
 
 from ...models import mlp
 from ..conftest import BUILDER_EDGE
@@ -94,7 +95,7 @@ def test_options_are_checked():
 def test_contract():
     info = PartitionXnnpackPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
-    assert info.ordered and info.delegation == "xnnpack"
+    assert info.ordered and delegation_of(PartitionXnnpackPass) == "xnnpack"
     assert info.provides == {DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
 
 

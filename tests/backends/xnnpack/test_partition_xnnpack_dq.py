@@ -16,6 +16,7 @@ from pteflow.passes import PassManager
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.partition.lowering import LOWERED_BY
+from pteflow.passes.policy import delegation_of
 
 from ...models import mlp
 
@@ -99,6 +100,6 @@ def test_options_are_checked_and_reach_the_partitioner():
 def test_contract():
     info = PartitionXnnpackDqPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
-    assert info.ordered and info.delegation == "xnnpack"
+    assert info.ordered and delegation_of(PartitionXnnpackDqPass) == "xnnpack"
     assert info.provides == {DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
     assert PartitionXnnpackDqPass().unavailable_reason() is None

@@ -101,7 +101,7 @@ class DebugOptions:
     ``print_ir_after``/``print_ir_before``: ``"PASS[,PASS]"`` or ``"all"``;
     ``dump_dir``: one numbered dump per pass; ``timing``: print the per-pass time table;
     ``track_numerics``: the error of every pass's output against eager;
-    ``repro_dir``: where a failing pass's reproducer goes.
+    ``repro_dir``: where a failing pass's reproducer goes; ``verbose``: each pass's log.
     """
 
     print_ir_after: str | None = None
@@ -111,6 +111,7 @@ class DebugOptions:
     timing: bool = False
     track_numerics: bool = False
     repro_dir: str = DEFAULT_REPRO_DIR
+    verbose: bool = False  # print what each pass logged (``ctx.log``) under its progress line
 
     @property
     def prints_ir(self) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from pteflow.passes.observers import PassObserver
+
 from .options import Echo, RunOptions
 from .resolve import (
     build,
@@ -131,8 +133,8 @@ def run(
     model = attrs.evolve(model, tolerance=tolerance)
     load_s = time.perf_counter() - t0
 
-    on_event = _progress(len(passes), out, newline=debug.prints_ir)
     observers, numerics = _observers(options, manager, model, print_before, print_after, say)
+    observers.insert(0, Progress(len(passes), out, newline=debug.prints_ir, logs=debug.verbose))
     emits = [p for p in passes if p.name == "emit"]
     pte = Path(emits[0].path) if emits else None
     do_verify = (
@@ -158,7 +160,7 @@ def run(
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
         cache = None
-    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+    result = manager.run(model.program, observers=observers, cache=cache)
 
     verification = None
     if do_verify and pte is not None:
@@ -243,24 +245,28 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
     return manager
 
 
-def _progress(total: int, out: Echo, *, newline: bool) -> Any:
-    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass."""
-    done = [0]
-    end = "\n" if newline else ""  # printed IR goes between a pass's start and end
+class Progress(PassObserver):
+    """``[ 3/12] to-edge ... 0.41s`` per pass; with ``logs`` (``-v``), what it logged."""
 
-    def on_event(kind: str, pos: int, p: Any, record: Any) -> None:
-        if kind == "restart":  # the cache's warning said why; the passes run again
-            done[0] = 0
-            out("\n")
-        elif kind == "start":
-            done[0] += 1
-            out(f"[{done[0]:2d}/{total}] {p.describe()} ...{end}")
-        else:
-            changed = "" if record.modified else "  (no change)"
-            cached = "  (cached)" if getattr(record, "cached", False) else ""
-            out(f" {record.wall_s:.2f}s{changed}{cached}\n")
+    def __init__(self, total: int, out: Echo, *, newline: bool, logs: bool = False):
+        self.total, self.out, self.logs, self.done = total, out, logs, 0
+        self.end = "\n" if newline else ""  # printed IR goes between a pass's start and end
 
-    return on_event
+    def started(self, rank: int, pass_: Any) -> None:
+        self.done += 1
+        self.out(f"[{self.done:2d}/{self.total}] {pass_.describe()} ...{self.end}")
+
+    def finished(self, rank: int, pass_: Any, record: Any) -> None:
+        changed = "" if record.modified else "  (no change)"
+        cached = "  (cached)" if record.cached else ""
+        self.out(f" {record.wall_s:.2f}s{changed}{cached}\n")
+        if self.logs:
+            for line in record.log:
+                self.out(f"        {pass_.name}: {line}\n")
+
+    def restarted(self, rank: int, pass_: Any) -> None:
+        self.done = 0  # the cache's warning said why; the passes run again
+        self.out("\n")
 
 
 def _observers(

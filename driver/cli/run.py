@@ -109,6 +109,12 @@ def debug_args(run: argparse.ArgumentParser) -> None:
         default="pteflow-repro",
         help="where a failing pass's reproducer goes (default: ./pteflow-repro)",
     )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="print what each pass logged under its progress line (always in the JSON report)",
+    )
 
 
 def options(args: argparse.Namespace) -> Any:
@@ -132,6 +138,7 @@ def options(args: argparse.Namespace) -> Any:
             timing=args.timing,
             track_numerics=args.track_numerics,
             repro_dir=args.repro_dir,
+            verbose=args.verbose,
         ),
     )
 

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 
-from pteflow.ir import Level, Program, facts
+from pteflow.ir import Program, facts
 from pteflow.ir.errors import UnavailableError
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
+from pteflow.passes.base import Pass, PassContext, PassResult
 from pteflow.passes.partition.availability import missing_modules
+from pteflow.passes.partition.partitioner import partitioner_info
 from pteflow.passes.policy import Delegating
 
 MPS_MODULE = "executorch.backends.apple.mps"
@@ -39,12 +38,7 @@ class PartitionMpsPass(Pass, Delegating):
     which targets the Apple GPU and Neural Engine), instead of an import error mid-run.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-mps",
-        level_in=Level.EDGE,
-        provides={DELEGATED_MPS},
-        ordered=True,
-    )
+    info = partitioner_info("partition-mps", DELEGATED_MPS)
     delegation = "mps"
 
     def unavailable_reason(self) -> str | None:

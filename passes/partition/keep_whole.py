@@ -64,6 +64,7 @@ def bind(ordered: Sequence[Pass]) -> list[Pass]:
     Raises:
         ConflictError: a pass's ``keep_whole_for`` was given and the partition passes
             scheduled after it are not those (or the first of those, for a prefix run).
+        UserError: a given ``keep_whole_for`` names no registered partition pass.
     """
     out = list(ordered)
     for rank, p in enumerate(ordered):
@@ -71,6 +72,8 @@ def bind(ordered: Sequence[Pass]) -> list[Pass]:
             continue
         later = partition_specs(ordered[rank + 1 :])
         given = p.keep_whole_for
+        if given is not None:
+            partition_passes(given)  # a typo is refused now, not after export
         if given is None:
             if later:
                 out[rank] = attrs.evolve(p, keep_whole_for=later)  # type: ignore[call-arg]

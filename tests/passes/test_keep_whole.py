@@ -58,6 +58,12 @@ def test_a_given_value_must_agree_with_the_plan():
     given = ToEdgePass(keep_whole_for=("partition-xnnpack-dq", "partition-xnnpack"))
     prefix = plan([given, PartitionXnnpackDqPass()], start_level=Level.ATEN)
     assert _to_edge(prefix) == given
+    # names that are not partition passes to-edge can ask are refused at plan time
+    from pteflow.ir.errors import UserError
+
+    for bad in ("bogus", "partition-qnn"):
+        with pytest.raises(UserError):
+            plan([ToEdgePass(keep_whole_for=(bad,))], start_level=Level.ATEN)
 
 
 def test_the_kept_whole_partitioners_are_part_of_to_edges_cache_key():

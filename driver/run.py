@@ -208,7 +208,7 @@ def run(
         else (pte.with_suffix(".report.json") if pte else None)
     )
     if report_path:
-        from pteflow.passes.emit.write_pte import write_atomically
+        from pteflow.passes.emit.emit import write_atomically
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         say(f"report: {report_path}")

@@ -13,7 +13,7 @@ from pteflow.passes.base import Pass, PassContext, PassResult
 from pteflow.passes.partition.availability import missing_modules
 from pteflow.passes.partition.lowering import is_bool
 from pteflow.passes.partition.partitioner import LoweringPass
-from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
+from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
 
 def xnnpack_missing() -> str | None:

@@ -11,7 +11,7 @@ from pteflow.ir import Level, Program
 from pteflow.ir.errors import ConflictError
 from pteflow.passes import Pass, PassManager, plan
 from pteflow.passes.cache import PassCache, pass_key
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.registry import load_registry
 
@@ -80,7 +80,7 @@ def test_to_edge_is_not_restored_for_a_run_with_another_partitioner(tmp_path):
 
     def run(partitioner: Pass):
         module, inputs = mlp()
-        ps = [ExportPass(), ToEdgePass(), partitioner]
+        ps = [TorchExportPass(), ToEdgePass(), partitioner]
         result = PassManager(ps, registry=reg).run(Program.eager(module, inputs), cache=cache)
         return {r.name: r.cached for r in result.records}, result.program
 

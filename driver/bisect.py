@@ -166,7 +166,7 @@ def bisect(
         counts["runs"] += 1
         try:
             result = PassManager(ordered[:k], verify=verify, registry=registry).run(
-                model.program, upcoming=ordered[k:], observers=[watch]
+                model.program, observers=[watch]
             )
         except (PassFailedError, InvariantError) as e:
             counts["evaluations"] += watch.evaluations

@@ -64,15 +64,17 @@ def run_coverage(
         from .outputs import check_file
 
         check_file(Path(json_path), "--json")  # before any work
-    partitioners = [p for p in passes if p.contract.ordered and p.contract.delegation]
+    from pteflow.passes.policy import delegation_of
+
+    partitioners = [p for p in passes if p.contract.ordered and delegation_of(p)]
     checkers = {}
     for p in partitioners:
-        backend = p.contract.delegation
+        backend = delegation_of(p)
         module = importlib.import_module(f"pteflow.backends.{backend}")
         if hasattr(module, "coverage"):
             checkers[backend] = module.coverage
     if not checkers:
-        have = ", ".join(sorted({p.contract.delegation for p in partitioners})) or "none"
+        have = ", ".join(sorted({str(delegation_of(p)) for p in partitioners})) or "none"
         raise UserError(
             f"no partition pass of this pipeline has a coverage check (partitioners: {have}); "
             "check-coverage knows qnn (try --pipeline qnn_default)"

@@ -3,8 +3,9 @@
 A reproducer directory holds:
 
     repro.json     the failing pass (name, options), the passes to replay
-                   before it, the passes that were still to run (ctx.upcoming),
-                   the check mode, plugins, package versions and the error
+                   before it, the passes that were still to run (for reading: the
+                   plan's options, e.g. to-edge's keep_whole_for, say what they
+                   changed), the check mode, plugins, package versions and the error
     program/       the input: ``<method>.pt2`` files (``torch.export.save``) when
                    the program was at ATEN, else ``eager.pt`` (``torch.save`` of
                    the modules; needs their classes importable)
@@ -95,12 +96,10 @@ class ReproRecorder(PassObserver):
         *,
         verify: Verify,
         plugins: Sequence[str] = (),
-        upcoming: Sequence[Pass] = (),
         eager_input: Mapping[str, Any] | None = None,
     ):
         self.root = Path(root)
         self.ordered = list(ordered)
-        self.upcoming = list(upcoming)
         self.verify = verify
         self.plugins = list(plugins)
         # an untouched copy of the EAGER input the caller already holds (the driver's
@@ -164,7 +163,7 @@ class ReproRecorder(PassObserver):
             "level": snap.level.label if snap else None,
             "input_problem": problem,
             "replay": [spec_of(p) for p in self.ordered[snap.rank : rank]] if snap else [],
-            "upcoming": [spec_of(p) for p in [*self.ordered[rank + 1 :], *self.upcoming]],
+            "upcoming": [spec_of(p) for p in self.ordered[rank + 1 :]],
             "verify": self.verify,
             "plugins": self.plugins,
             "versions": versions(),
@@ -350,19 +349,15 @@ def replay(path: Path, *, trust: bool = False) -> Replay:
 
     path = Path(path)
     info = load(path, trust=trust)
-    entries = [*info["replay"], info["pass"], *info["upcoming"]]
-    registry, built = build_passes(
+    entries = [*info["replay"], info["pass"]]
+    registry, passes = build_passes(
         [PassSpec(e["name"], e["options"]) for e in entries], info.get("plugins", [])
     )
-    n = len(info["replay"]) + 1
-    passes, upcoming = built[:n], built[n:]
     program = _program(path, info)
     expected = info["error"]["signature"]
     t0 = time.perf_counter()
     try:
-        PassManager(passes, verify=info["verify"], registry=registry).run(
-            program, upcoming=upcoming
-        )
+        PassManager(passes, verify=info["verify"], registry=registry).run(program)
     except (PassFailedError, InvariantError) as e:
         got = error_signature(e)
         return Replay(got == expected, expected, got, e, time.perf_counter() - t0)

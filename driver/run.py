@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 
+from pteflow.passes.observers import PassObserver
+
 from .options import Echo, RunOptions
 from .resolve import (
     build,
@@ -162,8 +164,9 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     load_s = time.perf_counter() - t0
 
     console.end_stage()
-    on_event = _progress(len(passes), out, console, newline=debug.prints_ir or verbose)
     observers, numerics = _observers(options, manager, model, print_before, print_after, say)
+    progress = Progress(len(passes), out, console, newline=debug.prints_ir or verbose, logs=verbose)
+    observers.insert(0, progress)
     if etrecord is not None:
         observers.append(etrecord)
     do_verify = (
@@ -189,7 +192,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
         cache = None
-    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+    result = manager.run(model.program, observers=observers, cache=cache)
 
     console.end_stage()
     verification = None
@@ -321,7 +324,9 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
         from pteflow.ir import facts
 
         quantized = any(p.contract.provides & facts.QUANTIZATION for p in passes)
-        if quantized and any(p.contract.delegation and p.unavailable_reason() for p in passes):
+        from pteflow.passes.policy import delegation_of
+
+        if quantized and any(delegation_of(p) and p.unavailable_reason() for p in passes):
             raise UnavailableError(
                 f"{e}; or run with --no-delegate to check the backend-quantized graph without it"
             ) from None
@@ -329,27 +334,31 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
     return manager
 
 
-def _progress(total: int, out: Echo, console: Any, *, newline: bool) -> Any:
-    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass; each pass
-    is a stage of the run log (``console``)."""
-    done = [0]
-    end = "\n" if newline else ""  # printed IR goes between a pass's start and end
+class Progress(PassObserver):
+    """``[ 3/12] to-edge ... 0.41s`` per pass, each pass a stage of the run log
+    (``console``); with ``logs`` (``-v``), what the pass logged."""
 
-    def on_event(kind: str, pos: int, p: Any, record: Any) -> None:
-        if kind == "restart":  # the cache's warning said why; the passes run again
-            done[0] = 0
-            out("\n")
-        elif kind == "start":
-            done[0] += 1
-            out(f"[{done[0]:2d}/{total}] {p.describe()} ...{end}")
-            console.pass_started(done[0], f"[{done[0]}/{total}] {p.describe()}")
-        else:
-            console.end_stage()
-            changed = "" if record.modified else "  (no change)"
-            cached = "  (cached)" if getattr(record, "cached", False) else ""
-            out(f" {record.wall_s:.2f}s{changed}{cached}\n")
+    def __init__(self, total: int, out: Echo, console: Any, *, newline: bool, logs: bool):
+        self.total, self.out, self.console, self.logs, self.done = total, out, console, logs, 0
+        self.end = "\n" if newline else ""  # printed IR goes between a pass's start and end
 
-    return on_event
+    def started(self, rank: int, pass_: Any) -> None:
+        self.done += 1
+        self.out(f"[{self.done:2d}/{self.total}] {pass_.describe()} ...{self.end}")
+        self.console.pass_started(self.done, f"[{self.done}/{self.total}] {pass_.describe()}")
+
+    def finished(self, rank: int, pass_: Any, record: Any) -> None:
+        self.console.end_stage()
+        changed = "" if record.modified else "  (no change)"
+        cached = "  (cached)" if record.cached else ""
+        self.out(f" {record.wall_s:.2f}s{changed}{cached}\n")
+        if self.logs:
+            for line in record.log:
+                self.out(f"        {pass_.name}: {line}\n")
+
+    def restarted(self, rank: int, pass_: Any) -> None:
+        self.done = 0  # the cache's warning said why; the passes run again
+        self.out("\n")
 
 
 def _observers(

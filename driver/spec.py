@@ -43,7 +43,7 @@ def build_passes(
 ) -> tuple[dict[str, type[Pass]], list[Pass]]:
     """The registry (built-in, entry points, ``plugins``) and the passes ``specs`` name.
 
-    ``no_delegate``: each pass as ``--no-delegate`` runs it (``Pass.without_delegation``).
+    ``no_delegate``: each pass as ``--no-delegate`` runs it (``policy.without_delegation``).
     """
     from pteflow.passes.registry import load_registry
 
@@ -55,7 +55,9 @@ def build_passes(
     registry = load_registry(extra=extra)
     passes = [build_pass(registry, s) for s in specs]
     if no_delegate:
-        passes = [q for q in (p.without_delegation() for p in passes) if q is not None]
+        from pteflow.passes.policy import without_delegation
+
+        passes = [q for q in map(without_delegation, passes) if q is not None]
     return registry, passes
 
 

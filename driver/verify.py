@@ -214,16 +214,16 @@ class QuantizedReference(PassObserver):
         program = model.program.evolve(
             artifact={m: copy.deepcopy(mod) for m, mod in model.reference.items()}
         )
-        prefix, upcoming = self.ordered[: self.rank + 1], self.ordered[self.rank + 1 :]
+        prefix = self.ordered[: self.rank + 1]
         first = 0
         if cache is not None:
             try:
-                first, program = cache.session(prefix, program, upcoming).resume(program)
+                first, program = cache.session(prefix, program).resume(program)
             except Exception:  # an unreadable cache only means: run the prefix
                 first = 0
         if first < len(prefix):
             manager = PassManager(prefix[first:], verify=verify, registry=registry)
-            program = manager.run(program, upcoming=upcoming).program
+            program = manager.run(program).program
         self.reference = reference_from(program)
         self.rebuilt = True
 

@@ -9,10 +9,10 @@ validators); its contract is class data, a ``PassInfo`` in ``info``:
     ordered                  keep the listed order among ordered passes
                              (partitioners: the earlier one gets first pick)
     last                     must be the last pass (emit)
-    cacheable / not_cacheable_because
-                             whether the pass cache may store and reuse its
-                             result (False for side effects, nondeterminism or
-                             results that cannot be serialized; say why)
+
+Policies that are not scheduling (the pass cache, ``--no-delegate``) are not part of
+it: a pass opts in through the mixins of ``pteflow.passes.policy`` (``Uncacheable``,
+``Delegating``).
 
 ``run(program, ctx)`` does the work and returns a ``PassResult``. Callers use
 ``apply``, which checks the input level and required facts, runs the pass,
@@ -60,14 +60,6 @@ class PassInfo:
     before: tuple[type[Pass], ...] = attrs.field(factory=tuple, converter=_classes)
     ordered: bool = False
     last: bool = False
-    # A pass that only prepares for, or does, delegation to a backend names the
-    # backend here; ``--no-delegate`` drops such passes.
-    delegation: str | None = None
-    # The pass cache (passes/cache.py) stores and reuses results of cacheable passes;
-    # a pass with a side effect, a nondeterministic result or one that cannot be
-    # serialized sets cacheable=False and says why.
-    cacheable: bool = True
-    not_cacheable_because: str = ""
 
     @name.validator
     def _check_name(self, _a: attrs.Attribute, value: str) -> None:
@@ -106,7 +98,6 @@ class PassContext:
     """What a running pass may know of the run around it (read-only)."""
 
     position: int = 0
-    upcoming: tuple[Pass, ...] = ()  # the passes scheduled after this one, in order
     log: Callable[[str], None] = attrs.field(default=lambda _msg: None, eq=False, repr=False)
 
 
@@ -125,15 +116,6 @@ class Pass:
         """Why this pass cannot run on this machine (missing SDK, OS, ...), or None."""
         return None
 
-    def without_delegation(self) -> Pass | None:
-        """This pass as ``--no-delegate`` runs it: None to leave it out, else the pass.
-
-        By default a pass with ``contract.delegation`` set is left out and every other
-        pass runs as configured; a pass whose options only make sense next to a
-        delegate overrides this to return a variant.
-        """
-        return None if self.contract.delegation else self
-
     def check_schedule(self, earlier: Sequence[Pass], later: Sequence[Pass]) -> str | None:
         """Why this pass cannot run after ``earlier`` and before ``later``, or None.
 
@@ -142,14 +124,6 @@ class Pass:
         8da4w only with a group size that is a multiple of 32). Say what would fix it.
         """
         return None
-
-    def cache_inputs(self, ctx: PassContext) -> Any:
-        """What besides its input program and options decides this pass's result.
-
-        Part of the pass's cache key. Override when the result depends on the run
-        around the pass (to-edge asks the upcoming partition passes what to keep whole).
-        """
-        return ()
 
     # ------------------------------------------------------------------ description
 

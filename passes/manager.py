@@ -24,7 +24,9 @@ from pteflow.ir.errors import (
 from pteflow.ir.hashing import structural_hash
 
 from .base import Pass, PassContext
+from .observers import Observers, PassObserver, PassRecord
 from .planning import Plan, pass_label, plan, refuted_facts
+from .policy import delegation_of
 
 __all__ = ["VERIFY_MODES", "PassManager", "PassObserver", "PassRecord", "Plan", "RunResult", "plan"]
 
@@ -35,30 +37,6 @@ Verify = Literal["each", "boundaries", "off"]
 VERIFY_MODES: tuple[Verify, ...] = ("each", "boundaries", "off")
 
 # --------------------------------------------------------------------------- running
-
-
-@attrs.frozen
-class PassRecord:
-    """What happened in one pass."""
-
-    position: int
-    name: str
-    options: str
-    level_in: str
-    level_out: str
-    wall_s: float
-    cpu_s: float
-    check_s: float
-    ops_before: int
-    ops_after: int
-    facts_gained: tuple[str, ...]
-    facts_lost: tuple[str, ...]
-    modified: bool
-    delegated: Mapping[str, int] = attrs.field(factory=dict)
-    cached: bool = False  # restored from the pass cache, not run
-
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
 
 
 @attrs.frozen
@@ -73,35 +51,6 @@ class RunResult:
 def _delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
     """Ops newly inside delegates, per backend: what this pass's partitioner took."""
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-
-
-#: (kind, position, pass, record): kind "start" / "end" (with the record) around every pass,
-#: "restart" when a run that resumed from the cache starts again without it
-Event = Callable[[str, int, Pass, "PassRecord | None"], None]
-
-
-class PassObserver:
-    """Hooks the manager calls around every pass (printing, dumps, numerics, reproducers).
-
-    ``program_in`` may be edited in place by the pass: read what you need from
-    it in ``before`` (``after`` sees it as the pass left it). Observers must not
-    change the programs they see.
-    """
-
-    #: True for observers that must see every pass run (IR dumps, numerics, a reference
-    #: program): the driver then does not resume from the pass-result cache.
-    needs_every_pass: bool = False
-    #: the command-line flag that asked for the observer (for messages)
-    flag: str = ""
-
-    def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
-        """Called before ``pass_`` (at run position ``rank``) runs on ``program_in``."""
-
-    def after(self, rank: int, pass_: Pass, program_out: Program, record: PassRecord) -> None:
-        """Called after ``pass_`` ran and its output passed the configured checks."""
-
-    def failed(self, rank: int, pass_: Pass, error: BaseException) -> None:
-        """Called when ``pass_`` raised or broke an invariant, before the error propagates."""
 
 
 def _describe_options(p: Pass) -> str:
@@ -155,16 +104,13 @@ class PassManager:
         self,
         program: Program,
         *,
-        on_event: Event | None = None,
-        upcoming: Sequence[Pass] = (),
         observers: Sequence[PassObserver] = (),
         cache: PassCache | None = None,
     ) -> RunResult:
         """Plan, check availability, then run every pass in order.
 
-        ``upcoming``: passes that will run after these (a prefix run of a longer
-        pipeline); running passes see them in ``ctx.upcoming``.
-        ``observers``: ``PassObserver`` hooks called before and after every pass.
+        ``observers``: the ``PassObserver`` hooks (``passes/observers.py``): progress,
+        dumps, numerics, reproducers; they also hear every ``ctx.log`` message.
 
         In ``each`` mode a pass that reports ``modified=False`` is also checked
         not to have changed the program's structure (``ir.hashing``).
@@ -181,20 +127,17 @@ class PassManager:
             PassFailedError: a pass raised; chained to the original error.
             InvariantError: a pass broke a level invariant or a claimed fact.
         """
-        args = (program, on_event, upcoming, observers, cache)
+        hub = Observers(observers)
         try:
-            return self._run(*args, read_cache=True)
+            return self._run(program, hub, cache, read_cache=True)
         except _FailedOnRestored as retry:
-            if on_event:
-                on_event("restart", retry.position, retry.pass_, None)
-            return self._run(*args, read_cache=False)
+            hub.restarted(retry.rank, retry.pass_)
+            return self._run(program, hub, cache, read_cache=False)
 
     def _run(
         self,
         program: Program,
-        on_event: Event | None,
-        upcoming: Sequence[Pass],
-        observers: Sequence[PassObserver],
+        hub: Observers,
         cache: PassCache | None,
         *,
         read_cache: bool,
@@ -213,38 +156,38 @@ class PassManager:
             self._check(program, {}, None)
 
         order = the_plan.order
+        passes = the_plan.passes  # with the options the plan owns (to-edge's keep_whole_for)
         records = []
         pending: dict[Fact, str] = {}  # claims not yet checked -> the pass that made them
         session, first = None, 0
         ops = None  # node count of ``program``: a pass's count after is the next one's before
         if cache is not None:
-            ordered = [self.passes[i] for i in order]
-            session = cache.session(ordered, program, upcoming, read=read_cache)
+            ordered = [passes[i] for i in order]
+            session = cache.session(ordered, program, read=read_cache)
             ops_in = views.node_count(program)
             first, program = session.resume(program)
             if first:
                 ops = views.node_count(program)
-                records.extend(self._cached_records(session, order, first, on_event, ops_in, ops))
+                records.extend(
+                    self._cached_records(session, passes, order, first, hub, ops_in, ops)
+                )
         restored = first > 0  # a failure from here on is retried without the cache
         for rank, pos in enumerate(order):
             if rank < first:
                 continue
-            p = self.passes[pos]
-            if on_event:
-                on_event("start", pos, p, None)
+            p = passes[pos]
+            hub.started(rank, p)
             if self.verify == "boundaries" and p.contract.is_conversion and pending:
                 # check claims on the level they were made at: a conversion may erase
                 # the evidence (constant propagation folds what a checker looks for)
                 self._check_claims(program, pending)
                 pending = {}
-            ctx = PassContext(
-                position=pos,
-                upcoming=tuple(self.passes[j] for j in order[rank + 1 :]) + tuple(upcoming),
-            )
-            for obs in observers:
-                obs.before(rank, p, program)
+            said: list[str] = []
+            ctx = PassContext(position=pos, log=_logger(hub, rank, p, said))
+            hub.before(rank, p, program)
             ops_before = views.node_count(program) if ops is None else ops
-            delegated_before = views.delegated_node_count(program) if p.contract.delegation else {}
+            delegates = delegation_of(p) is not None
+            delegated_before = views.delegated_node_count(program) if delegates else {}
             hash_before = structural_hash(program) if self.verify == "each" else None
             w0, c0 = time.perf_counter(), time.process_time()
             try:
@@ -276,9 +219,8 @@ class PassManager:
                 if restored and session is not None and not unavailable:
                     first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
                     session.drop_restored(f"{p.name} failed on a restored program ({first_line})")
-                    raise _FailedOnRestored(pos, p) from e
-                for obs in observers:
-                    obs.failed(rank, p, e)
+                    raise _FailedOnRestored(rank, p) from e
+                hub.failed(rank, p, e)
                 raise
             ops_after = ops = views.node_count(new)
             records.append(
@@ -297,14 +239,13 @@ class PassManager:
                     facts_lost=tuple(sorted(f.name for f in program.facts - new.facts)),
                     modified=result.modified,
                     delegated=_delta(delegated_before, views.delegated_node_count(new))
-                    if p.contract.delegation
+                    if delegates
                     else {},
+                    log=tuple(said),
                 )
             )
-            for obs in observers:
-                obs.after(rank, p, new, records[-1])
-            if on_event:
-                on_event("end", pos, p, records[-1])
+            hub.after(rank, p, new, records[-1])
+            hub.finished(rank, p, records[-1])
             if session is not None:
                 session.stage(rank, program, new, result.modified, records[-1].to_json())
                 if not pending:  # every claim so far is checked: staged results are sound
@@ -316,9 +257,10 @@ class PassManager:
     def _cached_records(
         self,
         session: CacheSession,
+        passes: Sequence[Pass],
         order: Sequence[int],
         first: int,
-        on_event: Event | None,
+        hub: PassObserver,
         ops_in: int,
         ops_restored: int,
     ) -> list[PassRecord]:
@@ -331,9 +273,8 @@ class PassManager:
         ops = ops_in
         for rank, header in enumerate(session.headers(first)):
             pos = order[rank]
-            p = self.passes[pos]
-            if on_event:
-                on_event("start", pos, p, None)
+            p = passes[pos]
+            hub.started(rank, p)
             stored = (header or {}).get("record") or {}
             out.append(
                 PassRecord(
@@ -352,11 +293,11 @@ class PassManager:
                     modified=stored.get("modified", True),
                     delegated=stored.get("delegated", {}),
                     cached=True,
+                    log=tuple(stored.get("log", ())),
                 )
             )
             ops = out[-1].ops_after
-            if on_event:
-                on_event("end", pos, p, out[-1])
+            hub.finished(rank, p, out[-1])
         return out
 
     @staticmethod
@@ -383,9 +324,19 @@ class PassManager:
 class _FailedOnRestored(Exception):
     """A pass failed on a program restored from the cache: run again without reading it."""
 
-    def __init__(self, position: int, pass_: Pass):
-        super().__init__(position, pass_)
-        self.position, self.pass_ = position, pass_
+    def __init__(self, rank: int, pass_: Pass):
+        super().__init__(rank, pass_)
+        self.rank, self.pass_ = rank, pass_
+
+
+def _logger(hub: PassObserver, rank: int, p: Pass, said: list[str]) -> Callable[[str], None]:
+    """``ctx.log`` of a running pass: kept for its record, told to the observers."""
+
+    def log(message: str) -> None:
+        said.append(str(message))
+        hub.log(rank, p, str(message))
+
+    return log
 
 
 def _check_unchanged(p: Pass, hash_before: str, program: Program) -> None:

@@ -34,6 +34,8 @@ from pteflow.ir.errors import (
 )
 
 from .base import Pass
+from .partition.keep_whole import bind as bind_keep_whole
+from .reasons import Kind, Reason
 from .registry import providers as fact_providers
 
 
@@ -41,9 +43,9 @@ from .registry import providers as fact_providers
 class Plan:
     """An ordered pipeline and the reasons for its order."""
 
-    passes: tuple[Pass, ...]  # as listed
+    passes: tuple[Pass, ...]  # as listed, with plan-owned options set (``keep_whole.bind``)
     order: tuple[int, ...]  # positions, in run order
-    reasons: Mapping[tuple[int, int], tuple[str, ...]]  # (u, v): why u runs before v
+    reasons: Mapping[tuple[int, int], tuple[Reason, ...]]  # (u, v): why u runs before v
 
     def ordered_passes(self) -> list[Pass]:
         return [self.passes[i] for i in self.order]
@@ -60,7 +62,6 @@ class Plan:
         ``direct``: ``direct_edges()``, when the caller asks for many positions.
         """
         out = []
-        last = f"{self.passes[position].name} runs last"
         if self.passes[position].contract.last:
             out.append("runs last (after every other pass)")
         keep = None if implied else (direct if direct is not None else self.direct_edges())
@@ -68,9 +69,9 @@ class Plan:
             if v != position:
                 continue
             for w in why:
-                if w == last:
+                if w.kind is Kind.LAST:  # said once, above
                     continue
-                if keep is not None and (u, v) not in keep and not _is_fact_reason(w):
+                if keep is not None and (u, v) not in keep and not w.about_facts:
                     continue
                 out.append(f"after {self.passes[u].name}#{u}: {w}")
         return out
@@ -104,10 +105,6 @@ class Plan:
         return "\n".join(lines)
 
 
-def _is_fact_reason(why: str) -> bool:
-    return why.startswith(("provides ", "reads "))
-
-
 def pass_label(passes: Sequence[Pass], i: int) -> str:
     return f"{passes[i].name}#{i}"
 
@@ -118,9 +115,9 @@ class _Graph:
     def __init__(self, n: int):
         self.g = nx.DiGraph()
         self.g.add_nodes_from(range(n))
-        self.reasons: dict[tuple[int, int], list[str]] = defaultdict(list)
+        self.reasons: dict[tuple[int, int], list[Reason]] = defaultdict(list)
 
-    def edge(self, u: int, v: int, why: str) -> None:
+    def edge(self, u: int, v: int, why: Reason) -> None:
         if u == v:
             return
         self.g.add_edge(u, v)
@@ -145,7 +142,10 @@ def plan(
     registry: Mapping[str, type[Pass]] | None = None,
     refuted: Iterable[Fact] = (),
 ) -> Plan:
-    """Order ``passes`` from their contracts.
+    """Order ``passes`` from their contracts; set the options the plan owns.
+
+    The plan's passes are ``passes`` with to-edge's ``keep_whole_for`` set to the partition
+    passes scheduled after it (``partition.keep_whole.bind``); run those, not ``passes``.
 
     Facts marked ``assumed`` that a pass names hold at the start unless ``refuted`` (the
     manager checks them on the input program); once the order is known every pass's
@@ -173,7 +173,7 @@ def plan(
         )
     for i in lasts:
         for j in range(n):
-            graph.edge(j, i, f"{passes[i].name} runs last")
+            graph.edge(j, i, Reason(Kind.LAST, passes[i].name))
 
     # providers -> consumers (facts in name order: messages and reasons are stable
     # across processes, whatever the hash seed)
@@ -205,7 +205,7 @@ def plan(
             )
         for c in cs:
             for pr in providers.get(f, ()):
-                graph.edge(pr, c, f"provides {f.name}")
+                graph.edge(pr, c, Reason(Kind.PROVIDES, f.name))
 
     # after / before (by class, every instance in the pipeline; subclasses count:
     # "after every partitioner")
@@ -216,10 +216,10 @@ def plan(
     for i, p in enumerate(passes):
         for cls in p.contract.after:
             for j in by_base.get(cls, ()):
-                graph.edge(j, i, f"{p.name} declares after {cls.info.name}")
+                graph.edge(j, i, Reason(Kind.AFTER, cls.info.name, by=p.name))
         for cls in p.contract.before:
             for j in by_base.get(cls, ()):
-                graph.edge(i, j, f"{p.name} declares before {cls.info.name}")
+                graph.edge(i, j, Reason(Kind.BEFORE, cls.info.name, by=p.name))
 
     # level order: chain the distinct level keys, edges between consecutive groups
     groups: dict[tuple[Level, Level], list[int]] = defaultdict(list)
@@ -236,7 +236,7 @@ def plan(
     # ordered passes keep their listed order
     ordered = [i for i, p in enumerate(passes) if p.contract.ordered]
     for u, v in itertools.pairwise(ordered):
-        graph.edge(u, v, "listed earlier among ordered passes (first pick)")
+        graph.edge(u, v, Reason(Kind.ORDERED))
 
     _refuse_cycles(passes, graph)  # a cycle is a cycle, whatever invalidation adds later
 
@@ -265,9 +265,8 @@ def plan(
                         if pr not in (inv, c) and pr in after_(inv) and c in after_(pr)
                     ]
                     if not between:
-                        could = sorted(
-                            name for name, cls in (registry or {}).items() if f in cls.info.provides
-                        )
+                        # the hint reads the contract the run uses (options included)
+                        could = fact_providers(registry or {}, f)
                         fix = f"add {' or '.join(could)}" if could else "add a pass providing it"
                         raise UnsatisfiedError(
                             f"{pass_label(passes, c)} requires fact {f.name!r} ({f.meaning}), but "
@@ -280,14 +279,18 @@ def plan(
                             )
                         )
                 else:
-                    graph.edge(c, inv, f"reads {f.name} before {passes[inv].name} invalidates it")
+                    graph.edge(c, inv, Reason(Kind.READS, f.name, by=passes[inv].name))
 
     _refuse_cycles(passes, graph)
     order = tuple(nx.lexicographical_topological_sort(graph.g, key=lambda i: i))
     _check_levels(passes, order, start_level, registry)
     _check_runtime_facts(passes, order, initial)
     _check_schedule(passes, order)
-    return Plan(passes, order, {k: tuple(v) for k, v in graph.reasons.items()})
+    # plan-owned inputs: to-edge keeps ops whole for the partition passes scheduled after it
+    bound = list(passes)
+    for i, p in zip(order, bind_keep_whole([passes[i] for i in order]), strict=True):
+        bound[i] = p
+    return Plan(tuple(bound), order, {k: tuple(v) for k, v in graph.reasons.items()})
 
 
 def _refuse_cycles(passes: Sequence[Pass], graph: _Graph) -> None:
@@ -295,17 +298,18 @@ def _refuse_cycles(passes: Sequence[Pass], graph: _Graph) -> None:
         return
     cycle = nx.find_cycle(graph.g)
     steps = [
-        f"{pass_label(passes, u)} -> {pass_label(passes, v)} ({'; '.join(graph.reasons[(u, v)])})"
+        f"{pass_label(passes, u)} -> {pass_label(passes, v)} "
+        f"({'; '.join(map(str, graph.reasons[(u, v)]))})"
         for u, v in cycle
     ]
     raise CycleError("the ordering constraints form a cycle: " + ", ".join(steps))
 
 
-def _level_reason(a: tuple[Level, Level], b: tuple[Level, Level]) -> str:
+def _level_reason(a: tuple[Level, Level], b: tuple[Level, Level]) -> Reason:
     def show(k: tuple[Level, Level]) -> str:
         return k[0].label if k[0] == k[1] else f"{k[0].label}->{k[1].label}"
 
-    return f"level order: {show(a)} before {show(b)}"
+    return Reason(Kind.LEVEL, f"{show(a)} before {show(b)}")
 
 
 def _check_levels(

@@ -33,6 +33,7 @@ from pteflow.ir.errors import UnsatisfiedError
 from pteflow.ir.evaluate import run_method
 from pteflow.passes import Pass, PassManager
 from pteflow.passes.manager import Verify
+from pteflow.passes.partition import keep_whole
 from pteflow.passes.registry import load_registry
 
 
@@ -173,13 +174,10 @@ def run_pass(
     """Run ``pass_`` alone on ``program`` after the prerequisites the manager supplies."""
     pre = prerequisites(pass_, program, registry)
     if pre:
-        # the pass is announced as upcoming, as in a real pipeline (to-edge asks an
-        # upcoming partitioner which ops to keep whole)
-        program = (
-            PassManager(pre, verify="each", registry=registry)
-            .run(program, upcoming=(pass_,))
-            .program
-        )
+        # planned with the pass after them, as in a real pipeline (to-edge keeps whole the
+        # ops a partition pass after it asks for): run the prerequisites as that plan has them
+        pre = list(keep_whole.bind([*pre, pass_]))[:-1]
+        program = PassManager(pre, verify="each", registry=registry).run(program).program
     ops_before = views.op_histogram(program)
     before_out = outputs(program, inputs) if evaluate else None
     result = PassManager([pass_], verify=checks, registry=registry).run(program)

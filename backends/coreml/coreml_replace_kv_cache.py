@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, facts
 from pteflow.passes.base import PassInfo
+from pteflow.passes.policy import Delegating
 from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
@@ -13,7 +14,7 @@ from .facts import KV_CACHE_COREML
 
 
 @attrs.frozen
-class CoremlReplaceKvCachePass(ModuleSwapPass):
+class CoremlReplaceKvCachePass(ModuleSwapPass, Delegating):
     """Update the KV cache with index_put, which CoreML lowers to iOS 18's slice_update.
 
     What export_llama's ``--coreml -kv`` does second: ExecuTorch's
@@ -30,8 +31,8 @@ class CoremlReplaceKvCachePass(ModuleSwapPass):
         requires={facts.KV_CACHE},
         provides={KV_CACHE_COREML},
         before=(OverrideDtypePass,),
-        delegation="coreml",
     )
+    delegation = "coreml"
 
     replaces = (f"{LLAMA}.attention:KVCache",)
     leaves = (f"{LLAMA_ST}.sdpa:KVCacheCoreML",)

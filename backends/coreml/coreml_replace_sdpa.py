@@ -6,6 +6,7 @@ import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.passes.base import PassInfo, option_error
+from pteflow.passes.policy import Delegating
 from pteflow.passes.source.llama import count
 from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site, resolve
 from pteflow.passes.source.override_dtype import OverrideDtypePass
@@ -28,7 +29,7 @@ def check_ios(instance: object, attribute: attrs.Attribute, value: object) -> No
 
 
 @attrs.frozen
-class CoremlReplaceSdpaPass(ModuleSwapPass):
+class CoremlReplaceSdpaPass(ModuleSwapPass, Delegating):
     """Write attention for CoreML: iOS 18's fused SDPA op, or explicit SDPA before iOS 18.
 
     What export_llama's ``--coreml -kv`` does first: with ``--coreml-ios >= 18``
@@ -50,8 +51,8 @@ class CoremlReplaceSdpaPass(ModuleSwapPass):
         requires={facts.KV_CACHE},
         provides={SDPA_COREML},
         before=(OverrideDtypePass,),
-        delegation="coreml",
     )
+    delegation = "coreml"
     ios: int = attrs.field(default=18, validator=check_ios)
 
     @property

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
+from pteflow.ir import facts
+from pteflow.passes.base import option_error
 from pteflow.passes.partition.availability import missing_modules
-from pteflow.passes.partition.lowering import lower
+from pteflow.passes.partition.partitioner import LoweringPass, partitioner_info
 
 from .coreml_replace_sdpa import check_ios
 
@@ -39,7 +39,7 @@ def _one_of(values: tuple[str, ...]) -> Any:
 
 
 @attrs.frozen
-class PartitionCoremlPass(Pass):
+class PartitionCoremlPass(LoweringPass):
     """Lower what CoreML supports (for the tiny Llama: all of it) to the CoreML delegate.
 
     Requires: an edge program. Provides: delegated.coreml.
@@ -53,13 +53,8 @@ class PartitionCoremlPass(Pass):
     does. Lowers on Linux; only macOS/iOS runtimes execute the result.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-coreml",
-        level_in=Level.EDGE,
-        provides={DELEGATED_COREML},
-        ordered=True,
-        delegation="coreml",
-    )
+    info = partitioner_info("partition-coreml", DELEGATED_COREML)
+    delegation = "coreml"
     ios: int = attrs.field(default=18, validator=check_ios)
     compute_units: str = attrs.field(default="cpu_only", validator=_one_of(COMPUTE_UNITS))
     quantize: str = attrs.field(default="none", validator=_one_of(COREML_QUANTIZE))
@@ -81,6 +76,3 @@ class PartitionCoremlPass(Pass):
             coreml_quantize=None if self.quantize == "none" else self.quantize,
             coreml_compute_units=self.compute_units,
         )
-
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        return lower(self, program, ctx)

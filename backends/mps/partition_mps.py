@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import ClassVar
-
 import attrs
 
-from pteflow.ir import Level, Program, facts
+from pteflow.ir import Program, facts
 from pteflow.ir.errors import UnavailableError
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
+from pteflow.passes.base import Pass, PassContext, PassResult
 from pteflow.passes.partition.availability import missing_modules
+from pteflow.passes.partition.partitioner import partitioner_info
+from pteflow.passes.policy import Delegating
 
 MPS_MODULE = "executorch.backends.apple.mps"
 DELEGATED_MPS = facts.delegated("MPSBackend", "mps")
@@ -29,7 +29,7 @@ def mps_missing() -> str | None:
 
 
 @attrs.frozen
-class PartitionMpsPass(Pass):
+class PartitionMpsPass(Pass, Delegating):
     """Lower to Apple's Metal Performance Shaders delegate (not in ExecuTorch 1.5.1).
 
     Requires: an edge program. Provides: delegated.mps.
@@ -38,13 +38,8 @@ class PartitionMpsPass(Pass):
     which targets the Apple GPU and Neural Engine), instead of an import error mid-run.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-mps",
-        level_in=Level.EDGE,
-        provides={DELEGATED_MPS},
-        ordered=True,
-        delegation="mps",
-    )
+    info = partitioner_info("partition-mps", DELEGATED_MPS)
+    delegation = "mps"
 
     def unavailable_reason(self) -> str | None:
         return mps_missing()

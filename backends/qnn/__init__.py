@@ -18,9 +18,10 @@ What it contributes:
 * ``coverage()``: which ops of an edge program QNN has an op builder for, without the SDK.
 
 Named pipeline: ``qnn_default``. ``--no-delegate`` drops ``partition-qnn`` and every pass
-marked ``delegation="qnn"``; what stays writes a portable ``.pte`` of the QNN-prepared,
-QNN-quantized graph (it needs ``executorch.kernels.quantized`` registered to convert and to
-load: the quantize/dequantize kernels live there).
+marked ``delegation = "qnn"`` (``policy.Delegating``); what stays writes a portable
+``.pte`` of the QNN-prepared, QNN-quantized graph (it needs
+``executorch.kernels.quantized`` registered to convert and to load: the quantize/dequantize
+kernels live there).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
-from pteflow.ir import Level, Program, facts, views
+from pteflow.ir import Program, facts, views
 from pteflow.ir.errors import ModelError, UnavailableError
 from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.partition.arbitration import record as record_claims
 from pteflow.passes.partition.lowering import is_bool
+from pteflow.passes.partition.partitioner import partitioner_info
+from pteflow.passes.policy import Delegating
 
 from . import device, sdk
 
@@ -19,7 +21,7 @@ SKIP_OPS = frozenset({"llama.fallback.default"})
 
 
 @attrs.frozen
-class PartitionQnnPass(Pass):
+class PartitionQnnPass(Pass, Delegating):
     """Lower what QNN HTP supports to the Qualcomm delegate (needs the Qualcomm SDK).
 
     Requires: an edge program after QNN's edge passes (they declare ``before`` this pass),
@@ -42,13 +44,8 @@ class PartitionQnnPass(Pass):
     skip-decomposition table applied at to-edge, ``ConvertBmmToMatmul`` fails.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-qnn",
-        level_in=Level.EDGE,
-        provides={DELEGATED_QNN},
-        ordered=True,
-        delegation="qnn",
-    )
+    info = partitioner_info("partition-qnn", DELEGATED_QNN)
+    delegation = "qnn"
     soc: str = attrs.field(default=sdk.DEFAULT_SOC, validator=sdk.check_soc)
     use_fp16: bool = attrs.field(default=False, validator=is_bool)
     skip_mutable_buffer: bool = attrs.field(default=True, validator=is_bool)

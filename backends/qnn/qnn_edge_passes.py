@@ -26,16 +26,16 @@ All of them require ``edge.ir-relaxed``: upstream only runs them on edge program
 with ``_check_ir_validity=False`` (``qnn_edge_config()``; export_llama's edge config), and
 several emit ops outside the core ATen set (``aten.matmul``, ``aten.rms_norm``).
 
-``delegation="qnn"`` marks the passes ``--no-delegate`` drops: those whose result only QNN
-can read or run. They are (1) annotations for QNN's op builders (node metadata only),
-(2) ``FoldQDQ``, which moves the quantize/dequantize ops into node metadata (the graph
-alone then computes garbage: it is QNN's interpretation that makes it quantized),
-(3) passes that emit ops ExecuTorch's portable kernels lack (``aten.matmul``,
-``aten.rms_norm``), and (4) every pass QNN's table orders after one of those, which
-upstream never runs without it. The rest (decompositions, ``RemoveRedundancy``,
-``I64toI32``, ...) keep the graph's meaning on any runtime and stay, so a ``--no-delegate``
-``.pte`` runs the graph QNN would receive, with its quantize/dequantize ops, on portable
-kernels.
+``QnnOnly`` (``delegation = "qnn"``, ``policy.Delegating``) marks the passes
+``--no-delegate`` drops: those whose result only QNN can read or run. They are (1)
+annotations for QNN's op builders (node metadata only), (2) ``FoldQDQ``, which moves the
+quantize/dequantize ops into node metadata (the graph alone then computes garbage: it is
+QNN's interpretation that makes it quantized), (3) passes that emit ops ExecuTorch's
+portable kernels lack (``aten.matmul``, ``aten.rms_norm``), and (4) every pass QNN's table
+orders after one of those, which upstream never runs without it. The rest (decompositions,
+``RemoveRedundancy``, ``I64toI32``, ...) keep the graph's meaning on any runtime and stay,
+so a ``--no-delegate`` ``.pte`` runs the graph QNN would receive, with its
+quantize/dequantize ops, on portable kernels.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from pteflow.ir import Level, facts
 from pteflow.passes.base import PassInfo
 from pteflow.passes.graph_pass import GraphPass
 from pteflow.passes.partition.lowering import is_bool
+from pteflow.passes.policy import Delegating
 
 from .partition_qnn import PartitionQnnPass
 
@@ -194,6 +195,13 @@ EXPORT_LLAMA_SET: tuple[str, ...] = tuple(
 )
 
 
+class QnnOnly(Delegating):
+    """Mixin of the QNN edge passes whose result only QNN's partitioner reads."""
+
+    __slots__ = ()
+    delegation = "qnn"
+
+
 @attrs.frozen
 class QnnEdgePass(GraphPass):
     """Base of the generated QNN edge passes (not itself a pass: it has no ``info``)."""
@@ -303,9 +311,8 @@ def _build() -> dict[str, type[QnnEdgePass]]:
         spec = _BY_UPSTREAM[upstream]
         after = [built[a] for a in deps[upstream]]
         fields = {o: attrs.field(default=False, validator=is_bool) for o in spec.options}
-        cls = attrs.make_class(
-            _class_name(upstream), fields, bases=(QnnEdgePass,), frozen=True, slots=True
-        )
+        bases = (QnnEdgePass, QnnOnly) if spec.qnn_only else (QnnEdgePass,)
+        cls = attrs.make_class(_class_name(upstream), fields, bases=bases, frozen=True, slots=True)
         cls.__module__ = __name__
         cls.__qualname__ = cls.__name__
         cls.__doc__ = _docstring(spec)
@@ -316,7 +323,6 @@ def _build() -> dict[str, type[QnnEdgePass]]:
             requires={facts.EDGE_IR_RELAXED},
             after=tuple(after),
             before=(PartitionQnnPass,),
-            delegation="qnn" if spec.qnn_only else None,
         )
         built[upstream] = cls
     return {u: built[u] for u in _BY_UPSTREAM}  # table order

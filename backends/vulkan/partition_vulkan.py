@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
+from pteflow.ir import facts
 from pteflow.passes.partition.availability import missing_modules
-from pteflow.passes.partition.lowering import is_bool, lower
+from pteflow.passes.partition.lowering import is_bool
+from pteflow.passes.partition.partitioner import LoweringPass, partitioner_info
 
 DELEGATED_VULKAN = facts.delegated("VulkanBackend", "vulkan")
 
@@ -21,7 +21,7 @@ def vulkan_missing() -> str | None:
 
 
 @attrs.frozen
-class PartitionVulkanPass(Pass):
+class PartitionVulkanPass(LoweringPass):
     """Lower what ExecuTorch's Vulkan (GPU) delegate supports to it.
 
     Requires: an edge program. Provides: delegated.vulkan.
@@ -34,13 +34,8 @@ class PartitionVulkanPass(Pass):
     ``.pte`` needs a runtime built with Vulkan.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-vulkan",
-        level_in=Level.EDGE,
-        provides={DELEGATED_VULKAN},
-        ordered=True,
-        delegation="vulkan",
-    )
+    info = partitioner_info("partition-vulkan", DELEGATED_VULKAN)
+    delegation = "vulkan"
     require_dynamic_shapes: bool = attrs.field(default=True, validator=is_bool)
     force_fp16: bool = attrs.field(default=False, validator=is_bool)
 
@@ -51,6 +46,3 @@ class PartitionVulkanPass(Pass):
         from executorch.extension.llm.export.partitioner_lib import get_vulkan_partitioner
 
         return get_vulkan_partitioner("fp32", self.require_dynamic_shapes, self.force_fp16)
-
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        return lower(self, program, ctx)

@@ -11,7 +11,8 @@ from pteflow.ir import Program
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes.base import Pass, PassContext, PassResult
 from pteflow.passes.partition.availability import missing_modules
-from pteflow.passes.partition.lowering import is_bool, lower
+from pteflow.passes.partition.lowering import is_bool
+from pteflow.passes.partition.partitioner import LoweringPass
 from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
 
@@ -26,10 +27,11 @@ def xnnpack_missing() -> str | None:
 
 
 @attrs.frozen
-class XnnpackPartitionPass(Pass):
+class XnnpackPartitionPass(LoweringPass):
     """Base of the XNNPACK partition passes (not a pass itself: it has no ``info``)."""
 
     #: the class in executorch.backends.xnnpack.partition.xnnpack_partitioner
+    delegation = "xnnpack"
     partitioner_class: ClassVar[str]
     enable_bf16: bool = attrs.field(default=False, validator=is_bool)
 
@@ -57,7 +59,7 @@ class XnnpackPartitionPass(Pass):
         return None
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        result = lower(self, program, ctx)
+        result = super().run(program, ctx)
         # took nothing: still claims no torchao linear is left outside, if none is
         fact = TORCHAO_LINEARS_DELEGATED
         if fact in result.withheld and fact.check(result.program) is None:

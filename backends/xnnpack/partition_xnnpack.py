@@ -4,9 +4,8 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
-from pteflow.passes.base import PassInfo
+from pteflow.passes.partition.partitioner import partitioner_info
 
 from ._partitioner import XnnpackPartitionPass
 from .facts import DELEGATED_XNNPACK
@@ -24,11 +23,5 @@ class PartitionXnnpackPass(XnnpackPartitionPass):
     partitioner which ops to keep whole (e.g. ``aten.linear``).
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-xnnpack",
-        level_in=Level.EDGE,
-        provides={DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
-        ordered=True,
-        delegation="xnnpack",
-    )
+    info = partitioner_info("partition-xnnpack", DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED)
     partitioner_class: ClassVar[str] = "XnnpackPartitioner"

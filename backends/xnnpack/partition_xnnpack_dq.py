@@ -4,9 +4,8 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
-from pteflow.passes.base import PassInfo
+from pteflow.passes.partition.partitioner import partitioner_info
 
 from ._partitioner import XnnpackPartitionPass
 from .facts import DELEGATED_XNNPACK
@@ -25,11 +24,5 @@ class PartitionXnnpackDqPass(XnnpackPartitionPass):
     takes fp32 linears (and the elementwise ops next to them), not only quantized ones.
     """
 
-    info: ClassVar[PassInfo] = PassInfo(
-        name="partition-xnnpack-dq",
-        level_in=Level.EDGE,
-        provides={DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED},
-        ordered=True,
-        delegation="xnnpack",
-    )
+    info = partitioner_info("partition-xnnpack-dq", DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED)
     partitioner_class: ClassVar[str] = "XnnpackDynamicallyQuantizedPartitioner"

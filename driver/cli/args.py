@@ -187,8 +187,8 @@ def console_args(sp: argparse.ArgumentParser) -> None:
         "-v",
         "--verbose",
         action="store_true",
-        help="also print the per-pass table, and upstream warnings and C++ stderr as they "
-        "happen (they always go to the run log, m.log beside the report)",
+        help="also print the per-pass table, what each pass logged, and upstream warnings "
+        "and C++ stderr as they happen (they always go to the run log, m.log beside the report)",
     )
     g.add_argument("-q", "--quiet", action="store_true", help="print only the result and errors")
 

@@ -1,6 +1,6 @@
 """A content-addressed cache of pass results, so a re-run starts after its longest cached prefix.
 
-The manager's interface is ``PassCache.session(ordered, program, upcoming)`` and the
+The manager's interface is ``PassCache.session(ordered, program)`` and the
 ``CacheSession`` it returns (``session.py``). The parts:
 
 * ``keys.py``     the chain of keys over the scheduled passes (nothing run or loaded);
@@ -10,10 +10,11 @@ The manager's interface is ``PassCache.session(ordered, program, upcoming)`` and
 * ``session.py``  one run: resume point, staged writes, dropping what a failure condemns.
 
 A restored entry is indistinguishable from a recomputation: what a pass's output depends
-on beyond its input and options is in its key (``Pass.cache_inputs``: to-edge's upcoming
-partitioners) and what the output holds beyond serde's bytes is in the entry (to-edge's
-kept-whole ops, in each EDGE program's verifier). Nothing is unpickled before its entry
-is authenticated as written by this user, for this key.
+on beyond its input is an option, so in its key (to-edge's ``keep_whole_for``, which the
+planner sets to the partitioners scheduled after it) and what the output holds beyond
+serde's bytes is in the entry (to-edge's kept-whole ops, in each EDGE program's
+verifier). Nothing is unpickled before its entry is authenticated as written by this
+user, for this key.
 """
 
 from .auth import key_path, user_key

@@ -2,12 +2,12 @@
 
     key_0 = program_hash(input)                       structure + weights + data
     key_k = sha256(key_{k-1}, pass class, options, source_hash(pass class),
-                   pass.cache_inputs(ctx), versions of torch/executorch/torchao/pteflow)
+                   versions of torch/executorch/torchao/pteflow)
 
 ``source_hash`` covers the module defining the pass and every own-code module it reaches
 (helpers, base classes, pteflow's ir), read from disk each time: an edited pass misses.
-``cache_inputs`` is what a pass's result depends on beyond its input and options: for
-to-edge, the upcoming partition passes it asks which ops to keep whole.
+A pass's result depends on its input and options only: what to-edge keeps whole is its
+``keep_whole_for`` option, which the planner sets (``pteflow.passes.partition.keep_whole``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import hashlib
 
 from pteflow.ir import hashing
 
-from ..base import Pass, PassContext
+from ..base import Pass
 
 
-def pass_key(previous: str, p: Pass, ctx: PassContext) -> str:
+def pass_key(previous: str, p: Pass) -> str:
     """The chain key of ``p`` run on the program keyed ``previous``."""
     cls = type(p)
     parts = (
@@ -27,7 +27,6 @@ def pass_key(previous: str, p: Pass, ctx: PassContext) -> str:
         f"{cls.__module__}.{cls.__qualname__}",
         hashing.canonical(p.options()),
         hashing.source_hash(cls),
-        hashing.canonical(p.cache_inputs(ctx)),
         hashing.versions(),
     )
     return hashlib.sha256(hashing.canonical(parts).encode()).hexdigest()

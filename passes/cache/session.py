@@ -22,7 +22,8 @@ from typing import Any
 
 from pteflow.ir import Level, Program, hashing
 
-from ..base import Pass, PassContext
+from ..base import Pass
+from ..policy import not_cacheable_because
 from . import codec
 from .keys import pass_key
 from .store import LAST_RUN, CorruptEntry, PassCache
@@ -57,7 +58,6 @@ class CacheSession:
         cache: PassCache,
         ordered: tuple[Pass, ...],
         program: Program,
-        upcoming: tuple[Pass, ...],
         *,
         read: bool = True,
     ):
@@ -77,9 +77,9 @@ class CacheSession:
         for p in ordered:
             known |= p.contract.provides | p.contract.requires | p.contract.invalidates
         self._facts = codec.fact_table(known)
-        self.keys: list[str | None] = self._chain(program, upcoming)
+        self.keys: list[str | None] = self._chain(program)
 
-    def _chain(self, program: Program, upcoming: tuple[Pass, ...]) -> list[str | None]:
+    def _chain(self, program: Program) -> list[str | None]:
         keys: list[str | None] = [None] * len(self.ordered)
         try:
             key = hashing.program_hash(program)
@@ -87,11 +87,10 @@ class CacheSession:
             self.notes.append(f"input program not hashable ({e}); nothing cached")
             return keys
         for rank, p in enumerate(self.ordered):
-            if not p.contract.cacheable:
+            if not_cacheable_because(p):  # policy.Uncacheable: nothing from here on
                 break
-            ctx = PassContext(position=rank, upcoming=self.ordered[rank + 1 :] + upcoming)
             try:
-                key = pass_key(key, p, ctx)
+                key = pass_key(key, p)
             except Exception as e:
                 self.notes.append(f"{p.name}: not cacheable ({e})")
                 break

@@ -287,10 +287,9 @@ class PassCache:
         self,
         ordered: Sequence[Pass],
         program: Program,
-        upcoming: Sequence[Pass] = (),
         *,
         read: bool = True,
     ) -> CacheSession:
         from .session import CacheSession
 
-        return CacheSession(self, tuple(ordered), program, tuple(upcoming), read=read)
+        return CacheSession(self, tuple(ordered), program, read=read)

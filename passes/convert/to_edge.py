@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 import attrs
 
@@ -8,17 +9,17 @@ from pteflow.ir import Level, Program, facts
 from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult
+from ..partition.keep_whole import CONSULTED, partition_passes
+
+__all__ = ["CONSULTED", "ToEdgePass", "constant_methods"]
 
 
-@runtime_checkable
-class PartitionerSource(Protocol):
-    """A pass that will partition later; to-edge asks it what not to decompose."""
-
-    def make_partitioner(self) -> Any: ...
-
-
-#: Metadata key: the partition passes to-edge asked for ops_to_not_decompose.
-CONSULTED = "_partitioners_consulted"
+def _specs(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # one spec
+        return (value,) if value else ()
+    return tuple(value)
 
 
 def constant_methods(program: Program) -> dict[str, Any]:
@@ -34,11 +35,12 @@ def constant_methods(program: Program) -> dict[str, Any]:
 class ToEdgePass(Pass):
     """Convert ATen programs to the Edge dialect (ATEN -> EDGE).
 
-    When partitioning passes are scheduled later in the same run, their
-    partitioners are asked which ops to keep whole (``ops_to_not_decompose``),
-    exactly as ``to_edge_transform_and_lower`` does; without that, to_edge
-    decomposes ops (e.g. torchao's 8da4w linear) that the backend matches on,
-    and partitioning silently takes less or lowers the wrong thing.
+    ``keep_whole_for``: the partition passes (specs, in run order) whose partitioners are
+    asked which ops to keep whole (``ops_to_not_decompose``), exactly as
+    ``to_edge_transform_and_lower`` does; without that, to_edge decomposes ops (e.g.
+    torchao's 8da4w linear) that the backend matches on, and partitioning silently takes
+    less or lowers the wrong thing. The planner sets it to the partition passes scheduled
+    after to-edge (``pteflow.passes.partition.keep_whole``); ``driver plan`` shows it.
     ``check_ir_validity=False`` is what post-lowering passes that produce
     non-core ops (ConvertToLinearPass) need.
     """
@@ -52,16 +54,13 @@ class ToEdgePass(Pass):
     check_ir_validity: bool = True
     skip_dim_order: bool = False
     constant_methods: bool = True
+    keep_whole_for: tuple[str, ...] | None = attrs.field(default=None, converter=_specs)
 
     @property
     def contract(self) -> PassInfo:
         if self.check_ir_validity:
             return self.info
         return attrs.evolve(self.info, provides={facts.EDGE_IR_RELAXED})
-
-    def cache_inputs(self, ctx: PassContext) -> Any:
-        # the partitioners run() consults decide what is kept whole
-        return _partitioner_sources(ctx)
 
     def compile_config(self) -> Any:
         from executorch.exir import EdgeCompileConfig
@@ -76,8 +75,8 @@ class ToEdgePass(Pass):
 
         eps = program.exported_programs()
         consts = constant_methods(program) if self.constant_methods else None
-        sources = _partitioner_sources(ctx)
-        partitioners = [p.make_partitioner() for p in sources]
+        sources = tuple(self.keep_whole_for or ())
+        partitioners = [p.make_partitioner() for p in partition_passes(sources)]
         with torch.no_grad():
             if partitioners:
                 # The public API fuses this step with lowering; pteflow keeps
@@ -99,8 +98,3 @@ class ToEdgePass(Pass):
         return PassResult(
             program.evolve(level=Level.EDGE, artifact=manager, metadata=metadata), True
         )
-
-
-def _partitioner_sources(ctx: PassContext) -> tuple[Any, ...]:
-    """The upcoming passes to-edge asks what to keep whole (their partitioners)."""
-    return tuple(p for p in ctx.upcoming if isinstance(p, PartitionerSource))

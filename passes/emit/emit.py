@@ -12,6 +12,7 @@ import attrs
 from pteflow.ir import Level, Program
 
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
+from ..policy import Uncacheable
 
 
 def write_atomically(
@@ -69,7 +70,7 @@ def _unloadable(data: bytes) -> dict[str, str]:
 
 
 @attrs.frozen
-class EmitPass(Pass):
+class EmitPass(Pass, Uncacheable):
     """Write the serialized program to a .pte file, atomically, once it loads and runs (last).
 
     Provides nothing and changes nothing: the file appears whole or not at all. Before the
@@ -84,9 +85,8 @@ class EmitPass(Pass):
         name="emit",
         level_in=Level.EXECUTORCH,
         last=True,
-        cacheable=False,
-        not_cacheable_because="it writes a file: a side effect that must happen every run",
     )
+    not_cacheable_because = "it writes a file: a side effect that must happen every run"
     path: str = attrs.field(default="model.pte", validator=_pte_path)
     smoke: bool = attrs.field(default=True, validator=_is_bool)
 

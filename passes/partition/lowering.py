@@ -2,13 +2,15 @@
 
 ``to_edge_transform_and_lower(programs, partitioner=[p1, p2, ...])`` does three things that
 pteflow splits into passes: (1) to-edge, keeping whole the ops every partitioner asks for
-(the to-edge pass does this with the upcoming partition passes' partitioners), (2)
+(the to-edge pass does this with the partitioners of its ``keep_whole_for``, which the
+planner sets to the partition passes scheduled after it: ``keep_whole``), (2)
 ``EdgeProgramManager.to_backend(p)`` once per partitioner, in order (one partition pass
 each, here), then (3) two checks once all partitioners have run:
 ``_sanity_check_graph_for_non_decomp_ops`` (an op a partitioner asked to keep whole and says
 it supports must not be left outside a delegate) and the edge verifier under the
-to-edge ``EdgeCompileConfig``. ``lower`` does (2), and (3) when no partition pass follows
-in the run, so the split is checked exactly as the fused call is.
+to-edge ``EdgeCompileConfig``. ``lower`` does (2), and (3) once every partition pass
+to-edge kept ops whole for has lowered (the edge program records them), so the split is
+checked exactly as the fused call is.
 
 Two upstream details this module absorbs:
 
@@ -37,8 +39,8 @@ from pteflow.ir import Program, views
 from pteflow.ir.errors import InvariantError, PipelineError
 
 from ..base import PassContext, PassInfo, PassResult, option_error
-from ..convert.to_edge import PartitionerSource
 from .arbitration import record as record_claims
+from .keep_whole import CONSULTED
 
 
 class PartitionPass(Protocol):
@@ -54,13 +56,14 @@ class PartitionPass(Protocol):
 
     def describe(self) -> str: ...
 
+    def spec(self) -> str: ...
+
 
 #: Program.metadata key: the partition passes that lowered the program so far, in order.
 #: The last partition pass of a run re-creates their partitioners for the final checks.
 LOWERED_BY = "_lowered_by"
-#: Program.metadata key the to-edge pass may set: the partition passes it asked which ops to
-#: keep whole. When present, a partition pass that is not among them is refused.
-from ..convert.to_edge import CONSULTED  # noqa: E402  (one definition, owned by to-edge)
+#: ``CONSULTED`` (Program.metadata, set by to-edge): the specs of the partition passes it kept
+#: ops whole for. When present, a partition pass that is not among them is refused.
 
 
 def is_bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -97,7 +100,10 @@ def _no_to_backend_deprecation() -> Iterator[None]:
 
 
 def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResult:
-    """Lower ``program`` with ``pass_.make_partitioner()``; final checks if no partitioner follows.
+    """Lower ``program`` with ``pass_.make_partitioner()``; final checks after the last one.
+
+    The last one: the pass after which every partition pass to-edge kept ops whole for has
+    lowered (``CONSULTED``), or any pass on a program that does not record them.
 
     ``modified`` is true exactly when the partitioner took something (a new delegate);
     when it takes nothing the input graph is returned as it was.
@@ -111,7 +117,7 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     import torch
 
     consulted = program.metadata.get(CONSULTED)
-    if consulted is not None and pass_ not in consulted:
+    if consulted is not None and pass_.spec() not in consulted:
         raise PipelineError(
             f"{pass_.describe()}: the edge program was built without asking this partitioner "
             "which ops to keep whole, so it may lower decomposed ops (e.g. plain mm for 8da4w "
@@ -129,7 +135,7 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     modified = len(views.delegation_summary(candidate)) != before
     out = candidate if modified else program.evolve(metadata=metadata)
     out = out.evolve(metadata=record_claims(pass_.name, program, out))
-    if not any(isinstance(p, PartitionerSource) for p in ctx.upcoming):
+    if consulted is None or set(consulted) <= {p.spec() for p in done}:
         check_lowered(out, [p.make_partitioner() for p in done])
     # took nothing (e.g. XNNPACK after Vulkan took all it could): it delegated nothing
     return PassResult(out, modified, withheld=frozenset() if modified else pass_.contract.provides)

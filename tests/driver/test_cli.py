@@ -188,12 +188,17 @@ def test_run_writes_a_pte_that_matches_eager(tmp_path, capsys):
         str(out),
         "--checks",
         "each",
+        "-v",
     )
     assert code == 0, err
     assert "[ 4/4] emit" in stdout and "verify: max abs diff" in stdout and ": ok" in stdout
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert [p["name"] for p in report["passes"]] == ["export", "to-edge", "to-executorch", "emit"]
     assert report["verification"]["ok"] is True
+    # ctx.log reaches the report, and with -v the console
+    (said,) = report["passes"][-1]["log"]
+    assert said.startswith(f"wrote {out} (")
+    assert f"emit: {said}" in stdout
 
     # and independently of the driver: load the file in the runtime, compare with eager
     import torch

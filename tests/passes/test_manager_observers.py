@@ -71,3 +71,46 @@ def test_honest_unchanged_passes_pass_the_check(aten_mlp):
 
 def test_boundaries_mode_does_not_hash(aten_mlp):
     PassManager([SilentReluToSigmoidPass()], verify="boundaries").run(aten_mlp)
+
+
+@attrs.frozen
+class TalksPass(Pass):
+    """Says two things through ctx.log."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="talks", level_in=Level.ATEN)
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        ctx.log("one")
+        ctx.log("two")
+        return PassResult(program, False)
+
+
+class Hears(PassObserver):
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def started(self, rank, pass_):
+        self.events.append(("started", rank, pass_.name))
+
+    def log(self, rank, pass_, message):
+        self.events.append(("log", rank, message))
+
+    def finished(self, rank, pass_, record):
+        self.events.append(("finished", rank, record.log))
+
+
+def test_one_observer_mechanism_hears_starts_logs_and_records(aten_mlp):
+    hears = Hears()
+    result = PassManager([TalksPass(), ReluToSigmoidPass()]).run(aten_mlp, observers=[hears])
+    assert hears.events == [
+        ("started", 0, "talks"),
+        ("log", 0, "one"),
+        ("log", 0, "two"),
+        ("finished", 0, ("one", "two")),
+        ("started", 1, "relu-to-sigmoid"),
+        ("finished", 1, ()),
+    ]
+    assert list(result.records[0].to_json()["log"]) == ["one", "two"]
+    import inspect
+
+    assert "on_event" not in inspect.signature(PassManager.run).parameters

@@ -82,14 +82,17 @@ def test_unknown_verify_mode_is_refused():
         PassManager([], verify="sometimes")  # type: ignore[arg-type]
 
 
-def test_upcoming_passes_are_visible_to_a_running_pass(aten_mlp):
+def test_a_running_pass_sees_the_plan_owned_options_not_what_comes_next(aten_mlp):
+    """What replaced ctx.upcoming: the plan sets to-edge's keep_whole_for, the pass reads it."""
+    from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
+
     seen = []
 
-    class Spy(ReluToSigmoidPass):
+    class Spy(ToEdgePass):
         def run(self, program, ctx):
-            seen.append(tuple(p.name for p in ctx.upcoming))
+            seen.append((self.keep_whole_for, hasattr(ctx, "upcoming")))
             return super().run(program, ctx)
 
-    PassManager([Spy(), ToEdgePass()]).run(aten_mlp)
-    assert seen == [("to-edge",)]
+    PassManager([Spy(), PartitionXnnpackPass()]).run(aten_mlp)
+    assert seen == [(("partition-xnnpack",), False)]
     assert torch.ops.aten.relu.default  # keep torch import used

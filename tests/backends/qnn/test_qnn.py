@@ -22,6 +22,7 @@ from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.emit.emit import EmitPass
+from pteflow.passes.policy import delegation_of
 from tests.backends.qnn._qnn import qnn_edge, run_method
 
 REPO = Path(__file__).resolve().parents[2]
@@ -202,7 +203,7 @@ def test_unknown_soc_refused_with_the_known_ones():
 def test_quantized_precision_needs_a_quantized_graph():
     assert PartitionQnnPass().contract.requires == {facts.QUANTIZED_PT2E}
     assert PartitionQnnPass(use_fp16=True).contract.requires == frozenset()
-    assert PartitionQnnPass().contract.delegation == "qnn"
+    assert delegation_of(PartitionQnnPass()) == "qnn"
 
 
 # =========================================================================== pipelines
@@ -227,7 +228,7 @@ def test_qnn_default_plans_and_no_delegate_drops_only_qnn_only_passes():
     names = [p.name for p in full.ordered_passes()]
     assert names.index("qnn-resolve-debug-handle") < names.index("partition-qnn")
     assert names.index("qnn-convert-linear-to-conv2d") < names.index("export")
-    kept = [p for p in _qnn_default() if p.contract.delegation is None]
+    kept = [p for p in _qnn_default() if delegation_of(p) is None]
     dropped = {p.name for p in _qnn_default()} - {p.name for p in kept}
     assert "partition-qnn" in dropped and "qnn-fold-qdq" in dropped
     assert "qnn-remove-redundancy" in {p.name for p in kept}
@@ -297,7 +298,7 @@ def _no_delegate_pte(quantizer: str, *, sha: bool = False) -> tuple[Program, obj
     import executorch.kernels.quantized  # noqa: F401  (quantize/dequantize out variants)
 
     edge = qnn_edge(quantizer, sha=sha)
-    kept = [p for p in [*qnn.edge_passes(), ToExecutorchPass()] if p.contract.delegation is None]
+    kept = [p for p in [*qnn.edge_passes(), ToExecutorchPass()] if delegation_of(p) is None]
     program = PassManager(kept).run(edge.fresh()).program
     return program, edge
 

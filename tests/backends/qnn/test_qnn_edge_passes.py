@@ -16,6 +16,7 @@ from pteflow.ir.errors import OptionError, UnsatisfiedError
 from pteflow.passes import PassManager, plan
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.graph_pass import OWNED
+from pteflow.passes.policy import delegation_of
 from pteflow.passes.registry import load_registry
 
 from ._qnn import qnn_edge, run_method
@@ -75,12 +76,12 @@ def test_every_qnn_edge_pass_runs_before_partitioning_on_a_relaxed_edge_program(
 def test_no_delegate_keeps_no_pass_that_needs_a_dropped_one():
     """A pass QNN orders after a QNN-only pass is QNN-only too (upstream never runs it alone)."""
     for name, cls in q.PASSES.items():
-        if any(dep.info.delegation == "qnn" for dep in cls.info.after):
-            assert cls.info.delegation == "qnn", name
+        if any(delegation_of(dep) == "qnn" for dep in cls.info.after):
+            assert delegation_of(cls) == "qnn", name
 
 
 def test_no_delegate_split():
-    dropped = {c.upstream for c in q.PASSES.values() if c.info.delegation == "qnn"}
+    dropped = {c.upstream for c in q.PASSES.values() if delegation_of(c) == "qnn"}
     assert {"FoldQDQ", "AnnotateQuantAttrs", "LayoutTransform", "ConvertBmmToMatmul",
             "RecomposeRmsNorm", "TagQuantIO", "ResolveDebugHandle"} <= dropped  # fmt: skip
     kept = set(q.PASSES) - dropped
@@ -216,7 +217,7 @@ def test_kept_passes_leave_the_outputs_equal(edge):
     """What --no-delegate keeps computes exactly what the edge program computed before."""
     program = edge.fresh()
     before = run_method(program.exported_programs()["forward"], edge.model.steps)
-    kept = [p for p in q.passes() if p.contract.delegation is None]
+    kept = [p for p in q.passes() if delegation_of(p) is None]
     after = PassManager(kept, verify="each").run(program).program
     got = run_method(after.exported_programs()["forward"], edge.model.steps)
     for step, (g, b) in enumerate(zip(got, before, strict=True)):

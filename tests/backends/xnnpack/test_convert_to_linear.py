@@ -19,6 +19,7 @@ from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.emit.emit import EmitPass
+from pteflow.passes.policy import delegation_of
 
 from ...models import mlp
 
@@ -166,4 +167,4 @@ def test_contract():
     assert info.requires == {facts.EDGE_IR_RELAXED, TORCHAO_LINEARS_DELEGATED}
     assert info.provides == {facts.LINEAR_CANONICAL}
     assert ToExecutorchPass in info.before
-    assert info.delegation is None  # the portable flow needs it too
+    assert delegation_of(ConvertToLinearPass) is None  # the portable flow needs it too

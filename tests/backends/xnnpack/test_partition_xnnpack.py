@@ -8,11 +8,12 @@ from pteflow.backends.xnnpack.partition_xnnpack_dq import PartitionXnnpackDqPass
 from pteflow.ir import Level, Program, views
 from pteflow.ir.errors import InvariantError, OptionError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
-from pteflow.passes import PassContext, PassManager, plan
+from pteflow.passes import PassManager, plan
 from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.partition.lowering import check_lowered
+from pteflow.passes.policy import delegation_of
 
 from ...models import mlp
 from ..conftest import BUILDER_EDGE
@@ -75,8 +76,8 @@ def test_same_pte_as_to_edge_transform_and_lower(lowered_mlp):
 
 def test_final_check_refuses_a_kept_op_left_outside_every_delegate(aten_mlp):
     """What to_edge_transform_and_lower raises: linear kept whole for XNNPACK, not lowered."""
-    ctx = PassContext(upcoming=(PartitionXnnpackPass(),))
-    edge = ToEdgePass().apply(aten_mlp, ctx).program
+    to_edge = ToEdgePass(keep_whole_for=(PartitionXnnpackPass().spec(),))
+    edge = to_edge.apply(aten_mlp).program
     partitioner = PartitionXnnpackPass().make_partitioner()
     with pytest.raises(InvariantError, match=r"aten\.linear.*was not decomposed or delegated"):
         check_lowered(edge, [partitioner])
@@ -94,7 +95,7 @@ def test_options_are_checked():
 def test_contract():
     info = PartitionXnnpackPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
-    assert info.ordered and info.delegation == "xnnpack"
+    assert info.ordered and delegation_of(PartitionXnnpackPass) == "xnnpack"
     assert info.provides == {DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
 
 
@@ -104,6 +105,6 @@ def test_refused_on_an_edge_program_built_without_asking_it(aten_mlp):
     from pteflow.passes.partition.lowering import CONSULTED
 
     edge = ToEdgePass().apply(aten_mlp).program
-    asked_other = edge.evolve(metadata={CONSULTED: (PartitionXnnpackDqPass(),)})
+    asked_other = edge.evolve(metadata={CONSULTED: (PartitionXnnpackDqPass().spec(),)})
     with pytest.raises(PipelineError, match="built without asking this partitioner"):
         PartitionXnnpackPass().apply(asked_other)

@@ -12,10 +12,11 @@ from pteflow.backends.xnnpack.partition_xnnpack_dq import PartitionXnnpackDqPass
 from pteflow.ir import Level, views
 from pteflow.ir.errors import OptionError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
-from pteflow.passes import PassContext, PassManager
+from pteflow.passes import PassManager
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.partition.lowering import LOWERED_BY
+from pteflow.passes.policy import delegation_of
 
 from ...models import mlp
 
@@ -29,8 +30,8 @@ def _delegate_op():
 def test_to_edge_keeps_linear_whole_for_the_upcoming_partitioner(aten_mlp):
     from executorch.exir.dialects._ops import ops as exir_ops
 
-    ctx = PassContext(upcoming=(PartitionXnnpackDqPass(),))
-    kept = views.op_histogram(ToEdgePass().apply(aten_mlp, ctx).program)
+    to_edge = ToEdgePass(keep_whole_for=(PartitionXnnpackDqPass().spec(),))
+    kept = views.op_histogram(to_edge.apply(aten_mlp).program)
     assert kept[exir_ops.edge.aten.linear.default] == 2
     assert kept[exir_ops.edge.aten.addmm.default] == 0
 
@@ -99,6 +100,6 @@ def test_options_are_checked_and_reach_the_partitioner():
 def test_contract():
     info = PartitionXnnpackDqPass.info
     assert (info.level_in, info.level_out) == (Level.EDGE, Level.EDGE)
-    assert info.ordered and info.delegation == "xnnpack"
+    assert info.ordered and delegation_of(PartitionXnnpackDqPass) == "xnnpack"
     assert info.provides == {DELEGATED_XNNPACK, TORCHAO_LINEARS_DELEGATED}
     assert PartitionXnnpackDqPass().unavailable_reason() is None

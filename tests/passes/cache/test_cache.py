@@ -240,7 +240,7 @@ def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
     ps = [p for p in ps if p.name != "emit"]
     head = [p for p in ps if p.contract.level_in == Level.EAGER]
     tail = [p for p in ps if p.contract.level_in != Level.EAGER]
-    aten = PassManager(head, registry=reg).run(tiny_llama().program, upcoming=tail).program
+    aten = PassManager(head, registry=reg).run(tiny_llama().program).program
     restored = aten.evolve(artifact=_decode_artifact(Level.ATEN, _encode_artifact(aten)))
     from_restored = PassManager(tail, registry=reg).run(restored).program.artifact.buffer
     fresh = PassManager(tail, registry=reg).run(aten).program.artifact.buffer

@@ -69,7 +69,7 @@ def plan_digraph(plan: Any) -> Any:
         g.add_node(rank, label=f"{rank}. {p.describe()}", level=p.contract.level_in.label)
     for u, v in sorted(plan.direct_edges()):
         reasons = plan.reasons.get((u, v), ())
-        g.add_edge(rank_of[u], rank_of[v], reason="; ".join(reasons))
+        g.add_edge(rank_of[u], rank_of[v], reason="; ".join(map(str, reasons)))
     return g
 
 

@@ -154,6 +154,10 @@ def run(
         quantized_ref = QuantizedReference.for_run(ordered, model)
         if quantized_ref is not None:
             observers.append(quantized_ref)
+    from .memory import MemoryWatch, rss_mb
+
+    memory = MemoryWatch()
+    observers.append(memory)
     watching = sorted({o.flag for o in observers if o.needs_every_pass})
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
@@ -167,6 +171,7 @@ def run(
         verification = verify_run(
             pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
         )
+    end_rss = rss_mb()
     not_delegated = not_delegated_note(dropped) if chosen.no_delegate else None
     if not_delegated:
         say(not_delegated)
@@ -176,7 +181,7 @@ def run(
     from .debug import timing_rows, timing_table
 
     if debug.timing:
-        say(timing_table(result.records))
+        say(timing_table(result.records, memory=memory.rows))
     if numerics is not None:
         from .numerics import numerics_table
 
@@ -190,12 +195,18 @@ def run(
         "schedule_s": result.schedule_s,
         "cache": result.cache,
         "order": [p.describe() for p in result.plan.ordered_passes()],
-        "passes": [r.to_json() for r in result.records],
+        "passes": [r.to_json() | memory.for_record(i) for i, r in enumerate(result.records)],
+        "memory": {  # MB: at the start of the passes (the model loaded), and at the end
+            "loaded_rss_mb": memory.start[0],
+            "loaded_peak_rss_mb": memory.start[1],
+            "end_rss_mb": end_rss[0],
+            "peak_rss_mb": end_rss[1],
+        },
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
         "no_delegate": {"dropped": dropped, "note": not_delegated} if chosen.no_delegate else None,
-        "timing": timing_rows(result.records),
+        "timing": timing_rows(result.records, memory=memory.rows),
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,

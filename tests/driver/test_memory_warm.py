@@ -1,0 +1,33 @@
+"""Where the memory goes (peak RSS per pass), and what a run keeps alive."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ._helpers import MODELS, WRONG
+
+HOG = str(Path(__file__).with_name("memory_passes.py"))
+
+
+def test_timing_and_report_show_which_pass_raised_the_peak(tmp_path):
+    report = tmp_path / "r.json"
+    argv = ["run", "--model", f"{MODELS}:mlp", "--passes", "export,hog-memory,noop-aten"]
+    argv += ["--plugin", HOG, "--plugin", WRONG, "--timing", "--report", str(report)]
+    # a fresh process: the peak of this one is whatever earlier tests left
+    proc = subprocess.run(
+        [sys.executable, "-m", "pteflow.driver", *argv], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Peak RSS" in proc.stdout
+    hog_line = next(ln for ln in proc.stdout.splitlines() if ln.endswith("hog-memory"))
+    assert " MB (+" in hog_line
+    passes = {p["name"]: p for p in json.loads(report.read_text())["passes"]}
+    assert passes["hog-memory"]["peak_raised_mb"] >= 200
+    assert passes["noop-aten"]["peak_raised_mb"] < 50
+    assert passes["noop-aten"]["peak_rss_mb"] >= passes["hog-memory"]["peak_rss_mb"]
+    assert passes["noop-aten"]["rss_mb"] < passes["noop-aten"]["peak_rss_mb"]
+    memory = json.loads(report.read_text())["memory"]
+    assert memory["peak_rss_mb"] >= passes["noop-aten"]["peak_rss_mb"]

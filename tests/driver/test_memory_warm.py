@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ._helpers import MODELS, WRONG
+import pytest
+
+from ._helpers import MODELS, WRONG, run
 
 HOG = str(Path(__file__).with_name("memory_passes.py"))
 
@@ -31,3 +33,27 @@ def test_timing_and_report_show_which_pass_raised_the_peak(tmp_path):
     assert passes["noop-aten"]["rss_mb"] < passes["noop-aten"]["peak_rss_mb"]
     memory = json.loads(report.read_text())["memory"]
     assert memory["peak_rss_mb"] >= passes["noop-aten"]["peak_rss_mb"]
+
+
+@pytest.mark.parametrize("verify", ["--verify", "--no-verify"])
+def test_no_second_copy_of_the_weights_while_lowering(capsys, tmp_path, verify):
+    """The eager reference (verification, reproducers) is built again when read, not
+    kept as a copy: during the passes only the program's own weights are alive."""
+    count = tmp_path / "count"
+    pte = tmp_path / "m.pte"
+    code, out, err = run(
+        capsys,
+        "run",
+        "--passes",
+        f"export,count-weight-copies{{path={count}}},to-edge,to-executorch,emit",
+        "--plugin",
+        HOG,
+        "-o",
+        str(pte),
+        verify,
+        "--no-cache",
+    )
+    assert code == 0, err
+    assert count.read_text() == "2"  # tok_embeddings and output: no copy of either
+    if verify == "--verify":
+        assert "verify: max abs diff" in out and ": ok" in out

@@ -162,15 +162,37 @@ def run(
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
         cache = None
-    result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+    warm_keys = full = None
+    if cache is not None and pte is not None:  # an unchanged re-run: write the cached .pte
+        from .warm import load_full_hit, run_keys
 
-    verification = None
+        planned = manager.plan(start_level=model.program.level, initial_facts=model.program.facts)
+        w0 = time.perf_counter()
+        warm_keys = run_keys(cache, planned.ordered_passes(), model.program)
+        full = load_full_hit(cache, warm_keys) if warm_keys is not None else None
+    if full is not None and pte is not None:
+        result = _full_hit(full, pte, planned, on_event, time.perf_counter() - w0)
+    else:
+        result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
+
+    verification: Any = None
     if do_verify and pte is not None:
         from .verify import verify_run
+        from .warm import load_verdict, store_verdict, verdict_key
 
-        verification = verify_run(
-            pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
-        )
+        verdict = None
+        if warm_keys is not None and cache is not None:
+            ref_rank = quantized_ref.rank if quantized_ref is not None else -1
+            against = quantized_ref.label if quantized_ref is not None else "eager"
+            ref_key = warm_keys.reference(ref_rank, model.steps, against)
+            verdict = verdict_key(pte, ref_key, model.tolerance)
+            verification = load_verdict(cache, verdict)
+        if verification is None:
+            verification = verify_run(
+                pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
+            )
+            if verdict is not None:
+                store_verdict(cache, verdict, verification)
     end_rss = rss_mb()
     not_delegated = not_delegated_note(dropped) if chosen.no_delegate else None
     if not_delegated:
@@ -178,6 +200,8 @@ def run(
 
     for line in summary_lines(result, pte, verification):
         say(line)
+    if full is not None:
+        say("cache: full hit: wrote the .pte of an identical earlier run; no pass ran")
     from .debug import timing_rows, timing_table
 
     if debug.timing:
@@ -221,9 +245,33 @@ def run(
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         say(f"report: {report_path}")
-    return CompileResult(
-        pte, result.program, result.records, verification, report, report_path, result
-    )
+    passed = verification is None or verification.ok  # never a full hit of a failed .pte
+    if full is None and warm_keys is not None and pte is not None and pte.exists() and passed:
+        from .warm import store_full_run
+
+        store_full_run(cache, warm_keys, pte, result.records, claimed)
+    program = None if full is not None else result.program  # a full hit ran no pass
+    return CompileResult(pte, program, result.records, verification, report, report_path, result)
+
+
+def _full_hit(full: Any, pte: Path, planned: Any, on_event: Any, load_s: float) -> Any:
+    """The run's result when the cache holds this very run: the .pte is written, no pass
+    runs (``executorch.exir`` is not even imported); the records are the stored ones."""
+    from pteflow.passes.emit.write_pte import write_atomically
+    from pteflow.passes.manager import RunResult
+
+    write_atomically(pte, full.pte)
+    records = []
+    for p, stored in zip(planned.ordered_passes(), full.records, strict=True):
+        record = attrs.evolve(stored, options=p.spec()[len(p.name) :])  # this run's -o
+        on_event("start", record.position, p, None)
+        on_event("end", record.position, p, record)
+        records.append(record)
+    n = len(records)
+    stats: dict[str, Any] = {"full_hit": True, "passes": n, "cacheable": n, "hits": n}
+    stats |= {"misses": 0, "hit_rate": 1.0, "stored": 0, "load_s": load_s, "store_s": 0.0}
+    stats["notes"] = []
+    return RunResult(full.program(), tuple(records), planned, 0.0, stats)
 
 
 def _log_warning(text: str) -> None:

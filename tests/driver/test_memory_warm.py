@@ -57,3 +57,47 @@ def test_no_second_copy_of_the_weights_while_lowering(capsys, tmp_path, verify):
     assert count.read_text() == "2"  # tok_embeddings and output: no copy of either
     if verify == "--verify":
         assert "verify: max abs diff" in out and ": ok" in out
+
+
+_NO_EXIR = """
+import runpy, sys
+sys.argv = ["driver", *sys.argv[2:]]
+try:
+    runpy.run_module("pteflow.driver", run_name="__main__")
+finally:
+    imported = sorted(m for m in sys.modules if m.startswith("executorch.exir"))
+    with open(EXIR_FILE, "w") as f:
+        f.write("\\n".join(imported))
+"""
+
+
+@pytest.mark.slow
+def test_an_unchanged_rerun_writes_the_cached_pte_without_the_compiler(capsys, tmp_path):
+    """A full hit: the same bytes, no pass run, executorch.exir never imported, and the
+    verdict of the first run reported as cached (a new tolerance verifies again)."""
+    cache = tmp_path / "cache"
+    passes = "export,to-edge,to-executorch,emit"
+    argv = ["run", "--passes", passes, "--cache-dir", str(cache), "--verify"]
+    code, out, err = run(capsys, *argv, "-o", str(tmp_path / "cold.pte"))
+    assert code == 0, err
+    assert "verified (cached)" not in out and ": ok" in out
+
+    exir = tmp_path / "exir.txt"
+    script = _NO_EXIR.replace("EXIR_FILE", repr(str(exir)))
+    warm = tmp_path / "warm.pte"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "x", *argv, "-o", str(warm)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert exir.read_text() == ""  # the compiler was not even imported
+    assert warm.read_bytes() == (tmp_path / "cold.pte").read_bytes()
+    assert "full hit" in proc.stdout and "[verified (cached)]" in proc.stdout
+    report = json.loads(warm.with_suffix(".report.json").read_text())
+    assert report["verification"]["cached"] and report["cache"]["full_hit"]
+    assert all(p["cached"] and p["wall_s"] == 0 for p in report["passes"])
+
+    code, out, err = run(capsys, *argv, "--tol", "0.001", "-o", str(warm))
+    assert code == 0, err
+    assert "full hit" in out and "verified (cached)" not in out and ": ok" in out

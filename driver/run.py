@@ -170,8 +170,9 @@ def run(
         w0 = time.perf_counter()
         warm_keys = run_keys(cache, planned.ordered_passes(), model.program)
         full = load_full_hit(cache, warm_keys) if warm_keys is not None else None
-    if full is not None and pte is not None:
-        result = _full_hit(full, pte, planned, on_event, time.perf_counter() - w0)
+    if full is not None and pte is not None and cache is not None:
+        w_s = time.perf_counter() - w0
+        result = _full_hit(full, pte, planned, on_event, w_s, cache.directory)
     else:
         result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
 
@@ -254,7 +255,9 @@ def run(
     return CompileResult(pte, program, result.records, verification, report, report_path, result)
 
 
-def _full_hit(full: Any, pte: Path, planned: Any, on_event: Any, load_s: float) -> Any:
+def _full_hit(
+    full: Any, pte: Path, planned: Any, on_event: Any, load_s: float, cache_dir: Path
+) -> Any:
     """The run's result when the cache holds this very run: the .pte is written, no pass
     runs (``executorch.exir`` is not even imported); the records are the stored ones."""
     from pteflow.passes.emit.write_pte import write_atomically
@@ -271,6 +274,13 @@ def _full_hit(full: Any, pte: Path, planned: Any, on_event: Any, load_s: float) 
     stats: dict[str, Any] = {"full_hit": True, "passes": n, "cacheable": n, "hits": n}
     stats |= {"misses": 0, "hit_rate": 1.0, "stored": 0, "load_s": load_s, "store_s": 0.0}
     stats["notes"] = []
+    import contextlib
+    import json
+
+    from pteflow.passes.cache import LAST_RUN
+
+    with contextlib.suppress(OSError):  # `driver cache info`'s "last run", as a session does
+        write_atomically(cache_dir / LAST_RUN, json.dumps({"time": time.time(), **stats}).encode())
     return RunResult(full.program(), tuple(records), planned, 0.0, stats)
 
 

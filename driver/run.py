@@ -185,9 +185,13 @@ def run(
         if warm_keys is not None and cache is not None:
             ref_rank = quantized_ref.rank if quantized_ref is not None else -1
             against = quantized_ref.label if quantized_ref is not None else "eager"
-            ref_key = warm_keys.reference(ref_rank, model.steps, against)
-            verdict = verdict_key(pte, ref_key, model.tolerance)
-            verification = load_verdict(cache, verdict)
+            try:
+                ref_key = warm_keys.reference(ref_rank, model.steps, against)
+                verdict = verdict_key(pte, ref_key, model.tolerance)
+            except Exception:  # inputs that cannot be hashed: verified every run
+                verdict = None
+            if verdict is not None:
+                verification = load_verdict(cache, verdict)
         if verification is None:
             verification = verify_run(
                 pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache

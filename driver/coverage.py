@@ -100,7 +100,7 @@ def run_coverage(
             "gaps": [n.node for n in result.gaps],
         }
     if json_path:
-        from pteflow.passes.emit.write_pte import write_atomically
+        from pteflow.passes.emit.emit import write_atomically
 
         write_atomically(Path(json_path), json.dumps(report, indent=2).encode())
         say(f"coverage: {json_path}")

@@ -56,6 +56,20 @@ class MemoryWatch(PassObserver):
             "peak_raised_mb": max(0.0, peak - self._peak_before),
         }
 
+    def finish(self) -> None:
+        """Take the end figures (after verification)."""
+        self.end = rss_mb()
+
+    def to_json(self) -> dict[str, Any]:
+        """MB: at the start of the passes (the model loaded), and at the end."""
+        end = getattr(self, "end", None) or rss_mb()
+        return {
+            "loaded_rss_mb": self.start[0],
+            "loaded_peak_rss_mb": self.start[1],
+            "end_rss_mb": end[0],
+            "peak_rss_mb": end[1],
+        }
+
     def for_record(self, rank: int) -> dict[str, Any]:
         """The memory row of the pass at ``rank`` (empty for a pass that did not run)."""
         return self.rows.get(rank, {})

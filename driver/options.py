@@ -110,11 +110,29 @@ class DebugOptions:
     dump_dir: str | None = None
     timing: bool = False
     track_numerics: bool = False
+    #: with ``track_numerics``: draw the error per pass to this image (``--plot``)
+    plot: str | None = None
     repro_dir: str = DEFAULT_REPRO_DIR
 
     @property
     def prints_ir(self) -> bool:
         return bool(self.print_ir_before or self.print_ir_after or self.print_changed)
+
+
+@attrs.frozen(kw_only=True)
+class ConsoleOptions:
+    """How much a run says, and where upstream noise goes (``driver run -v/-q``).
+
+    ``verbosity``: ``"quiet"`` (the result and errors), ``"normal"`` (progress per pass and
+    a short summary) or ``"verbose"`` (also the per-pass table, and upstream warnings as
+    they happen). ``capture``: send upstream warnings and C++ stderr to the run log beside
+    the report (``m.log``) instead of the console; ``live``: show the elapsed time of a long
+    pass on its progress line (a terminal).
+    """
+
+    verbosity: Literal["quiet", "normal", "verbose"] = "normal"
+    capture: bool = True
+    live: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -136,3 +154,6 @@ class RunOptions:
     report: str | None = None
     cache: CacheOptions = CacheOptions()
     debug: DebugOptions = DebugOptions()
+    console: ConsoleOptions = ConsoleOptions()
+    #: write ExecuTorch's ETRecord here (``driver run --etrecord PATH``)
+    etrecord: str | None = None

@@ -61,18 +61,37 @@ def run(
 ) -> CompileResult:
     """Compile as ``options`` say; see ``pteflow.compile`` for the arguments.
 
+    Upstream warnings and C++ stderr go to the run log beside the report while it runs
+    (``driver/console.py``; ``options.console``).
+
     Raises:
         UserError: (and its subclasses) anything the options, pipeline or model get wrong,
             before any work where it can be known then.
         PassFailedError, InvariantError: a pass failed or broke an invariant; a reproducer
             was written (``e.repro_dir``).
     """
-    out = echo or _quiet
+    from .console import RunConsole
+
+    shown = options.console
+    verbose = shown.verbosity == "verbose"
+    from pteflow.ir.errors import UserError
+
+    with RunConsole(echo or _quiet, verbose=verbose, live=shown.live) as console:
+        try:
+            return _compile(options, echo, console.wrap_warn(warn or _log_warning), console)
+        except UserError:
+            console.discard()  # a refused run writes nothing, no log either
+            raise
+
+
+def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -> CompileResult:
+    quiet = options.console.verbosity == "quiet"
+    verbose = options.console.verbosity == "verbose"
+    out = _quiet if quiet else (echo or _quiet)
 
     def say(text: str = "") -> None:
         out(text + "\n")
 
-    warn = warn or _log_warning
     from pteflow.ir import Level
     from pteflow.ir.errors import UserError
 
@@ -97,6 +116,16 @@ def run(
         repro_dir=debug.repro_dir,
         repro_dir_given=debug.repro_dir != DEFAULT_REPRO_DIR,
     )
+    emits = [p for p in passes if p.name == "emit"]
+    pte = Path(emits[0].path) if emits else None
+    etrecord = None
+    if options.etrecord:  # refused before any work if the run cannot make one
+        from .etrecord import ETRecordWriter
+
+        etrecord = ETRecordWriter.for_run(Path(options.etrecord), passes)
+    log = _log_path(options, pte)
+    if log is not None and options.console.capture:
+        console.start(log)  # from here on, upstream noise goes to the log
     from .debug import parse_selection
 
     names = [p.name for p in passes]
@@ -117,6 +146,7 @@ def run(
         cache.check_writable()
 
     t0 = time.perf_counter()
+    console.stage("model", "model")
     model = load_model(model_opts, pipe)
     say(f"model: {model.description}")
     if model.program.level > Level.EAGER:  # a Program given at a later level
@@ -131,10 +161,11 @@ def run(
     model = attrs.evolve(model, tolerance=tolerance)
     load_s = time.perf_counter() - t0
 
-    on_event = _progress(len(passes), out, newline=debug.prints_ir)
+    console.end_stage()
+    on_event = _progress(len(passes), out, console, newline=debug.prints_ir or verbose)
     observers, numerics = _observers(options, manager, model, print_before, print_after, say)
-    emits = [p for p in passes if p.name == "emit"]
-    pte = Path(emits[0].path) if emits else None
+    if etrecord is not None:
+        observers.append(etrecord)
     do_verify = (
         options.verify
         if options.verify is not None
@@ -154,7 +185,7 @@ def run(
         quantized_ref = QuantizedReference.for_run(ordered, model)
         if quantized_ref is not None:
             observers.append(quantized_ref)
-    from .memory import MemoryWatch, rss_mb
+    from .memory import MemoryWatch
 
     memory = MemoryWatch()
     observers.append(memory)
@@ -162,51 +193,39 @@ def run(
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
         cache = None
-    warm_keys = full = None
-    if cache is not None and pte is not None:  # an unchanged re-run: write the cached .pte
-        from .warm import load_full_hit, run_keys
+    from .warm import full_hit_result, look_up
 
-        planned = manager.plan(start_level=model.program.level, initial_facts=model.program.facts)
-        w0 = time.perf_counter()
-        warm_keys = run_keys(cache, planned.ordered_passes(), model.program)
-        full = load_full_hit(cache, warm_keys) if warm_keys is not None else None
+    warm_keys, full = look_up(cache, manager, model.program, pte)  # an unchanged re-run?
     if full is not None and pte is not None and cache is not None:
-        w_s = time.perf_counter() - w0
-        result = _full_hit(full, pte, planned, on_event, w_s, cache.directory)
+        result = full_hit_result(full, pte, on_event, cache.directory)
     else:
         result = manager.run(model.program, on_event=on_event, observers=observers, cache=cache)
 
-    verification: Any = None
+    console.end_stage()
+    verification = None
     if do_verify and pte is not None:
-        from .verify import verify_run
-        from .warm import load_verdict, store_verdict, verdict_key
+        from .warm import verify_or_recall
 
-        verdict = None
-        if warm_keys is not None and cache is not None:
-            ref_rank = quantized_ref.rank if quantized_ref is not None else -1
-            against = quantized_ref.label if quantized_ref is not None else "eager"
-            try:
-                ref_key = warm_keys.reference(ref_rank, model.steps, against)
-                verdict = verdict_key(pte, ref_key, model.tolerance)
-            except Exception:  # inputs that cannot be hashed: verified every run
-                verdict = None
-            if verdict is not None:
-                verification = load_verdict(cache, verdict)
-        if verification is None:
-            verification = verify_run(
-                pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
-            )
-            if verdict is not None:
-                store_verdict(cache, verdict, verification)
-    end_rss = rss_mb()
+        console.stage("verify", "verify")
+        verification = verify_or_recall(
+            pte, model, quantized_ref, warm_keys, options.checks, registry, cache
+        )
+        console.end_stage()
+    memory.finish()
+    if etrecord is not None:
+        console.stage("etrecord", "etrecord")
+        etrecord.write(result.program)
+        console.end_stage()
     not_delegated = not_delegated_note(dropped) if chosen.no_delegate else None
     if not_delegated:
         say(not_delegated)
 
-    for line in summary_lines(result, pte, verification):
-        say(line)
+    detail = "quiet" if quiet else ("full" if verbose else "short")
+    result_out = echo or _quiet  # -q still prints the result
+    for line in summary_lines(result, pte, verification, detail=detail):
+        result_out(line + "\n")
     if full is not None:
-        say("cache: full hit: wrote the .pte of an identical earlier run; no pass ran")
+        result_out("cache: full hit: wrote the .pte of an identical earlier run; no pass ran\n")
     from .debug import timing_rows, timing_table
 
     if debug.timing:
@@ -216,6 +235,11 @@ def run(
 
         say(numerics_table(numerics.rows, model.tolerance))
         say(f"numerics: {numerics.eval_s:.2f}s of evaluation")
+        if debug.plot:
+            from .plot import plot_numerics
+
+            plot_numerics(numerics.rows, model.tolerance, Path(debug.plot))
+            say(f"numerics plot: {debug.plot}")
     claimed = arbitration(result.program)
     report = {
         "pipeline": pipe.name if pipe else chosen.passes,
@@ -225,12 +249,7 @@ def run(
         "cache": result.cache,
         "order": [p.describe() for p in result.plan.ordered_passes()],
         "passes": [r.to_json() | memory.for_record(i) for i, r in enumerate(result.records)],
-        "memory": {  # MB: at the start of the passes (the model loaded), and at the end
-            "loaded_rss_mb": memory.start[0],
-            "loaded_peak_rss_mb": memory.start[1],
-            "end_rss_mb": end_rss[0],
-            "peak_rss_mb": end_rss[1],
-        },
+        "memory": memory.to_json(),
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
@@ -239,53 +258,66 @@ def run(
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
+        "etrecord": options.etrecord,
+        "constants": (full.constants if full else _constant_names(result.program)) if pte else None,
     }
+    upstream = _upstream_warnings(console, report)
     report_path = (
         Path(options.report)
         if options.report
         else (pte.with_suffix(".report.json") if pte else None)
     )
     if report_path:
-        from pteflow.passes.emit.write_pte import write_atomically
+        from pteflow.passes.emit.emit import write_atomically
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
-        say(f"report: {report_path}")
-    passed = verification is None or verification.ok  # never a full hit of a failed .pte
-    if full is None and warm_keys is not None and pte is not None and pte.exists() and passed:
+        say(f"report: {report_path}" + (f"; {upstream}" if upstream else ""))
+    if full is None and warm_keys is not None and pte is not None:
         from .warm import store_full_run
 
-        store_full_run(cache, warm_keys, pte, result.records, claimed)
+        store_full_run(cache, warm_keys, pte, result, verification, report["constants"])
     program = None if full is not None else result.program  # a full hit ran no pass
     return CompileResult(pte, program, result.records, verification, report, report_path, result)
 
 
-def _full_hit(
-    full: Any, pte: Path, planned: Any, on_event: Any, load_s: float, cache_dir: Path
-) -> Any:
-    """The run's result when the cache holds this very run: the .pte is written, no pass
-    runs (``executorch.exir`` is not even imported); the records are the stored ones."""
-    from pteflow.passes.emit.write_pte import write_atomically
-    from pteflow.passes.manager import RunResult
+def _constant_names(program: Any) -> dict[str, Any] | None:
+    """The constants' names by content hash, for ``driver inspect`` (the .pte has none)."""
+    from pteflow.ir import Level
 
-    write_atomically(pte, full.pte)
-    records = []
-    for p, stored in zip(planned.ordered_passes(), full.records, strict=True):
-        record = attrs.evolve(stored, options=p.spec()[len(p.name) :])  # this run's -o
-        on_event("start", record.position, p, None)
-        on_event("end", record.position, p, record)
-        records.append(record)
-    n = len(records)
-    stats: dict[str, Any] = {"full_hit": True, "passes": n, "cacheable": n, "hits": n}
-    stats |= {"misses": 0, "hit_rate": 1.0, "stored": 0, "load_s": load_s, "store_s": 0.0}
-    stats["notes"] = []
-    import contextlib
-    import json
+    if program.level != Level.EXECUTORCH:
+        return None
+    from .inspect import constant_names
 
-    from pteflow.passes.cache import LAST_RUN
+    return constant_names(program)
 
-    with contextlib.suppress(OSError):  # `driver cache info`'s "last run", as a session does
-        write_atomically(cache_dir / LAST_RUN, json.dumps({"time": time.time(), **stats}).encode())
-    return RunResult(full.program(), tuple(records), planned, 0.0, stats)
+
+def _log_path(options: RunOptions, pte: Path | None) -> Path | None:
+    """``m.log`` beside the ``.pte`` (else beside ``--report``; no file: nothing captured)."""
+    if pte is not None:
+        return pte.with_suffix(".log")
+    if options.report:
+        return Path(options.report).with_suffix(".log")
+    return None
+
+
+def _upstream_warnings(console: Any, report: dict[str, Any]) -> str:
+    """Put the per-stage upstream warning counts in the report; the summary's words."""
+    stages = console.stage_counts()
+    report["log"] = str(console.log) if console.log else None
+    report["upstream_warnings"] = {label: n for _, label, n in stages}
+    by_rank = {key[1]: n for key, _, n in stages if isinstance(key, tuple)}
+    for rank, entry in enumerate(report["passes"], start=1):
+        entry["upstream_warnings"] = by_rank.get(rank, 0)
+    if not stages or console.log is None:
+        return ""
+    total = sum(n for _, _, n in stages)
+    ranked = sorted(stages, key=lambda s: -s[2])
+    each = [f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in ranked[:4]]
+    more = f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
+    return (
+        f"upstream warnings in {console.log}: {', '.join(each)}{more} "
+        f"({total} in all; -v shows them)"
+    )
 
 
 def _log_warning(text: str) -> None:
@@ -314,8 +346,9 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
     return manager
 
 
-def _progress(total: int, out: Echo, *, newline: bool) -> Any:
-    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass."""
+def _progress(total: int, out: Echo, console: Any, *, newline: bool) -> Any:
+    """The manager's ``on_event`` hook: ``[ 3/12] to-edge ... 0.41s`` per pass; each pass
+    is a stage of the run log (``console``)."""
     done = [0]
     end = "\n" if newline else ""  # printed IR goes between a pass's start and end
 
@@ -326,7 +359,9 @@ def _progress(total: int, out: Echo, *, newline: bool) -> Any:
         elif kind == "start":
             done[0] += 1
             out(f"[{done[0]:2d}/{total}] {p.describe()} ...{end}")
+            console.pass_started(done[0], f"[{done[0]}/{total}] {p.describe()}")
         else:
+            console.end_stage()
             changed = "" if record.modified else "  (no change)"
             cached = "  (cached)" if getattr(record, "cached", False) else ""
             out(f" {record.wall_s:.2f}s{changed}{cached}\n")

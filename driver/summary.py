@@ -27,8 +27,23 @@ def not_delegated_note(dropped: list[str]) -> str:
     )
 
 
-def summary_lines(result: Any, pte: Path | None, verification: Any) -> list[str]:
-    """The end-of-run summary: one row per pass, totals, cache, .pte, arbitration, verdict."""
+def summary_lines(
+    result: Any, pte: Path | None, verification: Any, *, detail: str = "full"
+) -> list[str]:
+    """The end-of-run summary: one row per pass, totals, cache, .pte, arbitration, verdict.
+
+    ``detail``: ``"full"`` (``-v``: the per-pass table and what stayed on portable
+    kernels), ``"short"`` (the progress lines already said what each pass did: totals and
+    one arbitration line), ``"quiet"`` (``-q``: the .pte and the verdict).
+    """
+    lines = _table(result) if detail == "full" else []
+    lines.extend(_totals(result, pte, verification, short=detail != "full"))
+    if detail == "quiet":
+        return [ln for ln in lines if ln.startswith(("wrote ", "verify"))]
+    return lines
+
+
+def _table(result: Any) -> list[str]:
     rows = [("pass", "time s", "ops before", "ops after", "delegated", "changed", "cached")]
     for r in result.records:
         deleg = ", ".join(f"{k}:{v}" for k, v in r.delegated.items()) or "-"
@@ -47,6 +62,11 @@ def summary_lines(result: Any, pte: Path | None, verification: Any) -> list[str]
     lines = [""]
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return lines
+
+
+def _totals(result: Any, pte: Path | None, verification: Any, *, short: bool) -> list[str]:
+    lines: list[str] = []
     stats = getattr(result, "cache", None) or {}
     cache_s = stats.get("load_s", 0.0) + stats.get("store_s", 0.0)
     total = sum(r.wall_s for r in result.records) + cache_s
@@ -69,7 +89,8 @@ def summary_lines(result: Any, pte: Path | None, verification: Any) -> list[str]
         lines.append(f"wrote {pte} ({pte.stat().st_size / 1e6:.2f} MB)")
     claimed = arbitration(result.program)
     if claimed is not None:
-        lines.append(claimed.render())
+        text = claimed.render()
+        lines.append(text.splitlines()[0] if short else text)
     if verification is not None:
         lines.append(verification.summary())
     return lines

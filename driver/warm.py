@@ -21,6 +21,7 @@ and the passes' options and sources, exactly as the pass cache's do.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class FullHit:
     records: tuple[Any, ...]
     arbitration: Mapping[str, Any] | None
     arbitration_text: str | None
+    constants: Any = None  # the report's constant names (driver inspect)
+    planned: Any = None  # the plan of this run (set by look_up)
+    load_s: float = 0.0
 
     def program(self) -> Any:
         """A stand-in for the final program: only what the summary reads (its metadata)."""
@@ -138,15 +142,43 @@ def load_full_hit(cache: Any, keys: WarmKeys) -> FullHit | None:
         return None
     if len(records) != len(keys.chain):
         return None
-    return FullHit(payload, records, info.get("arbitration"), info.get("arbitration_text"))
+    return FullHit(
+        payload,
+        records,
+        info.get("arbitration"),
+        info.get("arbitration_text"),
+        info.get("constants"),
+    )
+
+
+def look_up(
+    cache: Any, manager: Any, program: Any, pte: Path | None
+) -> tuple[WarmKeys | None, FullHit | None]:
+    """The run's keys and its stored full run (None, None without a cache or a .pte)."""
+    if cache is None or pte is None:
+        return None, None
+    w0 = time.perf_counter()
+    planned = manager.plan(start_level=program.level, initial_facts=program.facts)
+    keys = run_keys(cache, planned.ordered_passes(), program)
+    full = load_full_hit(cache, keys) if keys is not None else None
+    if full is not None:
+        full = attrs.evolve(full, planned=planned, load_s=time.perf_counter() - w0)
+    return keys, full
 
 
 def store_full_run(
-    cache: Any, keys: WarmKeys, pte: Path, records: Sequence[Any], claimed: Any
+    cache: Any, keys: WarmKeys, pte: Path, result: Any, verification: Any, constants: Any
 ) -> None:
-    """Store a finished run's ``.pte`` and what its summary shows (best effort)."""
+    """Store a finished run's ``.pte`` and what its summary shows (best effort); never
+    that of a failed verification."""
     import contextlib
     import os
+
+    from .summary import arbitration
+
+    if not pte.exists() or not (verification is None or verification.ok):
+        return
+    records, claimed = result.records, arbitration(result.program)
 
     data = pte.read_bytes()
     header = {
@@ -157,6 +189,7 @@ def store_full_run(
             "records": [r.to_json() for r in records],
             "arbitration": claimed.to_json() if claimed else None,
             "arbitration_text": claimed.render() if claimed else None,
+            "constants": constants,
         },
     }
     with contextlib.suppress(Exception):
@@ -168,9 +201,21 @@ def store_full_run(
                 tmp.unlink()
 
 
-def verdict_key(pte: Path, reference_key: str, tolerance: float) -> str:
+def verdict_key(
+    cache: Any, keys: WarmKeys | None, pte: Path, model: Any, quantized: Any
+) -> str | None:
+    """The key of the verdict on ``pte`` against the run's reference at its tolerance
+    (None without a cache, or when the verification inputs cannot be hashed)."""
+    if cache is None or keys is None:
+        return None
+    rank = quantized.rank if quantized is not None else -1
+    against = quantized.label if quantized is not None else "eager"
+    try:
+        reference = keys.reference(rank, model.steps, against)
+    except Exception:  # inputs that cannot be hashed: verified every run
+        return None
     digest = hashlib.sha256(pte.read_bytes()).hexdigest()
-    return _derived("verdict", digest, reference_key, repr(float(tolerance)))
+    return _derived("verdict", digest, reference, repr(float(model.tolerance)))
 
 
 @attrs.frozen
@@ -232,3 +277,54 @@ def store_verdict(cache: Any, key: str, verification: Any) -> None:
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def full_hit_result(full: FullHit, pte: Path, on_event: Any, cache_dir: Path) -> Any:
+    """The run's result when the cache holds this very run: the .pte is written, no pass
+    runs (``executorch.exir`` is not even imported); the records are the stored ones."""
+    from pteflow.passes.emit.emit import write_atomically
+    from pteflow.passes.manager import RunResult
+
+    write_atomically(pte, full.pte)
+    records = []
+    planned, load_s = full.planned, full.load_s
+    for p, stored in zip(planned.ordered_passes(), full.records, strict=True):
+        record = attrs.evolve(stored, options=p.spec()[len(p.name) :])  # this run's -o
+        on_event("start", record.position, p, None)
+        on_event("end", record.position, p, record)
+        records.append(record)
+    n = len(records)
+    stats: dict[str, Any] = {"full_hit": True, "passes": n, "cacheable": n, "hits": n}
+    stats |= {"misses": 0, "hit_rate": 1.0, "stored": 0, "load_s": load_s, "store_s": 0.0}
+    stats["notes"] = []
+    import contextlib
+    import json
+
+    from pteflow.passes.cache import LAST_RUN
+
+    with contextlib.suppress(OSError):  # `driver cache info`'s "last run", as a session does
+        write_atomically(cache_dir / LAST_RUN, json.dumps({"time": time.time(), **stats}).encode())
+    return RunResult(full.program(), tuple(records), planned, 0.0, stats)
+
+
+def verify_or_recall(
+    pte: Path,
+    model: Any,
+    quantized: Any,
+    keys: WarmKeys | None,
+    checks: Any,
+    registry: Any,
+    cache: Any,
+) -> Any:
+    """The verification of ``pte``: the cached verdict on these very bytes against this
+    reference at this tolerance, else ``verify_run`` (a passed one is then cached)."""
+    from .verify import verify_run
+
+    verdict = verdict_key(cache, keys, pte, model, quantized)
+    found = load_verdict(cache, verdict) if verdict else None
+    if found is not None:
+        return found
+    verification = verify_run(pte, model, quantized, checks=checks, registry=registry, cache=cache)
+    if verdict is not None:
+        store_verdict(cache, verdict, verification)
+    return verification

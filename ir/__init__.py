@@ -4,7 +4,7 @@ Importing this package does not import torch; the functions that need it do.
 """
 
 from . import errors, facts, invariants, views
-from .facts import Fact
+from .fact import Fact
 from .levels import Level
 from .program import Program
 

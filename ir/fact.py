@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .levels import Level
+from .views import delegation_summary, op_histogram, op_name, wrapped_ops
 
 if TYPE_CHECKING:
     from .program import Program
@@ -56,23 +57,8 @@ def _targets(program: Program, *, include_delegated: bool = False) -> set[str]:
     A mutating custom op (``llama::update_cache``) appears in an exported graph
     wrapped in ``auto_functionalized``; the wrapped op's name counts too.
     """
-    from .views import op_histogram, wrapped_ops
-
     names = {op_name(t) for t in op_histogram(program, include_delegated=include_delegated)}
     return names | {op_name(t) for t in wrapped_ops(program)}
-
-
-def op_name(target: object) -> str:
-    """A stable name for a graph target: ``aten.mm.default``, ``llama.custom_sdpa.default``."""
-    name = getattr(target, "_name", None)  # OpOverload / EdgeOpOverload: 'aten::add.Tensor'
-    overload = getattr(target, "_overloadname", None)
-    if isinstance(name, str) and "::" in name:
-        ns, op = name.split("::", 1)
-        base = op.split(".", 1)[0]
-        return f"{ns}.{base}.{overload or 'default'}"
-    mod = getattr(target, "__module__", None) or ""
-    qual = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
-    return f"{mod}.{qual}" if qual else str(target)
 
 
 def _needs_graph(level: Level) -> bool:
@@ -97,8 +83,6 @@ def _has_delegate(backend_id: str | None) -> Checker:
     def check(program: Program) -> str | None:
         if program.level < Level.EDGE:
             return None
-        from .views import delegation_summary
-
         ids = {d.backend_id for d in delegation_summary(program)}
         if (backend_id is None and ids) or backend_id in ids:
             return None

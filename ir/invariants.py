@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .errors import InvariantError
-from .facts import op_name
 from .levels import Level
+from .views import op_name
 
 if TYPE_CHECKING:
     import torch

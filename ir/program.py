@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import ModelError
-from .facts import Fact
+from .fact import Fact
 from .levels import Level
 
 if TYPE_CHECKING:

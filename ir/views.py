@@ -1,4 +1,8 @@
-"""Read-only views of a Program: op histograms, delegation, a stable dump, a diff."""
+"""Read-only views of a Program: op names, op histograms, delegation, a stable dump, a diff.
+
+The bottom of ``ir/`` with ``levels``: it imports no other ir module, so facts, invariants
+and checks can all read graphs through it.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,25 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .facts import op_name
 from .levels import Level
 
 if TYPE_CHECKING:
     import torch
 
     from .program import Program
+
+
+def op_name(target: object) -> str:
+    """A stable name for a graph target: ``aten.mm.default``, ``llama.custom_sdpa.default``."""
+    name = getattr(target, "_name", None)  # OpOverload / EdgeOpOverload: 'aten::add.Tensor'
+    overload = getattr(target, "_overloadname", None)
+    if isinstance(name, str) and "::" in name:
+        ns, op = name.split("::", 1)
+        base = op.split(".", 1)[0]
+        return f"{ns}.{base}.{overload or 'default'}"
+    mod = getattr(target, "__module__", None) or ""
+    qual = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    return f"{mod}.{qual}" if qual else str(target)
 
 
 def is_delegate_call(node: torch.fx.Node) -> bool:
@@ -32,7 +48,7 @@ def named_delegates(gm: torch.fx.GraphModule) -> Iterator[tuple[str, Any]]:
             yield node.args[0].target, getattr(gm, node.args[0].target)
 
 
-def _lowered_modules(gm: torch.fx.GraphModule) -> Iterator[Any]:
+def lowered_modules(gm: torch.fx.GraphModule) -> Iterator[Any]:
     return (lowered for _name, lowered in named_delegates(gm))
 
 
@@ -43,7 +59,7 @@ def graph_op_histogram(gm: torch.fx.GraphModule, *, include_delegated: bool = Fa
         if node.op == "call_function":
             counts[node.target] += 1
     if include_delegated:
-        for lowered in _lowered_modules(gm):
+        for lowered in lowered_modules(gm):
             inner = getattr(lowered, "original_module", None)
             if inner is not None:
                 counts.update(graph_op_histogram(inner.graph_module, include_delegated=True))
@@ -106,7 +122,7 @@ def delegation_summary(program: Program) -> list[Delegate]:
         return []
     out = []
     for method, gm in program.graph_modules().items():
-        for lowered in _lowered_modules(gm):
+        for lowered in lowered_modules(gm):
             inner = getattr(lowered, "original_module", None)
             n = sum(graph_op_histogram(inner.graph_module).values()) if inner is not None else 0
             out.append(Delegate(method, lowered.backend_id, type(lowered).__name__, n))

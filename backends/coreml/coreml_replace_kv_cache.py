@@ -4,16 +4,16 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
-from pteflow.passes.source.llama import copy_modules, count, not_a_llama
+from pteflow.ir import Level, facts
+from pteflow.passes.base import PassInfo
+from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
 from .facts import KV_CACHE_COREML
 
 
 @attrs.frozen
-class CoremlReplaceKvCachePass(Pass):
+class CoremlReplaceKvCachePass(ModuleSwapPass):
     """Update the KV cache with index_put, which CoreML lowers to iOS 18's slice_update.
 
     What export_llama's ``--coreml -kv`` does second: ExecuTorch's
@@ -33,18 +33,7 @@ class CoremlReplaceKvCachePass(Pass):
         delegation="coreml",
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import KVCache
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            KVCacheCoreML,
-            replace_kv_cache_with_coreml_kv_cache,
-        )
-
-        if not count(program, KVCache):
-            if count(program, KVCacheCoreML):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch KVCache module")
-        modules = copy_modules(program)
-        for module in modules.values():
-            replace_kv_cache_with_coreml_kv_cache(module)
-        return PassResult(program.evolve(artifact=modules), True)
+    replaces = (f"{LLAMA}.attention:KVCache",)
+    leaves = (f"{LLAMA_ST}.sdpa:KVCacheCoreML",)
+    transform = f"{LLAMA_ST}.sdpa:replace_kv_cache_with_coreml_kv_cache"
+    missing = "ExecuTorch KVCache module"

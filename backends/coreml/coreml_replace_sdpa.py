@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
-from pteflow.backends.qnn.facts import MASK_ADDITIVE
 from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
-from pteflow.passes.source.llama import copy_modules, count, not_a_llama
+from pteflow.passes.base import PassInfo, option_error
+from pteflow.passes.source.llama import count
+from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site, resolve
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
 from .facts import SDPA_COREML
@@ -28,7 +28,7 @@ def check_ios(instance: object, attribute: attrs.Attribute, value: object) -> No
 
 
 @attrs.frozen
-class CoremlReplaceSdpaPass(Pass):
+class CoremlReplaceSdpaPass(ModuleSwapPass):
     """Write attention for CoreML: iOS 18's fused SDPA op, or explicit SDPA before iOS 18.
 
     What export_llama's ``--coreml -kv`` does first: with ``--coreml-ios >= 18``
@@ -58,24 +58,17 @@ class CoremlReplaceSdpaPass(Pass):
     def contract(self) -> PassInfo:
         if self.ios >= 18:
             return self.info
-        return attrs.evolve(self.info, requires={facts.KV_CACHE, MASK_ADDITIVE})
+        return attrs.evolve(self.info, requires={facts.KV_CACHE, facts.MASK_ADDITIVE})
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import SDPA
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            SDPACoreML,
-            SDPASimple,
-            replace_sdpa_with_coreml_sdpa,
-            replace_sdpa_with_simple_sdpa,
-        )
+    replaces = (f"{LLAMA}.attention:SDPA",)
+    missing = "ExecuTorch SDPA module"
 
-        want = SDPACoreML if self.ios >= 18 else SDPASimple
-        if not count(program, SDPA):
-            if count(program, want):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch SDPA module")
-        replace = replace_sdpa_with_coreml_sdpa if self.ios >= 18 else replace_sdpa_with_simple_sdpa
-        modules = copy_modules(program)
+    def done(self, program: Program) -> bool:
+        want = "SDPACoreML" if self.ios >= 18 else "SDPASimple"
+        return bool(count(program, resolve(f"{LLAMA_ST}.sdpa:{want}")))
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        how = "coreml" if self.ios >= 18 else "simple"
+        replace = resolve(f"{LLAMA_ST}.sdpa:replace_sdpa_with_{how}_sdpa")
         for module in modules.values():
             replace(module)
-        return PassResult(program.evolve(artifact=modules), True)

@@ -6,24 +6,8 @@ ATEN and later by the ops, where the fact leaves a trace in the graph.
 
 from __future__ import annotations
 
-from pteflow.ir import Fact, Level, Program
+from pteflow.ir import Fact
 from pteflow.ir.facts import all_of, eager_classes, ops_present
-
-
-def _no_bool_masks(program: Program) -> str | None:
-    """At EAGER: every buffer called ``mask`` is floating point (additive)."""
-    if program.level != Level.EAGER:
-        return None
-    found = False
-    for method, root in program.modules().items():
-        for name, buf in root.named_buffers():
-            if name.rsplit(".", 1)[-1] != "mask":
-                continue
-            found = True
-            if not buf.is_floating_point():
-                return f"{method}:{name} is a {buf.dtype} mask, not an additive float mask"
-    return None if found else "no buffer called mask"
-
 
 KV_CACHE_SIMPLE = Fact(
     "kv_cache.simple",
@@ -34,11 +18,6 @@ SDPA_FLEX = Fact(
     "sdpa.flex",
     "attention is QNN's SDPAFlex: explicit matmul, additive mask, softmax (no fused SDPA op)",
     eager_classes("SDPAFlex", absent=("SDPA",)),
-)
-MASK_ADDITIVE = Fact(
-    "mask.additive",
-    "causal masks are float and added to the attention scores (0 or a large negative value)",
-    _no_bool_masks,
 )
 ATTENTION_SHA = Fact(
     "attention.sha",

@@ -6,8 +6,9 @@ import attrs
 
 from pteflow.ir import Level, Program
 from pteflow.ir.errors import ModelError
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
-from pteflow.passes.source.llama import copy_modules
+from pteflow.passes.base import PassInfo
+from pteflow.passes.source.llama import submodules
+from pteflow.passes.source.module_swap import ModuleSwapPass
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
 from .facts import LINEAR_CONV2D
@@ -15,7 +16,7 @@ from .split_mha_to_sha import SplitMhaToShaPass
 
 
 @attrs.frozen
-class QnnConvertLinearToConv2dPass(Pass):
+class QnnConvertLinearToConv2dPass(ModuleSwapPass):
     """Replace every nn.Linear with a 1x1 conv2d (QNN HTP runs convolutions fastest).
 
     What export_llama's ``--qnn -kv`` does last among its QNN transforms: ExecuTorch's
@@ -35,26 +36,11 @@ class QnnConvertLinearToConv2dPass(Pass):
         before=(OverrideDtypePass,),
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        import torch
+    replaces = ("torch.nn:Linear",)
+    transform = "executorch.backends.qualcomm.utils.utils:convert_linear_to_conv2d"
 
-        n = sum(
-            isinstance(sub, torch.nn.Linear)
-            for root in program.modules().values()
-            for sub in root.modules()
-        )
-        if not n:
-            if any(
-                type(sub).__name__ == "Conv2D"
-                for root in program.modules().values()
-                for sub in root.modules()
-            ):
-                return PassResult(program, False)  # already done
-            raise ModelError(f"{self.name}: the model has no nn.Linear layer to convert")
-        from executorch.backends.qualcomm.utils.utils import convert_linear_to_conv2d
+    def done(self, program: Program) -> bool:
+        return any(type(sub).__name__ == "Conv2D" for _, _, sub in submodules(program))
 
-        modules = copy_modules(program)
-        for module in modules.values():
-            convert_linear_to_conv2d(module)
-        ctx.log(f"{n} linear layer(s) converted")
-        return PassResult(program.evolve(artifact=modules), True)
+    def not_found(self) -> ModelError:
+        return ModelError(f"{self.name}: the model has no nn.Linear layer to convert")

@@ -16,13 +16,11 @@ every QNN pass runs before ``partition-qnn``. Which passes run is the pipeline's
 upstream's activation flags are: ``qnn_default`` lists export_llama's set (the default
 activations plus ``ConvertBmmToMatmul`` and ``TagQuantIO``).
 
-Each pass calls the upstream class on every method's graph in place, as upstream does,
-then lifts new constants and refreshes the graph signature (upstream does that once after
-the last pass; doing it after each gives the same graph, op for op). In place means on a
-copy the first QNN edge pass of a run makes (``own``): the program a run starts from is
-left as it was. ``modified`` is decided
-by comparing the graph code and the node metadata before and after, because the upstream
-passes report ``modified=True`` whether or not they changed anything.
+Each pass is a ``GraphPass`` (``pteflow.passes.graph_pass``): it calls the upstream class on
+every method's graph in place, as upstream does, on the copy the first graph pass of a run
+makes (the program a run starts from is left as it was); the base then lifts new constants
+and refreshes the signature and decides ``modified`` by comparing graphs, because the
+upstream passes report ``modified=True`` whether or not they changed anything.
 
 All of them require ``edge.ir-relaxed``: upstream only runs them on edge programs built
 with ``_check_ir_validity=False`` (``qnn_edge_config()``; export_llama's edge config), and
@@ -48,8 +46,9 @@ from typing import Any, ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
+from pteflow.ir import Level, facts
+from pteflow.passes.base import PassInfo
+from pteflow.passes.graph_pass import GraphPass
 from pteflow.passes.partition.lowering import is_bool
 
 from .partition_qnn import PartitionQnnPass
@@ -196,36 +195,16 @@ EXPORT_LLAMA_SET: tuple[str, ...] = tuple(
 
 
 @attrs.frozen
-class QnnEdgePass(Pass):
+class QnnEdgePass(GraphPass):
     """Base of the generated QNN edge passes (not itself a pass: it has no ``info``)."""
 
     upstream: ClassVar[str]
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
+    def rewrite(self, method: str, ep: Any) -> None:
         import importlib
 
-        import torch
-        from executorch.exir.program._program import (
-            _get_updated_graph_signature,
-            lift_constant_tensor_pass,
-        )
-
         cls = getattr(importlib.import_module(UPSTREAM_MODULE), self.upstream)
-        program = own(program)
-        manager = program.artifact
-        modified = False
-        for method in manager.methods:
-            ep = manager.exported_program(method)
-            before = fingerprint(ep.graph_module)
-            with torch.no_grad():
-                cls(**self.upstream_kwargs(cls, ep))(ep.graph_module)
-                lift_constant_tensor_pass(ep)
-                ep._graph_signature = _get_updated_graph_signature(
-                    ep.graph_signature, ep.graph_module
-                )
-                ep._validate()
-            modified |= fingerprint(ep.graph_module) != before
-        return PassResult(program, modified)
+        cls(**self.upstream_kwargs(cls, ep))(ep.graph_module)
 
     def upstream_kwargs(self, cls: type, ep: Any) -> dict[str, Any]:
         """The upstream constructor's arguments: its defaults, the program, this pass's options.
@@ -252,27 +231,6 @@ class QnnEdgePass(Pass):
             else:
                 kwargs[name] = None
         return kwargs
-
-
-#: Program.metadata key: ``id()`` of the edge program manager the QNN edge passes copied
-#: and may edit in place (a leading ``_`` keeps it out of the .pte's constant methods).
-OWNED = "_qnn_edge_owned"
-
-
-def own(program: Program) -> Program:
-    """``program`` with an edge program the QNN edge passes may edit in place.
-
-    Upstream's passes edit graphs, node metadata and constants in place. The first QNN edge
-    pass of a run deep-copies the edge program once and marks the copy as owned; the QNN
-    passes after it edit that copy, so the run's input (and the input of any pass before)
-    stays as it was, for one copy per run rather than one per pass.
-    """
-    import copy
-
-    if program.metadata.get(OWNED) == id(program.artifact):
-        return program
-    manager = copy.deepcopy(program.artifact)
-    return program.evolve(artifact=manager, metadata={**program.metadata, OWNED: id(manager)})
 
 
 def kv_cache_io_dtype_fn(ep: Any) -> Callable[[Any], Any]:
@@ -303,23 +261,6 @@ def kv_cache_io_dtype_fn(ep: Any) -> Callable[[Any], Any]:
         return None
 
     return dtype_of
-
-
-def fingerprint(gm: Any) -> tuple[str, tuple[Any, ...]]:
-    """The graph's code and each node's metadata (keys, and values that are plain data)."""
-
-    def summary(value: Any) -> Any:
-        if value is None or isinstance(value, bool | int | float | str):
-            return value
-        if isinstance(value, dict):
-            return ("dict", tuple(sorted(map(str, value))))
-        return type(value).__name__
-
-    nodes = tuple(
-        (n.name, tuple(sorted((k, summary(v)) for k, v in n.meta.items() if k != "stack_trace")))
-        for n in gm.graph.nodes
-    )
-    return gm.code, nodes
 
 
 def _class_name(upstream: str) -> str:

@@ -5,12 +5,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult, option_error
-from pteflow.passes.source.llama import copy_modules, not_a_llama
+from pteflow.ir import Level, Program, facts
+from pteflow.passes.base import PassInfo, option_error
+from pteflow.passes.source.module_swap import ModuleSwapPass, Site
 from pteflow.passes.source.override_dtype import OverrideDtypePass
-
-from .facts import MASK_ADDITIVE
 
 #: QNN's own Llama (examples/qualcomm/oss_scripts/llama/masking_utils.py) masks with -255.
 QNN_MASK_VALUE = -255.0
@@ -26,7 +24,7 @@ def _negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 @attrs.frozen
-class QnnReplaceCausalMaskPass(Pass):
+class QnnReplaceCausalMaskPass(ModuleSwapPass):
     """Turn the boolean causal masks into additive float masks (0 where attended).
 
     What export_llama's ``--qnn -kv`` does with ExecuTorch's ``replace_causal_mask``:
@@ -47,35 +45,40 @@ class QnnReplaceCausalMaskPass(Pass):
     info: ClassVar[PassInfo] = PassInfo(
         name="qnn-replace-causal-mask",
         level_in=Level.EAGER,
-        provides={MASK_ADDITIVE},
+        provides={facts.MASK_ADDITIVE},
         before=(OverrideDtypePass,),
     )
     mask_value: float = attrs.field(default=QNN_MASK_VALUE, validator=_negative)
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
+    missing = "attention mask buffer"
+
+    def sites(self, program: Program) -> list[Site]:
+        """The boolean buffers called ``mask`` (with no mask buffer at all: not a Llama)."""
         import torch
 
-        found = [
-            (method, name)
-            for method, root in program.modules().items()
-            for name, buf in root.named_buffers()
-            if name.rsplit(".", 1)[-1] == "mask"
-        ]
-        if not found:
-            raise not_a_llama(self.name, "attention mask buffer")
-        bool_masks = [
-            (m, n) for m, n in found if program.modules()[m].get_buffer(n).dtype == torch.bool
-        ]
-        if not bool_masks:
-            return PassResult(program, False)  # already additive
-        modules = copy_modules(program)
+        return [site for site in _masks(program) if site[2].dtype == torch.bool]
+
+    def done(self, program: Program) -> bool:
+        return bool(_masks(program))  # masks, all additive already
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        import torch
+
         fill = -math.inf if math.isinf(self.mask_value) else float(self.mask_value)
-        for method, name in bool_masks:
+        for method, name, _ in sites:
             owner_name, _, attr = name.rpartition(".")
             owner = modules[method].get_submodule(owner_name) if owner_name else modules[method]
             old = owner.get_buffer(attr)
             additive = torch.where(old, torch.tensor(0.0), torch.tensor(fill)).to(torch.float32)
             persistent = attr not in owner._non_persistent_buffers_set
             owner.register_buffer(attr, additive, persistent=persistent)
-        ctx.log(f"{len(bool_masks)} mask(s) made additive ({fill})")
-        return PassResult(program.evolve(artifact=modules), True)
+
+
+def _masks(program: Program) -> list[Site]:
+    """(method, qualified name, tensor) of every buffer called ``mask``."""
+    return [
+        (method, name, buf)
+        for method, root in program.modules().items()
+        for name, buf in root.named_buffers()
+        if name.rsplit(".", 1)[-1] == "mask"
+    ]

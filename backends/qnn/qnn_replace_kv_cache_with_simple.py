@@ -6,15 +6,15 @@ import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
-from pteflow.passes.source.llama import copy_modules, not_a_llama
+from pteflow.passes.base import PassInfo
+from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
 from .facts import KV_CACHE_SIMPLE
 
 
 @attrs.frozen
-class QnnReplaceKvCacheWithSimplePass(Pass):
+class QnnReplaceKvCacheWithSimplePass(ModuleSwapPass):
     """Use QNN's simple KV cache: [B, S, H, D] buffers written with index_put.
 
     What export_llama's ``--qnn -kv`` does first: ExecuTorch's
@@ -35,27 +35,12 @@ class QnnReplaceKvCacheWithSimplePass(Pass):
         before=(OverrideDtypePass,),
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import KVCache
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            KVCacheSimple,
-            replace_kv_cache_with_simple_kv_cache,
-        )
+    replaces = (f"{LLAMA}.attention:KVCache",)
+    leaves = (f"{LLAMA_ST}.sdpa:KVCacheSimple",)
+    transform = f"{LLAMA_ST}.sdpa:replace_kv_cache_with_simple_kv_cache"
+    missing = "ExecuTorch KVCache module"
 
-        caches = [
-            sub
-            for root in program.modules().values()
-            for sub in root.modules()
-            if isinstance(sub, KVCache)
-        ]
-        if not caches:
-            if any(
-                isinstance(sub, KVCacheSimple)
-                for root in program.modules().values()
-                for sub in root.modules()
-            ):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch KVCache module")
+    def refuse(self, program: Program, sites: list[Site]) -> None:
         dynamic = sorted(m for m, shapes in program.dynamic_shapes.items() if shapes)
         if dynamic:
             raise ModelError(
@@ -63,7 +48,3 @@ class QnnReplaceKvCacheWithSimplePass(Pass):
                 "simple KV cache takes one input_pos per token; build the model with "
                 "enable_dynamic_shape=False (export_llama refuses dynamic shapes with QNN)"
             )
-        modules = copy_modules(program)
-        for module in modules.values():
-            replace_kv_cache_with_simple_kv_cache(module)
-        return PassResult(program.evolve(artifact=modules), True)

@@ -4,16 +4,16 @@ from typing import ClassVar
 
 import attrs
 
-from pteflow.ir import Level, Program, facts
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
-from pteflow.passes.source.llama import copy_modules, count, not_a_llama
+from pteflow.ir import Level, facts
+from pteflow.passes.base import PassInfo
+from pteflow.passes.source.module_swap import LLAMA, LLAMA_ST, ModuleSwapPass
 from pteflow.passes.source.override_dtype import OverrideDtypePass
 
-from .facts import MASK_ADDITIVE, SDPA_FLEX
+from .facts import SDPA_FLEX
 
 
 @attrs.frozen
-class QnnReplaceSdpaWithFlexPass(Pass):
+class QnnReplaceSdpaWithFlexPass(ModuleSwapPass):
     """Compute attention as QNN's SDPAFlex: matmul, add the mask, softmax, matmul.
 
     What export_llama's ``--qnn -kv`` does second: ExecuTorch's
@@ -29,23 +29,12 @@ class QnnReplaceSdpaWithFlexPass(Pass):
     info: ClassVar[PassInfo] = PassInfo(
         name="qnn-replace-sdpa-with-flex",
         level_in=Level.EAGER,
-        requires={facts.KV_CACHE, MASK_ADDITIVE},
+        requires={facts.KV_CACHE, facts.MASK_ADDITIVE},
         provides={SDPA_FLEX},
         before=(OverrideDtypePass,),
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import SDPA
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            SDPAFlex,
-            replace_sdpa_with_flex_sdpa,
-        )
-
-        if not count(program, SDPA):
-            if count(program, SDPAFlex):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch SDPA module")
-        modules = copy_modules(program)
-        for module in modules.values():
-            replace_sdpa_with_flex_sdpa(module)
-        return PassResult(program.evolve(artifact=modules), True)
+    replaces = (f"{LLAMA}.attention:SDPA",)
+    leaves = (f"{LLAMA_ST}.sdpa:SDPAFlex",)
+    transform = f"{LLAMA_ST}.sdpa:replace_sdpa_with_flex_sdpa"
+    missing = "ExecuTorch SDPA module"

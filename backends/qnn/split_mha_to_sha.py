@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
-from pteflow.passes.base import Pass, PassContext, PassInfo, PassResult
-from pteflow.passes.source.llama import copy_modules, count, not_a_llama, submodules
+from pteflow.passes.base import PassInfo
+from pteflow.passes.source.module_swap import LLAMA, ModuleSwapPass, Site
 
 from .facts import ATTENTION_SHA, KV_CACHE_SIMPLE, SDPA_FLEX
 from .qnn_replace_kv_cache_with_simple import QnnReplaceKvCacheWithSimplePass
@@ -15,7 +15,7 @@ from .qnn_replace_sdpa_with_flex import QnnReplaceSdpaWithFlexPass
 
 
 @attrs.frozen
-class SplitMhaToShaPass(Pass):
+class SplitMhaToShaPass(ModuleSwapPass):
     """Split every multi-head attention into single-head attention (QNN's MHA -> SHA).
 
     Replaces each ``AttentionMHA`` of an ExecuTorch Llama with pteflow's ``AttentionSHA``:
@@ -47,32 +47,26 @@ class SplitMhaToShaPass(Pass):
         after=(QnnReplaceKvCacheWithSimplePass, QnnReplaceSdpaWithFlexPass),
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import AttentionMHA
+    replaces = (f"{LLAMA}.attention:AttentionMHA",)
+    leaves = ("pteflow.backends.qnn._sha:AttentionSHA",)
+    missing = "ExecuTorch AttentionMHA module"
 
-        from ._sha import AttentionSHA, unsupported
+    def refuse(self, program: Program, sites: list[Site]) -> None:
+        from ._sha import unsupported
 
-        targets = [
-            (method, name)
-            for method, name, sub in submodules(program)
-            if isinstance(sub, AttentionMHA)
-        ]
-        if not targets:
-            if count(program, AttentionSHA):
-                return PassResult(program, False)  # already split
-            raise not_a_llama(self.name, "ExecuTorch AttentionMHA module")
-        modules = program.modules()
-        for method, name in targets:
-            why = unsupported(modules[method].get_submodule(name))
+        for method, name, sub in sites:
+            why = unsupported(sub)
             if why:
                 raise ModelError(
                     f"{self.name}: cannot split {method}:{name} exactly: {why}; leave this "
                     "model's attention multi-head"
                 )
-        modules = copy_modules(program)
-        for method, name in targets:
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        from ._sha import AttentionSHA
+
+        for method, name, _ in sites:
             root = modules[method]
             parent_name, _, child = name.rpartition(".")
             parent = root.get_submodule(parent_name) if parent_name else root
             setattr(parent, child, AttentionSHA(getattr(parent, child)))
-        return PassResult(program.evolve(artifact=modules), True)

@@ -40,14 +40,17 @@ def runtime_unavailable_reason() -> str | None:
 
 
 def partition_passes(*, then_xnnpack: bool = True, **options: Any) -> list[Any]:
-    """``partition-vulkan`` (options: require_dynamic_shapes, force_fp16), then XNNPACK's."""
-    from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
+    """``partition-vulkan`` (options: require_dynamic_shapes, force_fp16), then XNNPACK's.
+
+    XNNPACK's pass is found by name in the registry: no backend imports another.
+    """
+    from pteflow.passes.registry import load_registry, lookup
 
     from .partition_vulkan import PartitionVulkanPass
 
     out: list[Any] = [PartitionVulkanPass(**options)]
     if then_xnnpack:
-        out.append(PartitionXnnpackPass())
+        out.append(lookup(load_registry(entry_points=False), "partition-xnnpack")())
     return out
 
 

@@ -12,7 +12,7 @@ from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes.base import Pass, PassContext, PassResult
 from pteflow.passes.partition.availability import missing_modules
 from pteflow.passes.partition.lowering import is_bool, lower
-from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
+from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
 
 def xnnpack_missing() -> str | None:

@@ -178,3 +178,30 @@ def cache_options(args: argparse.Namespace) -> Any:
         directory=args.cache_dir,
         size=args.cache_size,
     )
+
+
+def console_args(sp: argparse.ArgumentParser) -> None:
+    """-v / -q: how much a run prints (upstream warnings go to the run log either way)."""
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print the per-pass table, and upstream warnings and C++ stderr as they "
+        "happen (they always go to the run log, m.log beside the report)",
+    )
+    g.add_argument("-q", "--quiet", action="store_true", help="print only the result and errors")
+
+
+def console_options(args: argparse.Namespace) -> Any:
+    """``ConsoleOptions`` from -v/-q/--debug and whether stdout is a terminal."""
+    import os
+
+    from ..options import ConsoleOptions
+
+    verbose = args.verbose or getattr(args, "debug", False)
+    tty = sys.stdout.isatty() and not os.environ.get("CI")
+    return ConsoleOptions(
+        verbosity="verbose" if verbose else ("quiet" if args.quiet else "normal"),
+        live=tty,
+    )

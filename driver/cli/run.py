@@ -9,6 +9,8 @@ from .args import (
     cache_args,
     cache_options,
     checks_arg,
+    console_args,
+    console_options,
     model_args,
     model_options,
     pipeline_args,
@@ -25,6 +27,8 @@ examples:
   driver run --pipeline qnn_default --no-delegate -o qnn_quant.pte   # no QNN SDK needed
   driver run --pipeline qnn_default --set pt2e-prepare.quantizer=qnn-8a8w --no-delegate
   driver run --pipeline xnnpack_default --track-numerics --timing --print-changed
+  driver run --pipeline xnnpack_default --track-numerics --plot drift.png
+  driver run --pipeline xnnpack_default -o m.pte --etrecord m.etrecord   # for devtools
 """
 
 
@@ -65,6 +69,13 @@ def add_parser(sub: Any) -> None:
         metavar="PATH.json",
         help="where to write the JSON report (default: beside the .pte)",
     )
+    run.add_argument(
+        "--etrecord",
+        metavar="PATH",
+        help="also write ExecuTorch's ETRecord (edge and ExecuTorch programs, debug "
+        "handles) for executorch.devtools.Inspector",
+    )
+    console_args(run)
     debug_args(run)
     cache_args(run, no_cache=True)
 
@@ -104,6 +115,12 @@ def debug_args(run: argparse.ArgumentParser) -> None:
         "the error against eager and against the previous pass",
     )
     g.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="with --track-numerics: draw the error per pass (log scale, with the "
+        "tolerance) to FILE.png or FILE.svg (needs the plot extra)",
+    )
+    g.add_argument(
         "--repro-dir",
         metavar="DIR",
         default="pteflow-repro",
@@ -115,6 +132,14 @@ def options(args: argparse.Namespace) -> Any:
     """The ``RunOptions`` of ``driver run``'s flags."""
     from ..options import DebugOptions, RunOptions
 
+    if args.plot:
+        from pteflow.ir.errors import OptionError
+
+        from ..plot import PLOT_SUFFIXES, check_suffix
+
+        if not args.track_numerics:
+            raise OptionError("--plot draws --track-numerics: add --track-numerics")
+        check_suffix(args.plot, PLOT_SUFFIXES, "--plot")
     return RunOptions(
         pipeline=pipeline_options(args),
         model=model_options(args),
@@ -131,8 +156,11 @@ def options(args: argparse.Namespace) -> Any:
             dump_dir=args.dump_dir,
             timing=args.timing,
             track_numerics=args.track_numerics,
+            plot=args.plot,
             repro_dir=args.repro_dir,
         ),
+        console=console_options(args),
+        etrecord=args.etrecord,
     )
 
 

@@ -249,7 +249,7 @@ class CacheSession:
             "notes": self.notes,
         }
         with contextlib.suppress(OSError):
-            from ..emit.write_pte import write_atomically
+            from ..emit.emit import write_atomically
 
             write_atomically(self.cache.directory / LAST_RUN, json.dumps(stats).encode())
         return stats

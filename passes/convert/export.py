@@ -10,7 +10,7 @@ from ..base import Pass, PassContext, PassInfo, PassResult
 
 
 @attrs.frozen
-class ExportPass(Pass):
+class TorchExportPass(Pass):
     """Capture every method with torch.export (EAGER -> ATEN).
 
     Runs under ``torch.no_grad()`` and the MATH SDPA backend, as ExecuTorch's
@@ -18,6 +18,8 @@ class ExportPass(Pass):
     Uses the program's example inputs and dynamic shapes per method.
     ``functionalize`` runs ``run_decompositions({})`` afterwards, which also
     flattens torchao's quantized tensor subclasses into plain ops.
+
+    (Not ``ExportPass``: that is ``executorch.exir.pass_base.ExportPass``, a different thing.)
     """
 
     info: ClassVar[PassInfo] = PassInfo(name="export", level_in=Level.EAGER, level_out=Level.ATEN)

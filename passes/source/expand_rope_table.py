@@ -1,18 +1,19 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from pteflow.ir import Level, Program
 from pteflow.ir.errors import ModelError
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from .llama import copy_modules, not_a_llama
+from ..base import PassInfo
+from .llama import not_a_llama
+from .module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site, resolve
 
 
 @attrs.frozen
-class ExpandRopeTablePass(Pass):
+class ExpandRopeTablePass(ModuleSwapPass):
     """Materialize the RoPE cos/sin tables per head so rotary embedding needs no broadcast.
 
     What export_llama's ``--expand_rope_table`` does (ExecuTorch's
@@ -28,18 +29,22 @@ class ExpandRopeTablePass(Pass):
 
     info: ClassVar[PassInfo] = PassInfo(name="expand-rope-table", level_in=Level.EAGER)
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.llama_transformer import Transformer
-        from executorch.examples.models.llama.source_transformation.rope import (
-            materialze_broadcast_of_rope_freq_cis,
-        )
-
-        todo = []
+    def sites(self, program: Program) -> list[Site]:
+        """Each method's Transformer whose tables are not expanded yet."""
+        transformer = resolve(f"{LLAMA}.llama_transformer:Transformer")
+        found = []
         for method, root in program.modules().items():
-            if not isinstance(root, Transformer):
+            if not isinstance(root, transformer):
                 raise not_a_llama(self.name, f"ExecuTorch Llama Transformer as method {method!r}")
-            if root.rope.freqs_cos.dim() == 3:
-                continue  # already expanded
+            if root.rope.freqs_cos.dim() != 3:  # 3: already expanded
+                found.append((method, "", root))
+        return found
+
+    def done(self, program: Program) -> bool:
+        return True  # every method is a Transformer with expanded tables
+
+    def refuse(self, program: Program, sites: list[Site]) -> None:
+        for method, _, root in sites:
             if root.params.use_hf_rope:
                 raise ModelError(
                     f"{self.name}: {method} uses HuggingFace-style RoPE (use_hf_rope), whose "
@@ -55,11 +60,9 @@ class ExpandRopeTablePass(Pass):
                         f"{kv_heads} key/value heads; one expanded RoPE table cannot serve "
                         "both (needs n_kv_heads == n_heads); drop expand-rope-table"
                     )
-            todo.append(method)
-        if not todo:
-            return PassResult(program, False)
-        modules = copy_modules(program)
-        for method in todo:
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        expand = resolve(f"{LLAMA_ST}.rope:materialze_broadcast_of_rope_freq_cis")
+        for method, _, _ in sites:
             # assigns new tables to the (copied) Rope module the layers share
-            materialze_broadcast_of_rope_freq_cis(modules[method])
-        return PassResult(program.evolve(artifact=modules), True)
+            expand(modules[method])

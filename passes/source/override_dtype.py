@@ -7,9 +7,9 @@ import attrs
 from pteflow.ir import Level, Program, facts
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
+from ..quantize.quantize_8da4w import Quantize8da4wPass
 from ..quantize.quantize_embedding import QuantizeEmbeddingPass
-from ..quantize.quantize_linear_8da4w import Quantize8da4wPass
-from ..quantize.quantize_linear_int8 import QuantizeInt8WeightPass
+from ..quantize.quantize_int8_weight import QuantizeInt8WeightPass
 from .expand_rope_table import ExpandRopeTablePass
 from .llama import copy_modules
 from .quantize_kv_cache import QuantizeKvCachePass

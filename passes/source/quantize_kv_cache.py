@@ -7,13 +7,13 @@ import attrs
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from .llama import copy_modules, count, not_a_llama, submodules
+from ..base import PassInfo
+from .module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site
 from .replace_sdpa_with_custom_op import ReplaceSdpaWithCustomOpPass
 
 
 @attrs.frozen
-class QuantizeKvCachePass(Pass):
+class QuantizeKvCachePass(ModuleSwapPass):
     """Store the KV cache as int8 with per-token scales and zero points.
 
     What export_llama's ``--quantize_kv_cache`` does: ExecuTorch's
@@ -39,31 +39,16 @@ class QuantizeKvCachePass(Pass):
         after=(ReplaceSdpaWithCustomOpPass,),
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import KVCache
-        from executorch.examples.models.llama.source_transformation.custom_kv_cache import (
-            CustomKVCache,
-            QuantizedKVCache,
-            replace_kv_cache_with_quantized_kv_cache,
-        )
+    replaces = (f"{LLAMA}.attention:KVCache", f"{LLAMA_ST}.custom_kv_cache:CustomKVCache")
+    leaves = (f"{LLAMA_ST}.custom_kv_cache:QuantizedKVCache",)
+    transform = f"{LLAMA_ST}.custom_kv_cache:replace_kv_cache_with_quantized_kv_cache"
+    missing = "ExecuTorch Llama KVCache module"
 
-        caches = [
-            (method, name, sub)
-            for method, name, sub in submodules(program)
-            if isinstance(sub, KVCache | CustomKVCache)
-        ]
-        if not caches:
-            if count(program, QuantizedKVCache):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch Llama KVCache module")
-        for method, name, sub in caches:
+    def refuse(self, program: Program, sites: list[Site]) -> None:
+        for method, name, sub in sites:
             if getattr(sub, "is_ring_buffer", False):
                 raise ModelError(
                     f"{self.name}: {method}:{name} is a ring-buffer KV cache "
                     f"({type(sub).__name__}), which the quantized KV cache does not support; "
                     "quantize the cache before making it a ring buffer"
                 )
-        modules = copy_modules(program)
-        for module in modules.values():
-            replace_kv_cache_with_quantized_kv_cache(module)
-        return PassResult(program.evolve(artifact=modules), True)

@@ -7,12 +7,12 @@ import attrs
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from .llama import copy_modules, count, not_a_llama, submodules
+from ..base import PassInfo
+from .module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site
 
 
 @attrs.frozen
-class ReplaceRmsNormWithNativePass(Pass):
+class ReplaceRmsNormWithNativePass(ModuleSwapPass):
     """Replace ExecuTorch's hand-written RMSNorm with torch.nn.RMSNorm.
 
     Wraps ExecuTorch's ``replace_rms_norm_with_native_rms_norm`` (export_llama
@@ -31,29 +31,16 @@ class ReplaceRmsNormWithNativePass(Pass):
         provides={facts.RMSNORM_NATIVE},
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        import torch
-        from executorch.examples.models.llama.norm import RMSNorm
-        from executorch.examples.models.llama.source_transformation.rms_norm import (
-            replace_rms_norm_with_native_rms_norm,
-        )
+    replaces = (f"{LLAMA}.norm:RMSNorm",)
+    leaves = ("torch.nn:RMSNorm",)
+    # the new norms share the weights
+    transform = f"{LLAMA_ST}.rms_norm:replace_rms_norm_with_native_rms_norm"
+    missing = "ExecuTorch RMSNorm module"
 
-        norms = [
-            (method, name, sub)
-            for method, name, sub in submodules(program)
-            if isinstance(sub, RMSNorm)
-        ]
-        if not norms:
-            if count(program, torch.nn.RMSNorm):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "ExecuTorch RMSNorm module")
-        for method, name, sub in norms:
+    def refuse(self, program: Program, sites: list[Site]) -> None:
+        for method, name, sub in sites:
             if sub.add_unit_offset:
                 raise ModelError(
                     f"{self.name}: {method}:{name} scales by (1 + weight) (add_unit_offset), "
                     "which torch.nn.RMSNorm cannot express; leave this model's norms as they are"
                 )
-        modules = copy_modules(program)
-        for module in modules.values():
-            replace_rms_norm_with_native_rms_norm(module)  # the new norms share the weights
-        return PassResult(program.evolve(artifact=modules), True)

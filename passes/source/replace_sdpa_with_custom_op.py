@@ -1,18 +1,20 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import attrs
 
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from .llama import boolean, copy_modules, count, not_a_llama
+from ..base import PassInfo
+from .llama import boolean
+from .module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site, resolve
 
 
 @attrs.frozen
-class ReplaceSdpaWithCustomOpPass(Pass):
+class ReplaceSdpaWithCustomOpPass(ModuleSwapPass):
     """Use ExecuTorch's fused llama::custom_sdpa op and its in-place KV-cache update.
 
     What export_llama's ``--use_sdpa_with_kv_cache`` does: ExecuTorch's
@@ -41,33 +43,28 @@ class ReplaceSdpaWithCustomOpPass(Pass):
     )
     use_attention_mask: bool = attrs.field(default=False, validator=boolean)
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import SDPA, KVCache
-        from executorch.examples.models.llama.source_transformation.custom_kv_cache import (
-            replace_kv_cache_with_custom_kv_cache,
-        )
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            QuantizedSDPA,
-            SDPACustom,
-            replace_sdpa_with_custom_op,
-        )
+    replaces = (f"{LLAMA}.attention:SDPA", f"{LLAMA}.attention:KVCache")
+    # already done, maybe quantized since
+    leaves = (f"{LLAMA_ST}.sdpa:SDPACustom", f"{LLAMA_ST}.sdpa:QuantizedSDPA")
+    missing = "ExecuTorch Llama SDPA or KVCache module"
 
-        n_sdpa, n_cache = count(program, SDPA), count(program, KVCache)
-        if not n_sdpa and not n_cache:
-            if count(program, (SDPACustom, QuantizedSDPA)):
-                return PassResult(program, False)  # already done (maybe quantized since)
-            raise not_a_llama(self.name, "ExecuTorch Llama SDPA or KVCache module")
+    def refuse(self, program: Program, sites: list[Site]) -> None:
         if self.use_attention_mask:
             self._check_masks(program)
-        modules = copy_modules(program)
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        replace_sdpa = resolve(f"{LLAMA_ST}.sdpa:replace_sdpa_with_custom_op")
+        replace_cache = resolve(f"{LLAMA_ST}.custom_kv_cache:replace_kv_cache_with_custom_kv_cache")
         for module in modules.values():
             # upstream's order (see the docstring); both edit the copy in place
-            replace_sdpa_with_custom_op(module, use_attention_mask=self.use_attention_mask)
-            replace_kv_cache_with_custom_kv_cache(module)
+            replace_sdpa(module, use_attention_mask=self.use_attention_mask)
+            replace_cache(module)
+
+    def metadata(self, program: Program) -> Mapping[str, Any]:
         metadata = dict(program.metadata)
         if "use_sdpa_with_kv_cache" in metadata:
             metadata["use_sdpa_with_kv_cache"] = True
-        return PassResult(program.evolve(artifact=modules, metadata=metadata), True)
+        return metadata
 
     def _check_masks(self, program: Program) -> None:
         from executorch.examples.models.llama.attention import SDPA

@@ -7,12 +7,13 @@ import attrs
 from pteflow.ir import Level, Program, facts
 from pteflow.ir.errors import ModelError
 
-from ..base import Pass, PassContext, PassInfo, PassResult
-from .llama import copy_modules, count, not_a_llama, submodules
+from ..base import PassInfo
+from .llama import submodules
+from .module_swap import LLAMA, LLAMA_ST, ModuleSwapPass, Site, resolve
 
 
 @attrs.frozen
-class ReplaceSdpaWithQuantizedSdpaPass(Pass):
+class ReplaceSdpaWithQuantizedSdpaPass(ModuleSwapPass):
     """Make attention read the int8 KV cache directly with llama::custom_quantized_sdpa.
 
     What export_llama's ``--quantize_kv_cache`` does after quantizing the cache:
@@ -41,41 +42,37 @@ class ReplaceSdpaWithQuantizedSdpaPass(Pass):
         invalidates={facts.SDPA_CUSTOM},
     )
 
-    def run(self, program: Program, ctx: PassContext) -> PassResult:
-        from executorch.examples.models.llama.attention import Attention
-        from executorch.examples.models.llama.source_transformation.custom_kv_cache import (
-            QuantizedKVCache,
-        )
-        from executorch.examples.models.llama.source_transformation.sdpa import (
-            QuantizedSDPA,
-            SDPACustom,
-            replace_sdpa_with_quantized_sdpa,
-        )
+    leaves = (f"{LLAMA_ST}.sdpa:QuantizedSDPA",)
+    missing = "attention with a QuantizedKVCache and SDPACustom"
 
-        targets = [
+    def sites(self, program: Program) -> list[Site]:
+        attention = resolve(f"{LLAMA}.attention:Attention")
+        cache = resolve(f"{LLAMA_ST}.custom_kv_cache:QuantizedKVCache")
+        sdpa = resolve(f"{LLAMA_ST}.sdpa:SDPACustom")
+        return [
             (method, name, sub)
             for method, name, sub in submodules(program)
-            if isinstance(sub, Attention)
-            and isinstance(getattr(sub, "kv_cache", None), QuantizedKVCache)
-            and isinstance(getattr(sub, "SDPA", None), SDPACustom)
+            if isinstance(sub, attention)
+            and isinstance(getattr(sub, "kv_cache", None), cache)
+            and isinstance(getattr(sub, "SDPA", None), sdpa)
         ]
-        if not targets:
-            if count(program, QuantizedSDPA):
-                return PassResult(program, False)  # already done
-            raise not_a_llama(self.name, "attention with a QuantizedKVCache and SDPACustom")
-        for method, name, sub in targets:
+
+    def refuse(self, program: Program, sites: list[Site]) -> None:
+        for method, name, sub in sites:
             if sub.SDPA.use_attention_mask:
                 raise ModelError(
                     f"{self.name}: {method}:{name} uses custom SDPA with an attention mask, "
                     "which ExecuTorch's QuantizedSDPA does not support (the mask would be "
                     "dropped); run replace-sdpa-with-custom-op without use_attention_mask"
                 )
-        modules = copy_modules(program)
+
+    def swap(self, modules: dict[str, Any], sites: list[Site]) -> None:
+        replace = resolve(f"{LLAMA_ST}.sdpa:replace_sdpa_with_quantized_sdpa")
+        quantized_sdpa = resolve(self.leaves[0])
         for module in modules.values():
             # also sets return_float_values=False on the (copied) caches
-            replace_sdpa_with_quantized_sdpa(module)
-            _register_caches_once(module, QuantizedSDPA)
-        return PassResult(program.evolve(artifact=modules), True)
+            replace(module)
+            _register_caches_once(module, quantized_sdpa)
 
 
 def _register_caches_once(module: Any, quantized_sdpa: Any) -> None:

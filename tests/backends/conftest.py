@@ -12,7 +12,7 @@ from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
 from pteflow.backends.xnnpack.partition_xnnpack_dq import PartitionXnnpackDqPass
 from pteflow.ir import Program
 from pteflow.passes import PassManager, RunResult
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from tests.passes.source.conftest import tiny_llama, tiny_llama_mha  # noqa: F401
 
@@ -26,5 +26,5 @@ BUILDER_EDGE = ToEdgePass(check_ir_validity=False, skip_dim_order=True)
 def lowered_mlp() -> RunResult:
     """export, to-edge (builder options), partition-xnnpack-dq, partition-xnnpack."""
     module, inputs = mlp()
-    passes = [ExportPass(), BUILDER_EDGE, PartitionXnnpackDqPass(), PartitionXnnpackPass()]
+    passes = [TorchExportPass(), BUILDER_EDGE, PartitionXnnpackDqPass(), PartitionXnnpackPass()]
     return PassManager(passes, verify="each").run(Program.eager(module, inputs))

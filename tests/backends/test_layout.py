@@ -3,6 +3,8 @@
 * the passes of a backend, and its named pipelines, live in ``pteflow.backends.<name>``;
 * nothing under ``ir/`` or ``passes/`` imports a backend (driver -> backends -> passes -> ir);
 * no module imports another package's private (``_``-prefixed) module;
+* no backend package imports another backend package (what two backends share is
+  backend-neutral: ``pteflow.ir.facts``, ``pteflow.passes``);
 * every package on disk is in pyproject's package list, and its pipelines ship with it.
 """
 
@@ -85,6 +87,17 @@ def test_no_module_imports_another_packages_private_module():
             private = any(p.startswith("_") and p != "__init__" for p in imported.split(".")[1:])
             if private and _owner(imported) != _owner(name):
                 bad.append(f"{name} imports {imported}")
+    assert not bad
+
+
+def test_no_backend_imports_another_backend():
+    bad = [
+        f"{name} imports {imported}"
+        for name, path in MODULES.items()
+        if _owner(name).startswith("pteflow.backends.")
+        for imported in _imports(name, path)
+        if _owner(imported).startswith("pteflow.backends.") and _owner(imported) != _owner(name)
+    ]
     assert not bad
 
 

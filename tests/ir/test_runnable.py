@@ -9,10 +9,10 @@ from pteflow.ir import Program, invariants
 from pteflow.ir.errors import InvariantError, PassFailedError
 from pteflow.ir.runnable import RuntimeLoadError, missing_kernels, registered_operators
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
+from pteflow.passes.emit.emit import EmitPass
 
 # A custom op with an out variant, implemented only in Python: export, to-edge and
 # to-executorch accept it, but ExecuTorch's runtime has no kernel for it.
@@ -30,7 +30,7 @@ class Twice(torch.nn.Module):
 
 def _no_kernel_program() -> Program:
     program = Program.eager(Twice(), (torch.randn(2, 3),))
-    passes = [ExportPass(), ToEdgePass(), ToExecutorchPass()]
+    passes = [TorchExportPass(), ToEdgePass(), ToExecutorchPass()]
     return PassManager(passes, verify="off").run(program).program
 
 
@@ -60,7 +60,7 @@ def test_an_op_without_a_kernel_breaks_the_executorch_invariant(no_kernel):
 
 def test_the_manager_names_to_executorch_for_a_program_without_kernels():
     program = Program.eager(Twice(), (torch.randn(2, 3),))
-    passes = [ExportPass(), ToEdgePass(), ToExecutorchPass()]
+    passes = [TorchExportPass(), ToEdgePass(), ToExecutorchPass()]
     with pytest.raises(InvariantError) as e:
         PassManager(passes, verify="boundaries").run(program)
     assert e.value.pass_name == "to-executorch"
@@ -78,7 +78,7 @@ def test_emit_writes_nothing_when_a_method_does_not_load(no_kernel, tmp_path):
 def test_emit_with_checks_off_still_refuses_to_write(tmp_path):
     out = tmp_path / "m.pte"
     program = Program.eager(Twice(), (torch.randn(2, 3),))
-    passes = [ExportPass(), ToEdgePass(), ToExecutorchPass(), EmitPass(path=str(out))]
+    passes = [TorchExportPass(), ToEdgePass(), ToExecutorchPass(), EmitPass(path=str(out))]
     with pytest.raises(PassFailedError, match=r"emit.*failed.*twice"):
         PassManager(passes, verify="off").run(program)
     assert list(tmp_path.iterdir()) == []

@@ -11,7 +11,7 @@ from pteflow.ir import Level, facts
 from pteflow.ir.errors import InvariantError, OptionError, PipelineError
 from pteflow.passes import Pass, PassInfo
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
+from pteflow.passes.emit.emit import EmitPass
 
 from ..fakes import ClaimsQuantizedPass, WrongLevelPass
 

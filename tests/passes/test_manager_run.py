@@ -8,14 +8,14 @@ import torch
 from pteflow.ir import Level
 from pteflow.ir.errors import FactError, InvariantError, PassFailedError
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 
 from ..fakes import BreaksGraphPass, ClaimsQuantizedPass, RaisesPass, ReluToSigmoidPass
 
 
 def test_records_time_ops_facts_and_changes(eager_mlp):
-    result = PassManager([ToEdgePass(), ReluToSigmoidPass(), ExportPass()], verify="each").run(
+    result = PassManager([ToEdgePass(), ReluToSigmoidPass(), TorchExportPass()], verify="each").run(
         eager_mlp
     )
     assert [r.name for r in result.records] == ["export", "relu-to-sigmoid", "to-edge"]

@@ -72,3 +72,34 @@ def test_a_name_clash_names_both_sources(tmp_path, monkeypatch):
 def test_lookup_suggests_the_closest_names():
     with pytest.raises(UnknownNameError, match="unknown pass 'to-egde'; did you mean to-edge"):
         lookup(load_registry(), "to-egde")
+
+
+#: Class names that differ from the pass name's, and why.
+CLASS_NAME_EXCEPTIONS = {
+    "export": "TorchExportPass",  # ExportPass is executorch.exir.pass_base's, which it would shadow
+}
+
+
+def _table_rows(cls: type) -> bool:
+    """A class generated from a table module's rows (the module's ``PASSES``)."""
+    table = getattr(sys.modules[cls.__module__], "PASSES", {})
+    return cls in getattr(table, "values", lambda: table)()
+
+
+def test_file_class_and_pass_names_agree():
+    """One pass per module: ``quantize-8da4w`` is ``quantize_8da4w.py``'s ``Quantize8da4wPass``.
+
+    A table module (one that generates passes from rows: ``PASSES``) is exempt: its passes
+    share the module, and their classes are named after the rows.
+    """
+    bad = []
+    for name, cls in load_registry(entry_points=False).items():
+        if _table_rows(cls):
+            continue
+        module = cls.__module__.rsplit(".", 1)[1]
+        if module != name.replace("-", "_"):
+            bad.append(f"pass {name} lives in {module}.py")
+        camel = "".join(p[:1].upper() + p[1:] for p in name.split("-")) + "Pass"
+        if cls.__name__ != CLASS_NAME_EXCEPTIONS.get(name, camel):
+            bad.append(f"pass {name} is class {cls.__name__}, not {camel}")
+    assert not bad

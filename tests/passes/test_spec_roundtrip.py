@@ -164,7 +164,7 @@ def test_the_plugin_exercises_every_option_kind(token_file):
 
 def test_printed_values_use_the_cli_syntax():
     from pteflow.passes.convert.to_edge import ToEdgePass
-    from pteflow.passes.emit.write_pte import EmitPass
+    from pteflow.passes.emit.emit import EmitPass
 
     assert ToEdgePass(check_ir_validity=False).spec() == "to-edge{check_ir_validity=false}"
     assert EmitPass(path="x.pte").spec() == "emit{path=x.pte}"
@@ -173,7 +173,7 @@ def test_printed_values_use_the_cli_syntax():
 
 
 def test_from_spec_on_a_class_reads_that_pass_only():
-    from pteflow.passes.emit.write_pte import EmitPass
+    from pteflow.passes.emit.emit import EmitPass
 
     assert EmitPass.from_spec("emit{path='x.pte'}") == EmitPass(path="x.pte")
     with pytest.raises(UserError, match="unknown pass 'export'|export"):

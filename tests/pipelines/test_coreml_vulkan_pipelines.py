@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 def _run(pipeline: str, out: Path) -> tuple[Path, int, str, dict]:
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["run", "--pipeline", pipeline, "-o", str(out)])
+        code = main(["run", "--pipeline", pipeline, "-o", str(out), "-v"])  # -v: the table
     report = json.loads(out.with_suffix(".report.json").read_text())
     return out, code, stdout.getvalue(), report
 
@@ -82,6 +82,22 @@ def test_vulkan_first_xnnpack_second_and_the_leftovers(vulkan_run):
     assert "left to portable kernels:" in stdout
     records = {r["name"]: r for r in report["passes"]}
     assert records["partition-xnnpack"]["modified"] is False
+
+
+@pytest.mark.parametrize("which", ["coreml", "vulkan"])
+def test_inspect_reads_what_the_run_reported(which, coreml_run, vulkan_run):
+    from pteflow.driver.inspect import inspect_pte
+
+    out, _code, _stdout, report = coreml_run if which == "coreml" else vulkan_run
+    info = inspect_pte(out)
+    assert sum(p["bytes"] for p in info["layout"]) == info["bytes"] == out.stat().st_size
+    claimed = {n["backend"] for n in report["arbitration"]["nodes"] if n["claimed_by"]}
+    assert {d["backend"] for d in info["delegates"]} == claimed
+    assert {p["pass"]: p["nodes"] for p in info["partitions"]} == report["arbitration"]["counts"]
+    assert sum(p["bytes"] for p in info["layout"] if "delegate" in p["part"]) > 0
+    # this host's runtime has neither backend: inspect says so by name, without loading
+    assert info["runtime"]["missing_backends"] == sorted(claimed)
+    assert info["runtime"]["loads"] is None
 
 
 def test_vulkan_verification_is_skipped(vulkan_run):

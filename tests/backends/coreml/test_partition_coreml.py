@@ -7,7 +7,7 @@ from pteflow.backends.mps.partition_mps import PartitionMpsPass
 from pteflow.ir import Program, views
 from pteflow.ir.errors import OptionError, UnavailableError
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.partition.arbitration import arbitration
 
@@ -18,7 +18,7 @@ from ..conftest import BUILDER_EDGE
 @pytest.mark.slow
 def test_coreml_takes_the_mlp_in_one_delegate():
     module, inputs = mlp()
-    passes = [ExportPass(), BUILDER_EDGE, PartitionCoremlPass()]
+    passes = [TorchExportPass(), BUILDER_EDGE, PartitionCoremlPass()]
     run = PassManager(passes, verify="each").run(Program.eager(module, inputs))
     record = run.records[-1]
     assert record.modified and record.delegated == {"CoreMLBackend": 3}
@@ -32,7 +32,7 @@ def test_coreml_takes_the_mlp_in_one_delegate():
 def test_coreml_weight_compression_lowers():
     # export_llama's --coreml-quantize c4w: coremltools compresses the weights at lowering
     module, inputs = mlp()
-    passes = [ExportPass(), BUILDER_EDGE]
+    passes = [TorchExportPass(), BUILDER_EDGE]
     plain = PassManager([*passes, PartitionCoremlPass()]).run(Program.eager(module, inputs))
     module, inputs = mlp()
     c4w = PassManager([*passes, PartitionCoremlPass(quantize="c4w")]).run(
@@ -66,6 +66,6 @@ def test_bad_options_refused(options, message):
 
 
 def test_mps_is_refused_before_any_work():
-    manager = PassManager([ExportPass(), ToEdgePass(), PartitionMpsPass()])
+    manager = PassManager([TorchExportPass(), ToEdgePass(), PartitionMpsPass()])
     with pytest.raises(UnavailableError, match=r"has no MPS backend.*coreml_default"):
         manager.check_available()

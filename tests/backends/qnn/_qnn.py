@@ -27,7 +27,7 @@ from pteflow.backends.qnn.split_mha_to_sha import SplitMhaToShaPass
 from pteflow.driver.models import LoadedModel, tiny_llama
 from pteflow.ir import Program, facts
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.quantize import pt2e
 
@@ -56,7 +56,7 @@ def source_passes(*, sha: bool = False) -> list[Any]:
 @functools.cache
 def qnn_edge(quantizer: str = "qnn-16a4w", *, sha: bool = False) -> QnnEdge:
     model = tiny_llama(seed=0, enable_dynamic_shape=False)
-    aten = PassManager([*source_passes(sha=sha), ExportPass()]).run(model.program).program
+    aten = PassManager([*source_passes(sha=sha), TorchExportPass()]).run(model.program).program
     quantized = {}
     for method, ep in aten.exported_programs().items():
         prepared = pt2e.prepare(ep, make_qnn_quantizer(quantizer))

@@ -18,10 +18,10 @@ from pteflow.driver.backends import backend_table
 from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.errors import OptionError, UnavailableError
 from pteflow.passes import PassManager, plan
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
+from pteflow.passes.emit.emit import EmitPass
 from tests.backends.qnn._qnn import qnn_edge, run_method
 
 REPO = Path(__file__).resolve().parents[2]
@@ -212,7 +212,7 @@ def _qnn_default(*, sha: bool = False) -> list:
     """The passes of the proposed qnn_default pipeline (pt2e quantization aside)."""
     return [
         *qnn.source_passes(sha=sha),
-        ExportPass(),
+        TorchExportPass(),
         ToEdgePass(check_ir_validity=False),
         *qnn.edge_passes(),
         qnn.partition_pass(),
@@ -269,7 +269,7 @@ def test_coverage_lists_the_gaps():
             return torch.special.erfinv(torch.tanh(x)) + torch.bitwise_not(x > 0)
 
     x = torch.rand(2, 8)
-    edge = PassManager([ExportPass(), ToEdgePass(check_ir_validity=False)])
+    edge = PassManager([TorchExportPass(), ToEdgePass(check_ir_validity=False)])
     edge = edge.run(Program.eager(Odd(), (x,))).program
     report = qnn.coverage(edge)
     gaps = {(g.op, g.status) for g in report.gaps}

@@ -15,6 +15,7 @@ from pteflow.ir import Level, facts
 from pteflow.ir.errors import OptionError, UnsatisfiedError
 from pteflow.passes import PassManager, plan
 from pteflow.passes.convert.to_edge import ToEdgePass
+from pteflow.passes.graph_pass import OWNED
 from pteflow.passes.registry import load_registry
 
 from ._qnn import qnn_edge, run_method
@@ -246,4 +247,4 @@ def test_input_program_left_intact_and_copied_once_per_run(edge):
     assert program.exported_programs()["forward"].graph_module.code == code
     assert first.artifact is not program.artifact  # the first QNN pass copies ...
     assert second.artifact is first.artifact  # ... the next ones edit that copy
-    assert q.OWNED not in program.metadata
+    assert OWNED not in program.metadata

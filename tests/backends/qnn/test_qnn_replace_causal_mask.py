@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from pteflow.backends.qnn.facts import MASK_ADDITIVE
 from pteflow.backends.qnn.qnn_replace_causal_mask import QnnReplaceCausalMaskPass
 from pteflow.ir import Program
 from pteflow.ir.errors import ModelError, OptionError
+from pteflow.ir.facts import MASK_ADDITIVE
 from pteflow.passes import PassManager
 from tests.models import mlp
 from tests.passes.source._helpers import assert_decode_equal, assert_unchanged, run, snapshot

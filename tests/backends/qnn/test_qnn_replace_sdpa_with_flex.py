@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pteflow.backends.qnn.facts import MASK_ADDITIVE, SDPA_FLEX
+from pteflow.backends.qnn.facts import SDPA_FLEX
 from pteflow.backends.qnn.qnn_replace_causal_mask import QnnReplaceCausalMaskPass
 from pteflow.backends.qnn.qnn_replace_sdpa_with_flex import QnnReplaceSdpaWithFlexPass
 from pteflow.ir import facts
 from pteflow.ir.errors import ModelError, UnsatisfiedError
+from pteflow.ir.facts import MASK_ADDITIVE
 from pteflow.passes import PassManager
 from pteflow.passes.source.replace_sdpa_with_custom_op import ReplaceSdpaWithCustomOpPass
 from tests.passes.source._helpers import assert_decode_equal, aten_ops, export_aten, run

@@ -8,7 +8,7 @@ from pteflow.backends.xnnpack.partition_xnnpack import PartitionXnnpackPass
 from pteflow.ir import Program, views
 from pteflow.ir.errors import OptionError
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.partition.arbitration import arbitration
 
 from ...models import mlp
@@ -17,7 +17,7 @@ from ..conftest import BUILDER_EDGE
 
 def _lower(*partition_passes):
     module, inputs = mlp()
-    passes = [ExportPass(), BUILDER_EDGE, *partition_passes]
+    passes = [TorchExportPass(), BUILDER_EDGE, *partition_passes]
     return PassManager(passes, verify="each").run(Program.eager(module, inputs))
 
 

@@ -15,10 +15,10 @@ from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.errors import PipelineError, UnsatisfiedError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassManager, plan
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
+from pteflow.passes.emit.emit import EmitPass
 
 from ...models import mlp
 
@@ -87,7 +87,7 @@ def test_linear_xnnpack_declines_is_fused_outside_the_delegate():
     linear, addmm, permute = _edge_ops()
     module, inputs = mixed()
     passes = [
-        ExportPass(),
+        TorchExportPass(),
         RELAXED,
         PartitionXnnpackDqPass(),
         PartitionXnnpackPass(),
@@ -128,8 +128,8 @@ def test_refused_without_relaxed_edge_ir():
         match=r"convert-to-linear#2 requires fact "
         r"'edge.ir-relaxed'",
     ):
-        plan([ExportPass(), ToEdgePass(), ConvertToLinearPass(), ToExecutorchPass()])
-    plan([ExportPass(), RELAXED, ConvertToLinearPass(), ToExecutorchPass()])
+        plan([TorchExportPass(), ToEdgePass(), ConvertToLinearPass(), ToExecutorchPass()])
+    plan([TorchExportPass(), RELAXED, ConvertToLinearPass(), ToExecutorchPass()])
 
 
 def test_runs_after_partitioning_and_before_constant_propagation():
@@ -140,7 +140,7 @@ def test_runs_after_partitioning_and_before_constant_propagation():
         PartitionXnnpackPass(),
         PartitionXnnpackDqPass(),
         RELAXED,
-        ExportPass(),
+        TorchExportPass(),
     ]
     names = [p.name for p in plan(listed).ordered_passes()]
     assert names == [

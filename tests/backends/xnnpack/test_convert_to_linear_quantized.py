@@ -13,11 +13,11 @@ from pteflow.ir.errors import PipelineError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED, check_torchao_linears_delegated
 from pteflow.ir.runnable import RuntimeLoadError
 from pteflow.passes import PassContext, PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
-from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
+from pteflow.passes.emit.emit import EmitPass
+from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
 QUANT = Quantize8da4wPass(group_size=32)  # XNNPACK lowers multiples of 32 only
 
@@ -30,7 +30,7 @@ def mlp() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
 
 def _edge(*extra) -> Program:
     module, inputs = mlp()
-    passes = [QUANT, ExportPass(), ToEdgePass(check_ir_validity=False), *extra]
+    passes = [QUANT, TorchExportPass(), ToEdgePass(check_ir_validity=False), *extra]
     return PassManager(passes, verify="off").run(Program.eager(module, inputs)).program
 
 

@@ -9,7 +9,7 @@ from pteflow.ir import Level, Program, views
 from pteflow.ir.errors import InvariantError, OptionError
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 from pteflow.passes import PassContext, PassManager, plan
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 from pteflow.passes.partition.lowering import check_lowered
@@ -22,7 +22,7 @@ BUILDER_ET = ToExecutorchPass(alloc_graph_input=False, const_prop=True)
 
 
 def test_listed_order_decides_first_pick():
-    passes = [ExportPass(), ToEdgePass(), PartitionXnnpackPass(), PartitionXnnpackDqPass()]
+    passes = [TorchExportPass(), ToEdgePass(), PartitionXnnpackPass(), PartitionXnnpackDqPass()]
     order = plan(passes)
     assert [p.name for p in order.ordered_passes()] == [
         "export",
@@ -39,7 +39,7 @@ def test_listed_order_decides_first_pick():
 @pytest.mark.slow
 def test_general_partitioner_alone_takes_the_mlp():
     module, inputs = mlp()
-    run = PassManager([ExportPass(), ToEdgePass(), PartitionXnnpackPass()]).run(
+    run = PassManager([TorchExportPass(), ToEdgePass(), PartitionXnnpackPass()]).run(
         Program.eager(module, inputs)
     )
     record = run.records[-1]
@@ -58,7 +58,7 @@ def test_same_pte_as_to_edge_transform_and_lower(lowered_mlp):
     from executorch.exir import to_edge_transform_and_lower
 
     module, inputs = mlp()
-    aten = PassManager([ExportPass()]).run(Program.eager(module, inputs)).program
+    aten = PassManager([TorchExportPass()]).run(Program.eager(module, inputs)).program
     upstream = to_edge_transform_and_lower(
         aten.artifact["forward"],
         partitioner=[XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()],

@@ -7,9 +7,9 @@ import pytest
 from pteflow.backends.vulkan.partition_vulkan import PartitionVulkanPass
 from pteflow.ir import Program
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
-from pteflow.passes.emit.write_pte import EmitPass
+from pteflow.passes.emit.emit import EmitPass
 from tests.backends.conftest import BUILDER_EDGE
 
 from ...models import mlp
@@ -24,7 +24,7 @@ def test_a_vulkan_method_is_not_loaded_here_and_the_file_is_written(tmp_path, ca
     module, inputs = mlp()
     out = tmp_path / "v.pte"
     passes = [
-        ExportPass(),
+        TorchExportPass(),
         BUILDER_EDGE,
         PartitionVulkanPass(),
         ToExecutorchPass(),

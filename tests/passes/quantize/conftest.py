@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pteflow.ir import Program
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 
 VOCAB, DIM, HIDDEN = 100, 64, 128
 LLAMA = {
@@ -56,7 +56,7 @@ def eager_token_mlp() -> Program:
 @pytest.fixture(scope="session")
 def aten_token_mlp() -> Program:
     module, inputs = token_mlp()
-    return ExportPass().apply(Program.eager(module, inputs)).program
+    return TorchExportPass().apply(Program.eager(module, inputs)).program
 
 
 def llama_program() -> Program:
@@ -92,7 +92,7 @@ def eager_llama() -> Program:
 
 @pytest.fixture(scope="session")
 def aten_llama() -> Program:
-    return ExportPass().apply(llama_program()).program
+    return TorchExportPass().apply(llama_program()).program
 
 
 def decode(module: torch.nn.Module, tokens: list[int]) -> list[torch.Tensor]:

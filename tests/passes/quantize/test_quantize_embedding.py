@@ -6,7 +6,7 @@ import torch
 from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError, OptionError
 from pteflow.ir.views import op_histogram
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.quantize.quantize_embedding import QuantizeEmbeddingPass
 
 from .conftest import rel_err, token_mlp
@@ -73,7 +73,7 @@ def test_same_as_export_llamas_embedding_quantize(spec, bits, group, tolerance):
 @pytest.mark.parametrize(("bits", "op"), [(4, "embedding_4bit"), (8, "embedding_byte")])
 def test_exported_graph_looks_up_the_quantized_table(eager_token_mlp, bits, op):
     out = QuantizeEmbeddingPass(bitwidth=bits).apply(eager_token_mlp).program
-    aten = ExportPass().apply(out).program
+    aten = TorchExportPass().apply(out).program
     ops = op_histogram(aten)
     assert ops[getattr(torch.ops.quantized_decomposed, op).dtype] == 1
     assert ops[torch.ops.aten.embedding.default] == 0

@@ -83,9 +83,9 @@ def test_runs_after_the_other_source_transforms():
 
 
 def test_runs_after_the_quantization_passes():
+    from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
     from pteflow.passes.quantize.quantize_embedding import QuantizeEmbeddingPass
-    from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
-    from pteflow.passes.quantize.quantize_linear_int8 import QuantizeInt8WeightPass
+    from pteflow.passes.quantize.quantize_int8_weight import QuantizeInt8WeightPass
 
     for quantize in (Quantize8da4wPass(), QuantizeInt8WeightPass()):
         passes = [OverrideDtypePass(dtype="fp16"), quantize, QuantizeEmbeddingPass()]
@@ -97,7 +97,7 @@ def test_runs_after_the_quantization_passes():
 def test_casts_around_8da4w_weights(tiny_llama):
     from torchao.utils import TorchAOBaseTensor
 
-    from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
+    from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
     result = run([OverrideDtypePass(dtype="fp16"), Quantize8da4wPass()], tiny_llama)
     assert [r.name for r in result.records] == ["quantize-8da4w", "override-dtype"]

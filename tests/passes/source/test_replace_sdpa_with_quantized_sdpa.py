@@ -163,9 +163,9 @@ def test_each_cache_registered_once(tiny_llama):
 @pytest.mark.slow
 def test_claims_hold_after_the_export_pass(tiny_llama):
     # "boundaries": the facts the source passes claim are checked on the ATen graph
-    from pteflow.passes.convert.export import ExportPass
+    from pteflow.passes.convert.export import TorchExportPass
 
-    result = PassManager([*_full(), ExportPass()], verify="boundaries").run(tiny_llama.program)
+    result = PassManager([*_full(), TorchExportPass()], verify="boundaries").run(tiny_llama.program)
     assert {facts.KV_CACHE_CUSTOM, facts.KV_CACHE_QUANTIZED, facts.SDPA_QUANTIZED} <= (
         result.program.facts
     )

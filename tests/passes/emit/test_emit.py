@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pteflow.passes.emit.write_pte import EmitPass, write_atomically
+from pteflow.passes.emit.emit import EmitPass, write_atomically
 
 
 def test_emit_writes_the_serialized_program(executorch_mlp, tmp_path):

@@ -8,10 +8,10 @@ from pteflow.ir import facts, invariants
 from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 from pteflow.ir.views import op_histogram
 from pteflow.passes import plan
-from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
-from pteflow.passes.quantize.convert_pt2e import ConvertPt2ePass
-from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
 from pteflow.passes.quantize.pt2e import make_quantizer, observer_nodes
+from pteflow.passes.quantize.pt2e_calibrate import Pt2eCalibratePass
+from pteflow.passes.quantize.pt2e_convert import Pt2eConvertPass
+from pteflow.passes.quantize.pt2e_prepare import Pt2ePreparePass
 
 from .conftest import decode, fresh_module, rel_err
 
@@ -20,9 +20,9 @@ LLAMA_PROMPT = [7, 300, 12, 41]
 
 
 def pt2e(program, quantizer, **calibration):
-    observed = PreparePt2ePass(quantizer=quantizer).apply(program).program
-    calibrated = CalibratePt2ePass(**calibration).apply(observed).program
-    return calibrated, ConvertPt2ePass().apply(calibrated)
+    observed = Pt2ePreparePass(quantizer=quantizer).apply(program).program
+    calibrated = Pt2eCalibratePass(**calibration).apply(observed).program
+    return calibrated, Pt2eConvertPass().apply(calibrated)
 
 
 def _builder(program, quantizer, feed):
@@ -187,7 +187,7 @@ def test_lowers_to_xnnpack_and_runs_like_the_builders_pte(aten_token_mlp):
 
 
 def test_needs_calibration_and_ends_the_observers():
-    info = ConvertPt2ePass.info
+    info = Pt2eConvertPass.info
     assert info.requires == {facts.PT2E_CALIBRATED}
     assert info.provides == {facts.QUANTIZED_PT2E, PT2E_NO_OBSERVERS}
     assert info.invalidates == {facts.PT2E_OBSERVED, facts.PT2E_CALIBRATED}
@@ -197,12 +197,12 @@ def test_prepare_without_convert_is_refused_by_the_plan():
     """Observers cannot be lowered: to-edge needs pt2e.no-observers, which pt2e-prepare
     takes away and only pt2e-convert gives back (else to_edge fails on the observers)."""
     from pteflow.ir.errors import UnsatisfiedError
-    from pteflow.passes.convert.export import ExportPass
+    from pteflow.passes.convert.export import TorchExportPass
     from pteflow.passes.convert.to_edge import ToEdgePass
 
     with pytest.raises(UnsatisfiedError, match="pt2e-prepare#0 invalidates it"):
-        plan([PreparePt2ePass(), CalibratePt2ePass(), ExportPass(), ToEdgePass()])
+        plan([Pt2ePreparePass(), Pt2eCalibratePass(), TorchExportPass(), ToEdgePass()])
     ordered = plan(
-        [PreparePt2ePass(), CalibratePt2ePass(), ConvertPt2ePass(), ExportPass(), ToEdgePass()]
+        [Pt2ePreparePass(), Pt2eCalibratePass(), Pt2eConvertPass(), TorchExportPass(), ToEdgePass()]
     ).ordered_passes()
     assert [p.name for p in ordered][-2:] == ["pt2e-convert", "to-edge"]

@@ -13,7 +13,7 @@ from .pt2e import QUANTIZERS
 
 
 @attrs.frozen
-class PreparePt2ePass(Pass):
+class Pt2ePreparePass(Pass):
     """Insert a pt2e quantizer's observers into the exported graph (prepare_pt2e).
 
     Requires: an ATEN program not quantized by a source pass (export_llama

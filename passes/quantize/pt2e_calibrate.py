@@ -60,7 +60,7 @@ def read_token_ids(path: str) -> list[int]:
 
 
 def _prompt_file(
-    instance: CalibratePt2ePass, attribute: attrs.Attribute, value: str | None
+    instance: Pt2eCalibratePass, attribute: attrs.Attribute, value: str | None
 ) -> None:
     if value is None:
         return
@@ -77,7 +77,7 @@ def _prompt_file(
 
 
 @attrs.frozen
-class CalibratePt2ePass(Pass):
+class Pt2eCalibratePass(Pass):
     """Run calibration data through the pt2e observers.
 
     Requires: pt2e.observed.

@@ -6,9 +6,9 @@ import torch
 from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError, OptionError, PipelineError
 from pteflow.passes import PassManager
-from pteflow.passes.convert.export import ExportPass
-from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
+from pteflow.passes.convert.export import TorchExportPass
 from pteflow.passes.quantize.pt2e import observer_nodes
+from pteflow.passes.quantize.pt2e_prepare import Pt2ePreparePass
 
 from .conftest import decode, fresh_module
 
@@ -18,7 +18,7 @@ def _observed(node_or_gm):
 
 
 def test_observes_each_linear_input_and_weight(aten_token_mlp):
-    result = PreparePt2ePass().apply(aten_token_mlp)
+    result = Pt2ePreparePass().apply(aten_token_mlp)
     assert result.modified and facts.PT2E_OBSERVED in result.program.facts
     gm = result.program.graph_modules()["forward"]
     # dynamic quantization: the activation into each linear and each weight
@@ -29,7 +29,7 @@ def test_observes_each_linear_input_and_weight(aten_token_mlp):
 def test_observers_do_not_change_the_outputs(aten_token_mlp):
     (tokens,) = aten_token_mlp.example_inputs["forward"]
     before = aten_token_mlp.exported_programs()["forward"].module()(tokens)
-    after = PreparePt2ePass().apply(aten_token_mlp).program
+    after = Pt2ePreparePass().apply(aten_token_mlp).program
     torch.testing.assert_close(
         after.exported_programs()["forward"].module()(tokens), before, atol=0, rtol=0
     )
@@ -43,7 +43,7 @@ def test_observers_do_not_change_the_outputs(aten_token_mlp):
     ],
 )
 def test_tiny_llama_every_linear_observed(aten_llama, quantizer, observers):
-    out = PreparePt2ePass(quantizer=quantizer).apply(aten_llama).program
+    out = Pt2ePreparePass(quantizer=quantizer).apply(aten_llama).program
     ep = out.exported_programs()["forward"]
     # Activations shared by several linears (q, k and v read one input) get one observer.
     weights = {n for n in _observed(ep.graph_module) if n.startswith("p_")}
@@ -58,7 +58,7 @@ def test_tiny_llama_every_linear_observed(aten_llama, quantizer, observers):
 
 
 def test_static_quantizer_also_observes_outputs(aten_token_mlp):
-    out = PreparePt2ePass(quantizer="xnnpack-static").apply(aten_token_mlp).program
+    out = Pt2ePreparePass(quantizer="xnnpack-static").apply(aten_token_mlp).program
     observed = _observed(out.graph_modules()["forward"])
     # static activations: linear+relu is one pattern (observed after the relu), and the
     # final linear's output is observed as well
@@ -72,19 +72,19 @@ def test_unknown_quantizer_is_refused_with_the_known_ones():
         r"'xnnpack-dynamic', 'xnnpack-dynamic-qc4', "
         r"'xnnpack-static'",
     ):
-        PreparePt2ePass(quantizer="qnn")
+        Pt2ePreparePass(quantizer="qnn")
 
 
 def test_refuses_a_program_a_source_pass_quantized(aten_token_mlp):
     program = aten_token_mlp.with_facts(gained=[facts.QUANTIZED_8DA4W])
     with pytest.raises(PipelineError, match="already quantized .quantized.8da4w.; use either"):
-        PreparePt2ePass().apply(program)
+        Pt2ePreparePass().apply(program)
 
 
 def test_refuses_to_prepare_twice(aten_token_mlp):
-    once = PreparePt2ePass().apply(aten_token_mlp).program.with_facts(lost=[facts.PT2E_OBSERVED])
+    once = Pt2ePreparePass().apply(aten_token_mlp).program.with_facts(lost=[facts.PT2E_OBSERVED])
     with pytest.raises(PipelineError, match="already has pt2e observers"):
-        PreparePt2ePass().apply(once)
+        Pt2ePreparePass().apply(once)
 
 
 def test_a_model_with_nothing_to_quantize_is_named():
@@ -92,14 +92,14 @@ def test_a_model_with_nothing_to_quantize_is_named():
         def forward(self, x):
             return torch.relu(x) * 2
 
-    aten = ExportPass().apply(Program.eager(Scale(), (torch.randn(2, 3),))).program
+    aten = TorchExportPass().apply(Program.eager(Scale(), (torch.randn(2, 3),))).program
     with pytest.raises(
         ModelError,
         match="found nothing to quantize in method 'forward' "
         r"\(it quantizes linear layers\)",
     ):
-        PreparePt2ePass().apply(aten)
+        Pt2ePreparePass().apply(aten)
 
 
 def test_the_manager_accepts_the_observed_program(aten_token_mlp):
-    PassManager([PreparePt2ePass()], verify="each").run(aten_token_mlp)
+    PassManager([Pt2ePreparePass()], verify="each").run(aten_token_mlp)

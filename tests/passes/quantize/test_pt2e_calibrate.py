@@ -8,9 +8,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from pteflow.ir import facts
 from pteflow.ir.errors import ModelError, OptionError
-from pteflow.passes.quantize.calibrate_pt2e import CalibratePt2ePass
-from pteflow.passes.quantize.prepare_pt2e import PreparePt2ePass
 from pteflow.passes.quantize.pt2e import copy_graph_module, observer_nodes, with_graph_module
+from pteflow.passes.quantize.pt2e_calibrate import Pt2eCalibratePass
+from pteflow.passes.quantize.pt2e_prepare import Pt2ePreparePass
 
 from .conftest import fresh_module
 
@@ -32,26 +32,26 @@ def _seen(stats) -> bool:
 
 @pytest.fixture(scope="module")
 def observed_mlp(aten_token_mlp):
-    return PreparePt2ePass(quantizer="xnnpack-static").apply(aten_token_mlp).program
+    return Pt2ePreparePass(quantizer="xnnpack-static").apply(aten_token_mlp).program
 
 
 @pytest.fixture(scope="module")
 def observed_llama(aten_llama):
-    return PreparePt2ePass(quantizer="xnnpack-static").apply(aten_llama).program
+    return Pt2ePreparePass(quantizer="xnnpack-static").apply(aten_llama).program
 
 
 def test_example_inputs_by_default_and_the_input_program_is_untouched(observed_mlp):
-    result = CalibratePt2ePass().apply(observed_mlp)
+    result = Pt2eCalibratePass().apply(observed_mlp)
     assert result.modified and facts.PT2E_CALIBRATED in result.program.facts
     assert _seen(_stats(result.program))
     assert not _seen(_stats(observed_mlp))  # observers of the input were copied, not fed
 
 
 def test_samples_feed_seeded_variants_of_a_plain_models_inputs(observed_mlp):
-    one = _stats(CalibratePt2ePass().apply(observed_mlp).program)
-    many = _stats(CalibratePt2ePass(samples=4).apply(observed_mlp).program)
-    again = _stats(CalibratePt2ePass(samples=4).apply(observed_mlp).program)
-    other = _stats(CalibratePt2ePass(samples=4, seed=1).apply(observed_mlp).program)
+    one = _stats(Pt2eCalibratePass().apply(observed_mlp).program)
+    many = _stats(Pt2eCalibratePass(samples=4).apply(observed_mlp).program)
+    again = _stats(Pt2eCalibratePass(samples=4).apply(observed_mlp).program)
+    other = _stats(Pt2eCalibratePass(samples=4, seed=1).apply(observed_mlp).program)
     assert one["embedding"][0] >= many["embedding"][0]  # more data: a wider range
     for name in many:
         torch.testing.assert_close(many[name], again[name], atol=0, rtol=0)
@@ -69,7 +69,7 @@ def test_prompt_file_feeds_tokens_one_at_a_time_like_builder(observed_llama, tmp
     ids = [7, 300, 12, 41, 5]
     path = tmp_path / "prompt.txt"
     path.write_text(json.dumps(ids) if form == "json" else "7 300\n12\t41 5\n")
-    out = CalibratePt2ePass(prompt_file=str(path)).apply(observed_llama).program
+    out = Pt2eCalibratePass(prompt_file=str(path)).apply(observed_llama).program
 
     # builder.pt2e_calibrate with use_kv_cache: one token per call, input_pos counting up
     ep = observed_llama.exported_programs()["forward"]
@@ -87,9 +87,9 @@ def test_prompt_file_feeds_tokens_one_at_a_time_like_builder(observed_llama, tmp
 
 @pytest.mark.slow
 def test_random_tokens_are_seeded(observed_llama):
-    a = _stats(CalibratePt2ePass(samples=3).apply(observed_llama).program)
-    b = _stats(CalibratePt2ePass(samples=3).apply(observed_llama).program)
-    c = _stats(CalibratePt2ePass(samples=3, seed=3).apply(observed_llama).program)
+    a = _stats(Pt2eCalibratePass(samples=3).apply(observed_llama).program)
+    b = _stats(Pt2eCalibratePass(samples=3).apply(observed_llama).program)
+    c = _stats(Pt2eCalibratePass(samples=3, seed=3).apply(observed_llama).program)
     assert _seen(a)
     for name in a:
         torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
@@ -101,7 +101,7 @@ def test_more_tokens_than_the_cache_holds_is_refused(observed_llama):
     with pytest.raises(
         ModelError, match="gives 129 tokens, more than the model's maximum sequence length 128"
     ):
-        CalibratePt2ePass(samples=129).apply(observed_llama)
+        Pt2eCalibratePass(samples=129).apply(observed_llama)
 
 
 @pytest.mark.slow
@@ -113,14 +113,14 @@ def test_token_ids_outside_the_vocabulary_are_refused(observed_llama, tmp_path):
         match=r"holds token id 512, outside the vocabulary of "
         r"method 'forward' \(size 512\)",
     ):
-        CalibratePt2ePass(prompt_file=str(path)).apply(observed_llama)
+        Pt2eCalibratePass(prompt_file=str(path)).apply(observed_llama)
 
 
 def test_a_prompt_file_needs_a_kv_cache_llm(observed_mlp, tmp_path):
     path = tmp_path / "ids.txt"
     path.write_text("1 2 3")
     with pytest.raises(ModelError, match="a prompt file feeds a KV-cache LLM"):
-        CalibratePt2ePass(prompt_file=str(path)).apply(observed_mlp)
+        Pt2eCalibratePass(prompt_file=str(path)).apply(observed_mlp)
 
 
 @pytest.mark.parametrize(
@@ -140,17 +140,17 @@ def test_unreadable_or_malformed_prompt_files_are_refused(tmp_path, text, messag
     if text is not None:
         path.write_text(text)
     with pytest.raises(OptionError, match=r"pt2e-calibrate\.prompt_file: .*" + message):
-        CalibratePt2ePass(prompt_file=str(path))
+        Pt2eCalibratePass(prompt_file=str(path))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5])
 def test_samples_must_be_positive(bad):
     with pytest.raises(OptionError, match=r"pt2e-calibrate\.samples: must be a positive"):
-        CalibratePt2ePass(samples=bad)
+        Pt2eCalibratePass(samples=bad)
 
 
 def test_needs_observers_first():
-    assert CalibratePt2ePass.info.requires == {facts.PT2E_OBSERVED}
+    assert Pt2eCalibratePass.info.requires == {facts.PT2E_OBSERVED}
 
 
 def _aliases(program) -> set[frozenset[str]]:
@@ -166,4 +166,4 @@ def _aliases(program) -> set[frozenset[str]]:
 def test_observers_shared_between_nodes_stay_shared(observed_llama):
     shared = _aliases(observed_llama)
     assert shared  # RMSNorm's mean shares its input's observer under the static quantizer
-    assert _aliases(CalibratePt2ePass().apply(observed_llama).program) == shared
+    assert _aliases(Pt2eCalibratePass().apply(observed_llama).program) == shared

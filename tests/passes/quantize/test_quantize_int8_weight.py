@@ -7,10 +7,10 @@ from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError
 from pteflow.ir.views import op_histogram
 from pteflow.passes import plan
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
+from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 from pteflow.passes.quantize.quantize_embedding import QuantizeEmbeddingPass
-from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
-from pteflow.passes.quantize.quantize_linear_int8 import QuantizeInt8WeightPass
+from pteflow.passes.quantize.quantize_int8_weight import QuantizeInt8WeightPass
 
 from .conftest import rel_err, token_mlp
 
@@ -71,7 +71,7 @@ def test_output_within_int8_tolerance_of_fp32(eager_token_mlp):
 
 
 def test_exported_graph_casts_an_int8_constant_into_each_linear(eager_token_mlp):
-    aten = ExportPass().apply(QuantizeInt8WeightPass().apply(eager_token_mlp).program).program
+    aten = TorchExportPass().apply(QuantizeInt8WeightPass().apply(eager_token_mlp).program).program
     ops = op_histogram(aten)
     aten_ops = torch.ops.aten
     assert ops[aten_ops._to_copy.default] == 2  # int8 weight -> float
@@ -86,7 +86,7 @@ def test_exported_graph_casts_an_int8_constant_into_each_linear(eager_token_mlp)
 
 
 def test_the_int8_fact_holds_on_the_exported_graph(eager_token_mlp):
-    aten = ExportPass().apply(QuantizeInt8WeightPass().apply(eager_token_mlp).program).program
+    aten = TorchExportPass().apply(QuantizeInt8WeightPass().apply(eager_token_mlp).program).program
     assert facts.QUANTIZED_INT8_WEIGHT.check(aten) is None
 
 

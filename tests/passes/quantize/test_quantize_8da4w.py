@@ -7,9 +7,9 @@ from pteflow.ir import Level, facts
 from pteflow.ir.errors import ModelError, OptionError
 from pteflow.ir.views import op_histogram
 from pteflow.passes import plan
-from pteflow.passes.convert.export import ExportPass
+from pteflow.passes.convert.export import TorchExportPass
+from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 from pteflow.passes.quantize.quantize_embedding import QuantizeEmbeddingPass
-from pteflow.passes.quantize.quantize_linear_8da4w import Quantize8da4wPass
 
 from .conftest import decode, rel_err, token_mlp
 
@@ -79,7 +79,7 @@ def test_output_within_int4_tolerance_of_fp32(eager_token_mlp):
 
 def test_exported_graph_has_the_torchao_8da4w_ops(eager_token_mlp):
     quantized = Quantize8da4wPass().apply(eager_token_mlp).program
-    aten = ExportPass().apply(quantized).program
+    aten = TorchExportPass().apply(quantized).program
     ops = op_histogram(aten)
     torchao = torch.ops.torchao
     assert ops[torchao.choose_qparams_affine.default] == 2  # per-token activation qparams
@@ -156,7 +156,7 @@ def test_xnnpack_takes_the_8da4w_linears_whole_and_the_pte_agrees(eager_token_ml
     passes = [
         Quantize8da4wPass(),
         QuantizeEmbeddingPass(),
-        ExportPass(),
+        TorchExportPass(),
         ToEdgePass(check_ir_validity=False),
         PartitionXnnpackDqPass(),
         PartitionXnnpackPass(),
@@ -168,7 +168,7 @@ def test_xnnpack_takes_the_8da4w_linears_whole_and_the_pte_agrees(eager_token_ml
     assert "quantized_decomposed.embedding_4bit.dtype" in top  # stays on portable kernels
     weights_into = set()
     for gm in edge.graph_modules().values():
-        for lowered in views._lowered_modules(gm):
+        for lowered in views.lowered_modules(gm):
             for node in lowered.original_module.graph.nodes:
                 if (
                     node.op == "call_function"

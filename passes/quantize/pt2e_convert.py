@@ -11,7 +11,7 @@ from ..base import Pass, PassContext, PassInfo, PassResult
 
 
 @attrs.frozen
-class ConvertPt2ePass(Pass):
+class Pt2eConvertPass(Pass):
     """Replace calibrated observers by quantize/dequantize ops (convert_pt2e).
 
     Requires: pt2e.calibrated.

@@ -179,8 +179,11 @@ class DumpDir(PassObserver):
 # --------------------------------------------------------------------------- timing
 
 
-def timing_rows(records: Sequence[PassRecord]) -> list[dict[str, Any]]:
-    """Per pass: wall and CPU seconds and share of the total wall time, slowest first."""
+def timing_rows(
+    records: Sequence[PassRecord], memory: Mapping[int, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Per pass: wall and CPU seconds and share of the total wall time, slowest first;
+    with ``memory`` (``MemoryWatch.rows``), the resident and peak MB after the pass too."""
     total = sum(r.wall_s for r in records) or 1.0
     rows = [
         {
@@ -190,15 +193,19 @@ def timing_rows(records: Sequence[PassRecord]) -> list[dict[str, Any]]:
             "cpu_s": r.cpu_s,
             "check_s": r.check_s,
             "share": r.wall_s / total,
+            **(memory or {}).get(i, {}),
         }
         for i, r in enumerate(records)
     ]
     return sorted(rows, key=lambda row: (-row["wall_s"], row["rank"]))
 
 
-def timing_table(records: Sequence[PassRecord]) -> str:
-    """The ``--timing`` text, like ``-mlir-timing``: slowest first, then the total."""
-    rows = timing_rows(records)
+def timing_table(
+    records: Sequence[PassRecord], memory: Mapping[int, Mapping[str, Any]] | None = None
+) -> str:
+    """The ``--timing`` text, like ``-mlir-timing``: slowest first, then the total; with
+    ``memory``, each pass's peak RSS after it and how much it raised the process peak."""
+    rows = timing_rows(records, memory)
     wall = sum(r.wall_s for r in records)
     cpu = sum(r.cpu_s for r in records)
     lines = [
@@ -207,12 +214,21 @@ def timing_table(records: Sequence[PassRecord]) -> str:
         "===-------------------------------------------------------------===",
         f"  Total Execution Time: {wall:.4f} seconds (CPU {cpu:.4f} s)",
         "",
-        f"  {'---Wall Time---':>20}  {'---CPU Time---':>18}  --- Name ---",
+        f"  {'---Wall Time---':>20}  {'---CPU Time---':>18}"
+        + ("  ---Peak RSS (+raised)---" if memory else "")
+        + "  --- Name ---",
     ]
     for row in rows:
+        mem = ""
+        if memory:
+            mem = (
+                f"  {row['peak_rss_mb']:8.0f} MB (+{row['peak_raised_mb']:6.0f})"
+                if "peak_rss_mb" in row
+                else f"  {'-':>8}    {'':9}"
+            )
         lines.append(
             f"  {row['wall_s']:9.4f} ({row['share'] * 100:5.1f}%)  {row['cpu_s']:9.4f}         "
-            f"  #{row['rank']} {row['pass']}"
+            f"{mem}  #{row['rank']} {row['pass']}"
         )
     lines.append(f"  {wall:9.4f} (100.0%)  {cpu:9.4f}           Total")
     return "\n".join(lines)

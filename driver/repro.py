@@ -113,8 +113,16 @@ class ReproRecorder(PassObserver):
         at_aten = program_in.level == Level.ATEN
         first_aten = at_aten and (self.snapshot is None or self.snapshot.level != Level.ATEN)
         at_start = rank == 0 and program_in.level == Level.EAGER
+        from .models.reference import LazyReference
+
+        # a reference built again on demand: the snapshot costs no copy, and replaying
+        # from EAGER spares keeping a copy of the exported program's weights all run long
+        lazy = isinstance(self.eager_input, LazyReference)
         if at_start and self.eager_input is not None:
-            self.snapshot = _Snapshot(rank, program_in.evolve(artifact=dict(self.eager_input)))
+            artifact = self.eager_input if lazy else dict(self.eager_input)
+            self.snapshot = _Snapshot(rank, program_in.evolve(artifact=artifact))
+        elif first_aten and lazy and self.snapshot is not None:
+            return  # keep the EAGER snapshot: it costs nothing until a failure
         elif at_start or first_aten:
             import copy
 

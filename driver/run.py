@@ -15,9 +15,8 @@ from typing import Any
 
 import attrs
 
-from pteflow.passes.observers import PassObserver
-
 from .options import Echo, RunOptions
+from .progress import Progress
 from .resolve import (
     build,
     dropped_for_delegation,
@@ -188,22 +187,33 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         quantized_ref = QuantizedReference.for_run(ordered, model)
         if quantized_ref is not None:
             observers.append(quantized_ref)
+    from .memory import MemoryWatch
+
+    memory = MemoryWatch()
+    observers.append(memory)
     watching = sorted({o.flag for o in observers if o.needs_every_pass})
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")
         cache = None
-    result = manager.run(model.program, observers=observers, cache=cache)
+    from .warm import full_hit_result, look_up
+
+    warm_keys, full = look_up(cache, manager, model.program, pte)  # an unchanged re-run?
+    if full is not None and pte is not None and cache is not None:
+        result = full_hit_result(full, pte, progress, cache.directory)
+    else:
+        result = manager.run(model.program, observers=observers, cache=cache)
 
     console.end_stage()
     verification = None
     if do_verify and pte is not None:
-        from .verify import verify_run
+        from .warm import verify_or_recall
 
         console.stage("verify", "verify")
-        verification = verify_run(
-            pte, model, quantized_ref, checks=options.checks, registry=registry, cache=cache
+        verification = verify_or_recall(
+            pte, model, quantized_ref, warm_keys, options.checks, registry, cache
         )
         console.end_stage()
+    memory.finish()
     if etrecord is not None:
         console.stage("etrecord", "etrecord")
         etrecord.write(result.program)
@@ -216,10 +226,12 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     result_out = echo or _quiet  # -q still prints the result
     for line in summary_lines(result, pte, verification, detail=detail):
         result_out(line + "\n")
+    if full is not None:
+        result_out("cache: full hit: wrote the .pte of an identical earlier run; no pass ran\n")
     from .debug import timing_rows, timing_table
 
     if debug.timing:
-        say(timing_table(result.records))
+        say(timing_table(result.records, memory=memory.rows))
     if numerics is not None:
         from .numerics import numerics_table
 
@@ -238,17 +250,18 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "schedule_s": result.schedule_s,
         "cache": result.cache,
         "order": [p.describe() for p in result.plan.ordered_passes()],
-        "passes": [r.to_json() for r in result.records],
+        "passes": [r.to_json() | memory.for_record(i) for i, r in enumerate(result.records)],
+        "memory": memory.to_json(),
         "pte": str(pte) if pte else None,
         "pte_bytes": pte.stat().st_size if pte else None,
         "verification": verification.to_json() if verification else None,
         "no_delegate": {"dropped": dropped, "note": not_delegated} if chosen.no_delegate else None,
-        "timing": timing_rows(result.records),
+        "timing": timing_rows(result.records, memory=memory.rows),
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
         "etrecord": options.etrecord,
-        "constants": _constant_names(result.program) if pte else None,
+        "constants": (full.constants if full else _constant_names(result.program)) if pte else None,
     }
     upstream = _upstream_warnings(console, report)
     report_path = (
@@ -261,9 +274,12 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
 
         write_atomically(report_path, json.dumps(report, indent=2, default=str).encode())
         say(f"report: {report_path}" + (f"; {upstream}" if upstream else ""))
-    return CompileResult(
-        pte, result.program, result.records, verification, report, report_path, result
-    )
+    if full is None and warm_keys is not None and pte is not None:
+        from .warm import store_full_run
+
+        store_full_run(cache, warm_keys, pte, result, verification, report["constants"])
+    program = None if full is not None else result.program  # a full hit ran no pass
+    return CompileResult(pte, program, result.records, verification, report, report_path, result)
 
 
 def _constant_names(program: Any) -> dict[str, Any] | None:
@@ -332,33 +348,6 @@ def _checked_manager(passes: list, options: RunOptions, registry: dict) -> Any:
             ) from None
         raise
     return manager
-
-
-class Progress(PassObserver):
-    """``[ 3/12] to-edge ... 0.41s`` per pass, each pass a stage of the run log
-    (``console``); with ``logs`` (``-v``), what the pass logged."""
-
-    def __init__(self, total: int, out: Echo, console: Any, *, newline: bool, logs: bool):
-        self.total, self.out, self.console, self.logs, self.done = total, out, console, logs, 0
-        self.end = "\n" if newline else ""  # printed IR goes between a pass's start and end
-
-    def started(self, rank: int, pass_: Any) -> None:
-        self.done += 1
-        self.out(f"[{self.done:2d}/{self.total}] {pass_.describe()} ...{self.end}")
-        self.console.pass_started(self.done, f"[{self.done}/{self.total}] {pass_.describe()}")
-
-    def finished(self, rank: int, pass_: Any, record: Any) -> None:
-        self.console.end_stage()
-        changed = "" if record.modified else "  (no change)"
-        cached = "  (cached)" if record.cached else ""
-        self.out(f" {record.wall_s:.2f}s{changed}{cached}\n")
-        if self.logs:
-            for line in record.log:
-                self.out(f"        {pass_.name}: {line}\n")
-
-    def restarted(self, rank: int, pass_: Any) -> None:
-        self.done = 0  # the cache's warning said why; the passes run again
-        self.out("\n")
 
 
 def _observers(

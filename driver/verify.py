@@ -136,26 +136,44 @@ def cannot_execute(data: bytes) -> str | None:
     return None
 
 
-def reference_from(program: Program) -> Mapping[str, Any]:
-    """Callables per method that compute ``program`` in torch, from its initial state.
+def reference_outputs(
+    program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]
+) -> list[list[Any]]:
+    """What ``program`` computes, in torch from its initial state, for every step.
 
-    For a verification reference taken mid-pipeline (the program after quantization):
-    EAGER modules are deep-copied; ATEN programs (pt2e observers or quantize ops
-    included) run through ``ExportedProgram.module()`` with private copies of their
-    mutable buffers (the KV cache), so later runs do not see this one's history.
+    For a verification reference taken mid-pipeline (the program after quantization),
+    computed at once so that no copy of the program is kept: EAGER modules run in place
+    and their buffers (the KV cache) are put back afterwards; ATEN programs (pt2e
+    observers or quantize ops included) run through ``ExportedProgram.module()`` with
+    private copies of their mutable buffers.
     """
-    import copy
+    import torch
 
     from pteflow.ir.errors import PipelineError
+    from pteflow.ir.evaluate import flat_tensors
     from pteflow.passes.quantize.pt2e import calibration_module
 
     if program.level == Level.EAGER:
-        return {m: copy.deepcopy(mod) for m, mod in program.modules().items()}
-    if program.level == Level.ATEN:
-        return {m: calibration_module(ep) for m, ep in program.exported_programs().items()}
-    raise PipelineError(
-        f"a verification reference must be an EAGER or ATEN program, got {program.level.label}"
-    )
+        modules = program.modules()
+    elif program.level == Level.ATEN:
+        modules = {m: calibration_module(ep) for m, ep in program.exported_programs().items()}
+    else:
+        raise PipelineError(
+            f"a verification reference must be an EAGER or ATEN program, got {program.level.label}"
+        )
+    saved = {
+        (m, n): b.detach().clone()
+        for m, mod in modules.items()
+        if program.level == Level.EAGER
+        for n, b in mod.named_buffers()
+    }
+    try:
+        with torch.no_grad():
+            return [flat_tensors(modules[method](*inputs)) for method, inputs in steps]
+    finally:
+        with torch.no_grad():
+            for (m, n), b in saved.items():
+                modules[m].get_buffer(n).copy_(b)
 
 
 class QuantizedReference(PassObserver):
@@ -171,12 +189,20 @@ class QuantizedReference(PassObserver):
 
     flag = "--verify (quantized reference)"
 
-    def __init__(self, ordered: Sequence[Pass], rank: int, *, needs_every_pass: bool) -> None:
+    def __init__(
+        self,
+        ordered: Sequence[Pass],
+        rank: int,
+        *,
+        needs_every_pass: bool,
+        steps: Sequence[tuple[str, tuple[Any, ...]]] = (),
+    ) -> None:
         self.ordered = tuple(ordered)
+        self.steps = tuple(steps)
         self.rank = rank  # of the last quantizing pass in the planned order
         self.pass_name = self.ordered[rank].name
         self.needs_every_pass = needs_every_pass
-        self.reference: Mapping[str, Any] | None = None
+        self.outputs: list[list[Any]] | None = None  # per step (no copy of the program)
         self.rebuilt = False
 
     @classmethod
@@ -187,7 +213,12 @@ class QuantizedReference(PassObserver):
         ranks = [r for r, p in enumerate(ordered) if p.contract.provides & facts.QUANTIZATION]
         if not ranks:
             return None
-        return cls(ordered, ranks[-1], needs_every_pass=model.program.level != Level.EAGER)
+        return cls(
+            ordered,
+            ranks[-1],
+            needs_every_pass=model.program.level != Level.EAGER,
+            steps=model.steps,
+        )
 
     @property
     def label(self) -> str:
@@ -195,25 +226,23 @@ class QuantizedReference(PassObserver):
 
     def after(self, rank: int, pass_: Any, program_out: Program, record: Any) -> None:
         if rank == self.rank:
-            self.reference = reference_from(program_out)
+            self.outputs = reference_outputs(program_out, self.steps)
 
     def rebuild(self, model: LoadedModel, *, verify: Any, registry: Any, cache: Any) -> None:
         """Recompute the reference the run did not see (the cache restored past it).
 
-        From a fresh copy of the eager model (``model.reference``): the longest cached
+        From a fresh eager model (``model.reference`` built again): the longest cached
         prefix up to the quantizing pass is restored (an ATEN result such as
         ``pt2e-convert``'s is stored whole), the rest of the prefix is re-run (EAGER
         results are not stored, so ``quantize-8da4w`` runs again: seconds).
         """
-        import copy
-
         from pteflow.passes import PassManager
 
-        if self.reference is not None:
+        from .models.reference import fresh_copy
+
+        if self.outputs is not None:
             return
-        program = model.program.evolve(
-            artifact={m: copy.deepcopy(mod) for m, mod in model.reference.items()}
-        )
+        program = model.program.evolve(artifact=fresh_copy(model.reference))
         prefix = self.ordered[: self.rank + 1]
         first = 0
         if cache is not None:
@@ -224,7 +253,7 @@ class QuantizedReference(PassObserver):
         if first < len(prefix):
             manager = PassManager(prefix[first:], verify=verify, registry=registry)
             program = manager.run(program).program
-        self.reference = reference_from(program)
+        self.outputs = reference_outputs(program, self.steps)
         self.rebuilt = True
 
 
@@ -263,6 +292,7 @@ def verify_pte(
     *,
     against: str = "eager",
     fp32: Mapping[str, Any] | None = None,
+    expected: Sequence[Sequence[Any]] | None = None,
 ) -> Verification:
     """Feed ``model.steps`` to ``model.reference`` and to the .pte; compare every output.
 
@@ -271,7 +301,8 @@ def verify_pte(
     Vulkan runtime): that is not an error, the ``.pte`` is still written. A ``.pte``
     that fails to load or execute is a failed verification (``error`` says where).
     ``fp32``: the float eager model, when the reference is a quantized one: the
-    ``.pte``'s drift from it is reported in ``Verification.fp32``.
+    ``.pte``'s drift from it is reported in ``Verification.fp32``. ``expected``: the
+    reference's outputs per step, computed already (``model.reference`` is then not run).
 
     One runtime method per method name is loaded once and kept across steps,
     so stateful programs (a KV cache) see the same history as eager.
@@ -295,7 +326,11 @@ def verify_pte(
     total, drift = Comparison(), Comparison()
     with torch.no_grad():
         for step, (method, inputs) in enumerate(model.steps):
-            expected = flat_tensors(model.reference[method](*inputs))
+            want = (
+                list(expected[step])
+                if expected is not None
+                else flat_tensors(model.reference[method](*inputs))
+            )
             try:
                 where = f"loading method {method!r}"
                 if method not in methods:
@@ -305,7 +340,7 @@ def verify_pte(
             except Exception as e:
                 err = f"the .pte fails in executorch.runtime while {where} ({_first_line(e)})"
                 return Verification(Comparison(), model.tolerance, n, against, error=err)
-            total = total + compare(got, expected)
+            total = total + compare(got, want)
             if fp32 is not None:
                 drift = drift + compare(got, flat_tensors(fp32[method](*inputs)))
     return Verification(
@@ -359,10 +394,7 @@ def verify_run(
     if quantized is None:
         return verify_pte(pte, model)
     quantized.rebuild(model, verify=checks, registry=registry, cache=cache)
-    assert quantized.reference is not None
+    assert quantized.outputs is not None
     return verify_pte(
-        pte,
-        attrs.evolve(model, reference=quantized.reference),
-        against=quantized.label,
-        fp32=model.reference,
+        pte, model, against=quantized.label, fp32=model.reference, expected=quantized.outputs
     )

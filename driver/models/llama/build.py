@@ -36,9 +36,8 @@ verified against, so the model source builds the cache and establishes the
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +45,7 @@ from pteflow.ir import Program, facts
 from pteflow.ir.errors import ModelError
 
 from ..loaded import LoadedModel
+from ..reference import LazyReference
 from .checkpoint import IGNORED_TENSORS, cache_state_names, check_state, dtype_name, read_checkpoint
 from .params import BUILD_OPTIONS, check_params, first_line, model_args, read_params
 from .prequantized import convert_prequantized, prequantized_mode
@@ -73,6 +73,7 @@ def tiny_llama(seed: int = 0, **overrides: Any) -> LoadedModel:
     options of ``from_params`` (``max_seq_len``, ``max_context_len``,
     ``use_kv_cache``, ``enable_dynamic_shape``).
     """
+    given = dict(overrides)
     options = {k: overrides.pop(k) for k in list(overrides) if k in BUILD_OPTIONS}
     params = check_params({**TINY_PARAMS, **overrides}, "tiny_llama overrides")
     args = model_args(params, "tiny_llama", **options)
@@ -83,6 +84,7 @@ def tiny_llama(seed: int = 0, **overrides: Any) -> LoadedModel:
         description=f"tiny-llama (seed {seed}, {_shape_text(args)})",
         checkpoint_dtype="float32",
         prequantized=None,
+        rebuild=lambda: tiny_llama(seed, **given),
     )
 
 
@@ -149,6 +151,15 @@ def from_params(
         params_where=where,
         checkpoint_where=f"checkpoint {checkpoint_path}" if state is not None else None,
         description=f"llama {params_file} + {source} ({_shape_text(args)})",
+        rebuild=lambda: from_params(
+            params_path,
+            checkpoint_path,
+            max_seq_len=max_seq_len,
+            max_context_len=max_context_len,
+            use_kv_cache=use_kv_cache,
+            enable_dynamic_shape=enable_dynamic_shape,
+            seed=seed,
+        ),
     )
 
 
@@ -229,6 +240,7 @@ def _loaded(
     prequantized: str | None,
     params_where: str = "params",
     checkpoint_where: str | None = None,
+    rebuild: Callable[[], LoadedModel],
 ) -> LoadedModel:
     import torch
 
@@ -300,7 +312,9 @@ def _loaded(
         metadata=metadata,
         facts=[facts.KV_CACHE] if args.use_kv_cache else [],
     )
-    reference = {"forward": copy.deepcopy(model)}
+    # no copy of the weights: the reference is built again (from the memory-mapped
+    # checkpoint, or the same seeded weights) only when verification reads it
+    reference = LazyReference(("forward",), lambda: rebuild().program.modules())
     tokens_list = _verify_tokens(args.vocab_size, seed, min(VERIFY_STEPS, args.max_context_len))
     if args.use_kv_cache:
         steps = decode_steps(tokens_list)

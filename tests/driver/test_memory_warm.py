@@ -1,0 +1,103 @@
+"""Where the memory goes (peak RSS per pass), and what a run keeps alive."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ._helpers import MODELS, WRONG, run
+
+HOG = str(Path(__file__).with_name("memory_passes.py"))
+
+
+def test_timing_and_report_show_which_pass_raised_the_peak(tmp_path):
+    report = tmp_path / "r.json"
+    argv = ["run", "--model", f"{MODELS}:mlp", "--passes", "export,hog-memory,noop-aten"]
+    argv += ["--plugin", HOG, "--plugin", WRONG, "--timing", "--report", str(report)]
+    # a fresh process: the peak of this one is whatever earlier tests left
+    proc = subprocess.run(
+        [sys.executable, "-m", "pteflow.driver", *argv], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Peak RSS" in proc.stdout
+    hog_line = next(ln for ln in proc.stdout.splitlines() if ln.endswith("hog-memory"))
+    assert " MB (+" in hog_line
+    passes = {p["name"]: p for p in json.loads(report.read_text())["passes"]}
+    assert passes["hog-memory"]["peak_raised_mb"] >= 200
+    assert passes["noop-aten"]["peak_raised_mb"] < 50
+    assert passes["noop-aten"]["peak_rss_mb"] >= passes["hog-memory"]["peak_rss_mb"]
+    assert passes["noop-aten"]["rss_mb"] < passes["noop-aten"]["peak_rss_mb"]
+    memory = json.loads(report.read_text())["memory"]
+    assert memory["peak_rss_mb"] >= passes["noop-aten"]["peak_rss_mb"]
+
+
+@pytest.mark.parametrize("verify", ["--verify", "--no-verify"])
+def test_no_second_copy_of_the_weights_while_lowering(capsys, tmp_path, verify):
+    """The eager reference (verification, reproducers) is built again when read, not
+    kept as a copy: during the passes only the program's own weights are alive."""
+    count = tmp_path / "count"
+    pte = tmp_path / "m.pte"
+    code, out, err = run(
+        capsys,
+        "run",
+        "--passes",
+        f"export,count-weight-copies{{path={count}}},to-edge,to-executorch,emit",
+        "--plugin",
+        HOG,
+        "-o",
+        str(pte),
+        verify,
+        "--no-cache",
+    )
+    assert code == 0, err
+    assert count.read_text() == "2"  # tok_embeddings and output: no copy of either
+    if verify == "--verify":
+        assert "verify: max abs diff" in out and ": ok" in out
+
+
+_NO_EXIR = """
+import runpy, sys
+sys.argv = ["driver", *sys.argv[2:]]
+try:
+    runpy.run_module("pteflow.driver", run_name="__main__")
+finally:
+    imported = sorted(m for m in sys.modules if m.startswith("executorch.exir"))
+    with open(EXIR_FILE, "w") as f:
+        f.write("\\n".join(imported))
+"""
+
+
+@pytest.mark.slow
+def test_an_unchanged_rerun_writes_the_cached_pte_without_the_compiler(capsys, tmp_path):
+    """A full hit: the same bytes, no pass run, executorch.exir never imported, and the
+    verdict of the first run reported as cached (a new tolerance verifies again)."""
+    cache = tmp_path / "cache"
+    passes = "export,to-edge,to-executorch,emit"
+    argv = ["run", "--passes", passes, "--cache-dir", str(cache), "--verify"]
+    code, out, err = run(capsys, *argv, "-o", str(tmp_path / "cold.pte"))
+    assert code == 0, err
+    assert "verified (cached)" not in out and ": ok" in out
+
+    exir = tmp_path / "exir.txt"
+    script = _NO_EXIR.replace("EXIR_FILE", repr(str(exir)))
+    warm = tmp_path / "warm.pte"
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "x", *argv, "-o", str(warm)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert exir.read_text() == ""  # the compiler was not even imported
+    assert warm.read_bytes() == (tmp_path / "cold.pte").read_bytes()
+    assert "full hit" in proc.stdout and "[verified (cached)]" in proc.stdout
+    report = json.loads(warm.with_suffix(".report.json").read_text())
+    assert report["verification"]["cached"] and report["cache"]["full_hit"]
+    assert all(p["cached"] and p["wall_s"] == 0 for p in report["passes"])
+
+    code, out, err = run(capsys, *argv, "--tol", "0.001", "-o", str(warm))
+    assert code == 0, err
+    assert "full hit" in out and "verified (cached)" not in out and ": ok" in out

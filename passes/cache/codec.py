@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import logging
 import sys
 import zlib
@@ -126,8 +127,17 @@ def _serde(ep: Any) -> tuple[Any, ...]:
 
 def _encode_artifact(program: Program) -> Any:
     if program.level == Level.ATEN:
-        eps = program.exported_programs()
-        return {"methods": {m: _serde(ep) for m, ep in sorted(eps.items())}}
+        # torch's own format: executorch's serde does not round-trip an ATEN program to
+        # the same .pte (tests/passes/cache/test_cache.py)
+        import torch
+
+        out = {}
+        for method, ep in program.exported_programs().items():
+            buf = io.BytesIO()
+            with strip.stripped(ep) as (shadow, held):
+                torch.export.save(shadow, buf)
+            out[method] = (buf.getvalue(), _positional_counts(ep), held)
+        return {"aten": out}
     manager = program.artifact
     methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
     if program.level == Level.EDGE:
@@ -149,7 +159,8 @@ def shared(value: dict[str, Any]) -> list[Any]:
     """The byte strings of an ``encode``d value that are blobs (delegate payloads, named
     data); its other bytes (graphs) stay in the entry, compressed."""
     artifact = value.get("artifact") or {}
-    out = [x for m in artifact.get("methods", {}).values() for x in _held_data(m[-1])]
+    methods = [*artifact.get("methods", {}).values(), *artifact.get("aten", {}).values()]
+    out = [x for m in methods for x in _held_data(m[-1])]
     pte = artifact.get("pte")
     return out + (pte.known if isinstance(pte, blobs.PteBytes) else [])
 
@@ -354,6 +365,15 @@ def _quiet_serde() -> Iterator[None]:
 
 
 def _decode_artifact(level: Level, data: Any) -> Any:
+    if level == Level.ATEN:
+        import torch
+
+        out = {}
+        for method, (saved, counts, held) in data["aten"].items():
+            out[method] = torch.export.load(io.BytesIO(saved))
+            strip.attach(out[method], held)
+            _restore_positional(out[method], counts)
+        return out
     from executorch.exir.serde.export_serialize import SerializedArtifact
     from executorch.exir.serde.serialize import deserialize
 
@@ -367,8 +387,6 @@ def _decode_artifact(level: Level, data: Any) -> Any:
             _restore_verifier(ep, extra.get("verifier") or {})
             _restore_positional(ep, extra["positional"])
             eps[method] = ep
-    if level == Level.ATEN:
-        return eps
     from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
 
     if level == Level.EDGE:

@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -56,6 +57,12 @@ DEFAULT_MAX_BYTES = 10 * 2**30
 LAST_RUN = "last_run.json"
 _STALE_TMP_S = 3600.0
 _BLOB_GRACE_S = 600.0
+
+
+def write_parts(f: Any, parts: Sequence[bytes]) -> None:
+    """Write an entry's bytes (a seam for tests that interrupt a write half-way)."""
+    for part in parts:
+        f.write(part)
 
 
 class CacheWarning(UserWarning):
@@ -122,6 +129,8 @@ class PassCache:
         self.max_bytes = max_bytes
         self.log = log or (lambda msg: warnings.warn(msg, CacheWarning, stacklevel=3))
         self._key: bytes | None = None
+        #: thread id -> the temporary entry file it is writing (removed if abandoned)
+        self.partial: dict[int, Path] = {}
 
     @property
     def secret(self) -> bytes:
@@ -237,13 +246,15 @@ class PassCache:
         final = self.path(key)
         self._mkdir(final.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=final.parent)
+        self.partial[threading.get_ident()] = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + len(raw).to_bytes(_SIZE, "big") + mac + raw)
-                f.write(payload)
+                write_parts(f, (MAGIC + len(raw).to_bytes(_SIZE, "big") + mac + raw, payload))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        finally:
+            self.partial.pop(threading.get_ident(), None)
         return Path(tmp)
 
     # ---------------------------------------------------------------- maintenance

@@ -108,6 +108,10 @@ class Writer:
             for job in self._jobs:
                 if not job.done:
                     self._remove_tmp(job)
+            partial = self.cache.partial.pop(self._thread.ident or 0, None)
+            if partial is not None:  # the thread is still writing it: never to be visible
+                with contextlib.suppress(OSError):
+                    partial.unlink()
         _LIVE.discard(self)
 
     def discard(self, jobs: list[Job]) -> None:
@@ -147,7 +151,7 @@ class Writer:
             if job.value is not None:
                 share = codec.shared(job.value)
                 raw, sizes = blobs.dumps(job.value, self.cache.blobs.put, self._digests, share)
-                payload = zlib.compress(raw, 1)
+                payload = zlib.compress(raw, 6)
                 header["blobs"] = sizes
             job.value = None  # the program's data is no longer held
             tmp = self.cache.write_tmp(job.key, header, payload)

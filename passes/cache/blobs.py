@@ -21,6 +21,7 @@ is hashed once per process. Other tensors (views, strided) store their whole sto
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -82,11 +83,22 @@ class BlobDir:
                 extra = f.read(1) if writable else b""
         except FileNotFoundError:
             raise MissingBlob(f"blob {digest[:12]} is missing") from None
+        why = ""
         if n != size or extra:
-            raise MissingBlob(f"blob {digest[:12]} has the wrong size")
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise MissingBlob(f"blob {digest[:12]} is corrupt (checksum mismatch)")
+            why = f"blob {digest[:12]} has the wrong size"
+        elif hashlib.sha256(data).hexdigest() != digest:
+            why = f"blob {digest[:12]} is corrupt (checksum mismatch)"
+        if why:  # useless under its name: removed, so the recomputation writes it again
+            self.path(digest).unlink(missing_ok=True)
+            raise MissingBlob(why)
         return data
+
+    def scrub(self, sizes: dict[str, int]) -> None:
+        """Check these blobs, removing the altered ones (after one failed to read:
+        a recomputation must write them again, not find them present)."""
+        for digest, size in sizes.items():
+            with contextlib.suppress(MissingBlob, OSError):
+                self.read(digest, int(size))
 
 
 def _torch() -> Any:

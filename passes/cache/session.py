@@ -139,7 +139,7 @@ class CacheSession:
         if not header.get("payload_bytes"):
             return None  # an EAGER entry: a key only
         try:
-            _header, payload = self.cache.read(key)  # authenticated, or CorruptEntry
+            header, payload = self.cache.read(key)  # authenticated, or CorruptEntry
         except FileNotFoundError:
             return None  # evicted or cleared meanwhile
         except CorruptEntry as e:
@@ -149,6 +149,7 @@ class CacheSession:
             return codec.decode(payload, self._facts, self.cache.blobs)
         except MissingBlob as e:
             self.cache.drop(key, str(e))
+            self.cache.blobs.scrub(header.get("blobs") or {})
             return None
         except Exception as e:  # any decoding failure means: do not use it
             self.cache.drop(key, f"{type(e).__name__}: {e}")

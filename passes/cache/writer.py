@@ -49,7 +49,6 @@ class Job:
     value: Any  # what the payload pickles (None: header only)
     describe: str
     committed: bool = False
-    discarded: bool = False
     tmp: Path | None = None
     done: bool = False
 
@@ -87,12 +86,6 @@ class Writer:
                 if job.tmp is not None:
                     self._publish(job)
 
-    def drain(self) -> None:
-        """Wait until every submitted job is written (and published if committed)."""
-        with self._lock:
-            while self._pending and self._thread.is_alive():
-                self._lock.wait(0.5)
-
     def close(self, *, abandon: bool = False, wait: float | None = None) -> None:
         """Stop the thread: after writing what is queued, or (``abandon``) after the job
         it is writing. Removes the temporary files of entries that did not become visible.
@@ -114,14 +107,6 @@ class Writer:
                     partial.unlink()
         _LIVE.discard(self)
 
-    def discard(self, jobs: list[Job]) -> None:
-        """Never publish ``jobs`` (not committed: their run failed)."""
-        with self._lock:
-            for job in jobs:
-                if not job.committed:
-                    job.discarded = True
-                    self._remove_tmp(job)
-
     # ---------------------------------------------------------------- the thread
 
     def _loop(self) -> None:
@@ -136,7 +121,7 @@ class Writer:
                 return
             t0 = time.perf_counter()
             try:
-                if not (job.discarded or self._abandoned):
+                if not self._abandoned:
                     self._write(job)
             finally:
                 self.write_s += time.perf_counter() - t0
@@ -163,14 +148,14 @@ class Writer:
             return
         with self._lock:
             job.tmp = tmp
-            if job.discarded or self._abandoned:
+            if self._abandoned:
                 self._remove_tmp(job)
             elif job.committed:
                 self._publish(job)
 
     def _publish(self, job: Job) -> None:
         """Rename the written entry into place (the lock is held)."""
-        if job.done or job.tmp is None or job.discarded:
+        if job.done or job.tmp is None:
             return
         try:
             os.replace(job.tmp, self.cache.path(job.key))

@@ -26,7 +26,7 @@ from .resolve import (
     specs_for,
     where,
 )
-from .summary import arbitration, not_delegated_note, summary_lines
+from .summary import arbitration, cache_rows, not_delegated_note, summary_lines
 
 
 @attrs.frozen
@@ -249,6 +249,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "load_s": load_s,
         "schedule_s": result.schedule_s,
         "cache": result.cache,
+        "cache_rows": cache_rows(result.cache),
         "order": [p.describe() for p in result.plan.ordered_passes()],
         "passes": [r.to_json() | memory.for_record(i) for i, r in enumerate(result.records)],
         "memory": memory.to_json(),

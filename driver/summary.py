@@ -27,6 +27,22 @@ def not_delegated_note(dropped: list[str]) -> str:
     )
 
 
+def cache_rows(stats: Any) -> list[dict[str, Any]]:
+    """The pass cache's own rows (summary table and report): the time it took on the
+    critical path, loading and storing; the writer thread's time is in the note."""
+    if not stats:
+        return []
+    background = stats.get("write_s", 0.0)
+    return [
+        {"row": "(pass cache: load)", "wall_s": stats.get("load_s", 0.0), "note": ""},
+        {
+            "row": "(pass cache: store)",
+            "wall_s": stats.get("store_s", 0.0),
+            "note": f"+{background:.2f}s in the background" if background else "",
+        },
+    ]
+
+
 def summary_lines(
     result: Any, pte: Path | None, verification: Any, *, detail: str = "full"
 ) -> list[str]:
@@ -58,6 +74,8 @@ def _table(result: Any) -> list[str]:
                 "cached" if getattr(r, "cached", False) else "-",
             )
         )
+    for c in cache_rows(getattr(result, "cache", None)):
+        rows.append((c["row"], f"{c['wall_s']:.2f}", "", "", c["note"], "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [""]
     for row in rows:

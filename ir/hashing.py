@@ -26,6 +26,7 @@ Importing this module does not import torch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -37,7 +38,9 @@ import os
 import re
 import sys
 import sysconfig
+import threading
 import types
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,8 +177,44 @@ def _tensor_bytes(t: torch.Tensor) -> Iterator[bytes]:
         torch.save(t.detach().cpu(), buf)
         yield buf.getvalue()
         return
+    yield tensor_digest(t).encode()
+
+
+#: id(tensor) -> (weak reference, version, data pointer, sha256 of its bytes): each weight
+#: is hashed once per process (the input's key, then the cache's blob addresses) while it
+#: stays unchanged. Keyed by identity: tensors compare elementwise.
+_DIGESTS: dict[int, tuple[Any, int, int, str]] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def raw_bytes(t: torch.Tensor) -> memoryview:
+    """A plain strided tensor's bytes in C order (a view when it is contiguous on CPU)."""
+    import torch
+
     flat = t.detach().cpu().contiguous().reshape(-1)
-    yield flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+    if not flat.numel():
+        return memoryview(b"")
+    return memoryview(flat.view(torch.uint8).numpy())  # type: ignore[arg-type]
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """sha256 (hex) of a plain strided tensor's bytes in C order, remembered per tensor
+    object until it is modified in place (its version counter) or given other storage."""
+    try:
+        stamp = (t._version, t.data_ptr() if t.numel() else 0)
+    except RuntimeError:  # an inference tensor has no version counter: not remembered
+        return hashlib.sha256(raw_bytes(t)).hexdigest()
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(id(t))
+    if known is not None and known[0]() is t and known[1:3] == stamp:
+        return known[3]
+    digest = hashlib.sha256(raw_bytes(t)).hexdigest()
+    key = id(t)
+    with contextlib.suppress(TypeError):  # a tensor without weakref support: not remembered
+        ref = weakref.ref(t, lambda _r: _DIGESTS.pop(key, None))
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = (ref, *stamp, digest)
+    return digest
 
 
 def _is_tensor(value: Any) -> bool:

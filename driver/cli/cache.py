@@ -47,6 +47,11 @@ def main(args: argparse.Namespace) -> int:
     say(f"cache: {info.directory}")
     say(f"entries: {info.entries}")
     say(f"total size: {info.total_bytes / 2**20:.2f} MiB (cap {info.max_bytes / 2**30:.2f} GiB)")
+    say(
+        f"blobs: {info.blobs} ({info.blob_bytes / 2**20:.2f} MiB of tensors and delegate "
+        f"data, stored once); shared: {info.shared_bytes / 2**20:.2f} MiB the entries "
+        "refer to more than once, not stored again"
+    )
     last = info.last_run
     if last:
         say(

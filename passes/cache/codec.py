@@ -13,8 +13,11 @@ bytes and put back (each a test in tests/passes/cache/): unbacked symbol ranges
 each EDGE program's verifier (``_restore_verifier``: the ops to-edge kept whole for the
 partitioners it consulted; without it ``to_backend`` refuses the restored program).
 
-``encode`` returns a pickle; ``decode`` unpickles, so it must only ever see bytes the
-store has authenticated (``store.PassCache.read``).
+``encode`` returns the value an entry pickles, with its tensors, delegate payloads and
+named data held apart (``strip.py``) for the blob pickler (``blobs.py``: stored once by
+content, shared by every entry), and the EXECUTORCH ``.pte`` as pieces of those blobs;
+the writer (``writer.py``) pickles and compresses it. ``decode`` unpickles, so it must
+only ever see bytes the store has authenticated (``store.PassCache.read``).
 """
 
 from __future__ import annotations
@@ -23,33 +26,42 @@ import contextlib
 import importlib
 import io
 import logging
-import pickle
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pteflow.ir import Fact, Level, Program, facts, hashing
 
-
-def encode(program: Program) -> bytes:
-    """The payload of an entry for ``program`` (not EAGER). Raises on what cannot be stored."""
-    return pickle.dumps(
-        {
-            "level": program.level.name,
-            "facts": sorted(f.name for f in program.facts),
-            "metadata": dict(program.metadata),
-            "example_inputs": dict(program.example_inputs),
-            "dynamic_shapes": dict(program.dynamic_shapes),
-            "artifact": _encode_artifact(program),
-            "libraries": _libraries(),
-        },
-        protocol=5,
-    )
+from . import blobs, strip
 
 
-def decode(payload: bytes, fact_table: Mapping[str, Fact]) -> Program | None:
-    """The program an authenticated payload holds; None when a fact is unknown here."""
-    data = pickle.loads(payload)
+def encode(program: Program) -> dict[str, Any]:
+    """What an entry for ``program`` (not EAGER) pickles. Raises on what cannot be stored.
+
+    Graphs are serialized now (a later pass may edit them in place); tensors and large
+    byte strings are held by reference for the blob pickler (``blobs.py``).
+    """
+    return {
+        "level": program.level.name,
+        "facts": sorted(f.name for f in program.facts),
+        "metadata": dict(program.metadata),
+        "example_inputs": dict(program.example_inputs),
+        "dynamic_shapes": dict(program.dynamic_shapes),
+        "artifact": _encode_artifact(program),
+        "libraries": _libraries(),
+    }
+
+
+def decode(
+    payload: bytes, fact_table: Mapping[str, Fact], blob_dir: blobs.BlobDir
+) -> Program | None:
+    """The program an authenticated payload holds; None when a fact is unknown here.
+
+    Raises:
+        blobs.MissingBlob: a blob it refers to is absent or altered.
+    """
+    data = blobs.loads(zlib.decompress(payload), blob_dir)
     names = data["facts"]
     if any(n not in fact_table for n in names):
         return None  # a fact this pipeline does not know: cannot restore faithfully
@@ -71,39 +83,63 @@ def fact_table(extra: Iterable[Fact]) -> dict[str, Fact]:
     return table
 
 
-def _encode_artifact(program: Program) -> Any:
-    import torch
+class _GraphJson:
+    """A serialized graph (serde's schema objects, built from the live program) that
+    becomes its JSON bytes when pickled: on the writer thread, off the critical path."""
 
+    def __init__(self, tree: Any):
+        self.tree = tree
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import json
+
+        from executorch.exir.serde import export_serialize as es
+
+        text = json.dumps(es._dataclass_to_dict(self.tree), cls=es.EnumEncoder)
+        return (bytes, (text.encode("utf-8"),))
+
+
+def _serde(ep: Any) -> tuple[Any, ...]:
+    """One program as executorch's serde writes it, graph only (``strip``), plus what
+    serde loses (``extra``) and the data held apart (``held``)."""
+    from executorch.exir.serde.serialize import ExportedProgramSerializer
+
+    with strip.stripped(ep) as (shadow, held):
+        art = ExportedProgramSerializer().serialize(shadow)
+    ranges = {str(k): (str(v.lower), str(v.upper)) for k, v in ep.range_constraints.items()}
+    grads = {
+        "state": sorted(k for k, v in ep.state_dict.items() if v.requires_grad),
+        "nodes": sorted(
+            n.name
+            for n in ep.graph.nodes
+            if n.op == "placeholder" and getattr(n.meta.get("val"), "requires_grad", False)
+        ),
+    }
+    extra = {
+        "ranges": ranges,
+        "requires_grad": grads,
+        "verifier": hashing.edge_verifier_state(ep),
+        "positional": _positional_counts(ep),
+    }
+    tree = _GraphJson(art.exported_program)
+    return (tree, art.state_dict, art.constants, art.example_inputs, extra, held)
+
+
+def _encode_artifact(program: Program) -> Any:
     if program.level == Level.ATEN:
+        # torch's own format: executorch's serde does not round-trip an ATEN program to
+        # the same .pte (tests/passes/cache/test_cache.py)
+        import torch
+
         out = {}
         for method, ep in program.exported_programs().items():
             buf = io.BytesIO()
-            torch.export.save(ep, buf)
-            out[method] = (buf.getvalue(), _positional_counts(ep))
-        return out
-    from executorch.exir.serde.serialize import serialize
-
-    def serde(ep: Any) -> tuple[bytes, bytes, bytes, bytes, dict[str, Any]]:
-        art = serialize(ep)
-        ranges = {str(k): (str(v.lower), str(v.upper)) for k, v in ep.range_constraints.items()}
-        grads = {
-            "state": sorted(k for k, v in ep.state_dict.items() if v.requires_grad),
-            "nodes": sorted(
-                n.name
-                for n in ep.graph.nodes
-                if n.op == "placeholder" and getattr(n.meta.get("val"), "requires_grad", False)
-            ),
-        }
-        extra = {
-            "ranges": ranges,
-            "requires_grad": grads,
-            "verifier": hashing.edge_verifier_state(ep),
-            "positional": _positional_counts(ep),
-        }
-        return (art.exported_program, art.state_dict, art.constants, art.example_inputs, extra)
-
+            with strip.stripped(ep) as (shadow, held):
+                torch.export.save(shadow, buf)
+            out[method] = (buf.getvalue(), _positional_counts(ep), held)
+        return {"aten": out}
     manager = program.artifact
-    methods = {m: serde(manager.exported_program(m)) for m in sorted(manager.methods)}
+    methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
     if program.level == Level.EDGE:
         return {
             "methods": methods,
@@ -112,7 +148,31 @@ def _encode_artifact(program: Program) -> Any:
         }
     if getattr(manager, "_tensor_data", None):
         raise hashing.Unhashable("the program keeps tensor data outside the .pte")
-    return {"methods": methods, "config_methods": manager._config_methods, "pte": manager.buffer}
+    known = [x for m in methods.values() for x in _held_data(m[-1])]
+    named = getattr(manager, "_named_data", None)
+    known += list(getattr(named, "buffers", None) or ())
+    pte = blobs.PteBytes(manager.buffer, known)
+    return {"methods": methods, "config_methods": manager._config_methods, "pte": pte}
+
+
+def shared(value: dict[str, Any]) -> list[Any]:
+    """The byte strings of an ``encode``d value that are blobs (delegate payloads, named
+    data); its other bytes (graphs) stay in the entry, compressed."""
+    artifact = value.get("artifact") or {}
+    methods = [*artifact.get("methods", {}).values(), *artifact.get("aten", {}).values()]
+    out = [x for m in methods for x in _held_data(m[-1])]
+    pte = artifact.get("pte")
+    return out + (pte.known if isinstance(pte, blobs.PteBytes) else [])
+
+
+def _held_data(held: dict[str, Any]) -> Iterator[Any]:
+    """The tensors and byte strings ``strip.stripped`` held, delegates' included."""
+    yield from held["state"].values()
+    yield from held["constants"].values()
+    for d in held["delegates"].values():
+        yield d["processed"]
+        yield from d["buffers"] or ()
+        yield from _held_data(d["original"])
 
 
 def _op_name(op: Any) -> tuple[str, str]:
@@ -305,27 +365,30 @@ def _quiet_serde() -> Iterator[None]:
 
 
 def _decode_artifact(level: Level, data: Any) -> Any:
-    import torch
-
     if level == Level.ATEN:
-        eps = {}
-        for method, (saved, counts) in data.items():
-            eps[method] = torch.export.load(io.BytesIO(saved))
-            _restore_positional(eps[method], counts)
-        return eps
-    from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
+        import torch
+
+        out = {}
+        for method, (saved, counts, held) in data["aten"].items():
+            out[method] = torch.export.load(io.BytesIO(saved))
+            strip.attach(out[method], held)
+            _restore_positional(out[method], counts)
+        return out
     from executorch.exir.serde.export_serialize import SerializedArtifact
     from executorch.exir.serde.serialize import deserialize
 
     eps = {}
     with _quiet_serde():
-        for method, (*parts, extra) in data["methods"].items():
+        for method, (*parts, extra, held) in data["methods"].items():
             ep = deserialize(SerializedArtifact(*parts))
+            strip.attach(ep, held)
             _restore_ranges(ep, extra["ranges"])
             _restore_requires_grad(ep, extra["requires_grad"])
             _restore_verifier(ep, extra.get("verifier") or {})
             _restore_positional(ep, extra["positional"])
             eps[method] = ep
+    from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
+
     if level == Level.EDGE:
         return EdgeProgramManager(
             eps,

@@ -17,7 +17,6 @@ import json
 import os
 import time
 import weakref
-from pathlib import Path
 from typing import Any
 
 from pteflow.ir import Level, Program, hashing
@@ -25,8 +24,10 @@ from pteflow.ir import Level, Program, hashing
 from ..base import Pass
 from ..policy import not_cacheable_because
 from . import codec
+from .blobs import MissingBlob
 from .keys import pass_key
 from .store import LAST_RUN, CorruptEntry, PassCache
+from .writer import Job, Writer
 
 
 def _same(a: Program, b: Program) -> bool:
@@ -42,12 +43,6 @@ def _same(a: Program, b: Program) -> bool:
         and a.dynamic_shapes.keys() == b.dynamic_shapes.keys()
         and all(a.dynamic_shapes[k] is b.dynamic_shapes[k] for k in a.dynamic_shapes)
     )
-
-
-def _remove(paths: list[Path]) -> None:
-    for p in paths:
-        with contextlib.suppress(OSError):
-            p.unlink()
 
 
 class CacheSession:
@@ -69,10 +64,10 @@ class CacheSession:
         self.load_s = 0.0
         self.store_s = 0.0
         self.notes: list[str] = []
-        self._staged: list[tuple[Path, Path]] = []
-        self._tmp_files: list[Path] = []
-        # a failed run leaves no staged temp files behind
-        self._finalizer = weakref.finalize(self, _remove, self._tmp_files)
+        self.write_s = 0.0  # the writer thread's time, off the critical path
+        self._staged: list[Job] = []
+        self._writer: Writer | None = None
+        self._finalizer: Any = None  # abandons the writer of a run that did not finish
         known = set(program.facts)
         for p in ordered:
             known |= p.contract.provides | p.contract.requires | p.contract.invalidates
@@ -144,14 +139,18 @@ class CacheSession:
         if not header.get("payload_bytes"):
             return None  # an EAGER entry: a key only
         try:
-            _header, payload = self.cache.read(key)  # authenticated, or CorruptEntry
+            header, payload = self.cache.read(key)  # authenticated, or CorruptEntry
         except FileNotFoundError:
             return None  # evicted or cleared meanwhile
         except CorruptEntry as e:
             self.cache.drop(key, str(e))
             return None
         try:
-            return codec.decode(payload, self._facts)
+            return codec.decode(payload, self._facts, self.cache.blobs)
+        except MissingBlob as e:
+            self.cache.drop(key, str(e))
+            self.cache.blobs.scrub(header.get("blobs") or {})
+            return None
         except Exception as e:  # any decoding failure means: do not use it
             self.cache.drop(key, f"{type(e).__name__}: {e}")
             return None
@@ -171,7 +170,11 @@ class CacheSession:
     def stage(
         self, rank: int, before: Program, after: Program, modified: bool, record: dict[str, Any]
     ) -> None:
-        """Serialize the output of the pass at ``rank`` now; ``commit`` makes it visible."""
+        """Hand the output of the pass at ``rank`` to the writer; ``commit`` makes it visible.
+
+        Its graphs are serialized now (a later pass may edit them in place); its tensors
+        are pickled, hashed and written by the writer thread (``writer.py``).
+        """
         key = self.keys[rank]
         if key is None:
             return
@@ -201,13 +204,12 @@ class CacheSession:
             "record": record,
             "created": time.time(),
         }
-        payload = b""
+        value = None
         try:
             if not modified and rank > 0 and self.keys[rank - 1] and _same(before, after):
                 header["alias"] = self.keys[rank - 1]
             elif after.level != Level.EAGER:
-                payload = codec.encode(after)
-            tmp = self.cache.write_tmp(key, header, payload)
+                value = codec.encode(after)
         except Exception as e:  # a result we cannot store is just not cached
             self.notes.append(f"{self.ordered[rank].name}: result not stored ({e})")
             self.cache.log(
@@ -215,25 +217,30 @@ class CacheSession:
                 f"({type(e).__name__}: {e})"
             )
             return
-        self._tmp_files.append(tmp)
-        self._staged.append((tmp, final))
+        if self._writer is None:
+            self._writer = Writer(self.cache)
+            self._finalizer = weakref.finalize(self, self._writer.close, abandon=True, wait=0)
+        job = Job(key, header, value, self.ordered[rank].describe())
+        self._writer.submit(job)
+        self._staged.append(job)
 
     def commit(self) -> None:
-        """Make staged entries visible (rename into place): their claims were checked."""
-        for tmp, final in self._staged:
-            try:
-                os.replace(tmp, final)
-                self.stored += 1
-            except OSError as e:
-                self.cache.log(f"pass cache: cannot store {final.name}: {e}")
-            with contextlib.suppress(ValueError):
-                self._tmp_files.remove(tmp)
+        """Make staged entries visible once written: their claims were checked."""
+        if self._writer is not None:
+            self._writer.commit(self._staged)
         self._staged = []
 
     def finish(self) -> dict[str, Any]:
-        """Commit, evict over the cap, record this run's hit rate; return that record."""
+        """Commit, wait for the writer, evict over the cap, record this run's hit rate."""
         self.commit()
+        t0 = time.perf_counter()
+        if self._writer is not None:
+            self._writer.close()
+            self._finalizer.detach()
+            self.write_s = self._writer.write_s
+            self.stored = self._writer.stored
         self.cache.evict()
+        self.store_s += time.perf_counter() - t0
         looked_up = self.cacheable
         stats = {
             "time": time.time(),
@@ -245,6 +252,7 @@ class CacheSession:
             "stored": self.stored,
             "load_s": self.load_s,
             "store_s": self.store_s,
+            "write_s": self.write_s,
             "notes": self.notes,
         }
         with contextlib.suppress(OSError):

@@ -1,6 +1,8 @@
 """The cache directory: authenticated entry files, eviction, info, clear.
 
-Entries are single files ``entries/<key[:2]>/<key>.entry``::
+Entries are files ``entries/<key[:2]>/<key>.entry``, and the tensors and large byte
+strings they hold are blobs shared by all entries, ``blobs/<digest[:2]>/<digest>``
+(``blobs.py``)::
 
     MAGIC | header length (8 bytes) | HMAC (32 bytes) | header (JSON) | payload (pickle)
 
@@ -14,7 +16,11 @@ payload's length and digest. Every drop is one warning line, and the pass is rec
 
 Directories are created private (0700) and entries written 0600 (``mkstemp``), to a
 temporary file renamed into place by the session. The directory is capped in size:
-least recently used entries (by mtime, refreshed on every hit) go first.
+least recently used entries (by mtime, refreshed on every hit) go first, then the blobs
+no entry refers to (mark and sweep; a blob younger than ``_BLOB_GRACE_S`` is spared, as
+another run may be about to commit an entry that refers to it). The header lists its
+blobs and their sizes, authenticated with it; a missing or altered blob makes the entry
+a miss (one warning), never a wrong program.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,6 +42,7 @@ import attrs
 from pteflow.ir.errors import UserError
 
 from . import auth
+from .blobs import BlobDir
 
 if TYPE_CHECKING:
     from pteflow.ir import Program
@@ -42,12 +50,19 @@ if TYPE_CHECKING:
     from ..base import Pass
     from .session import CacheSession
 
-MAGIC = b"PTEFLOWC2\n"
+MAGIC = b"PTEFLOWC3\n"
 _SIZE = 8
 _MAC = 32
 DEFAULT_MAX_BYTES = 10 * 2**30
 LAST_RUN = "last_run.json"
 _STALE_TMP_S = 3600.0
+_BLOB_GRACE_S = 600.0
+
+
+def write_parts(f: Any, parts: Sequence[bytes]) -> None:
+    """Write an entry's bytes (a seam for tests that interrupt a write half-way)."""
+    for part in parts:
+        f.write(part)
 
 
 class CacheWarning(UserWarning):
@@ -86,9 +101,13 @@ def parse_size(text: str) -> int:
 class CacheInfo:
     directory: Path
     entries: int
-    total_bytes: int
+    total_bytes: int  # entries and blobs
     max_bytes: int
     last_run: dict[str, Any] | None
+    blobs: int = 0
+    blob_bytes: int = 0
+    #: bytes the entries refer to beyond what is stored: what sharing blobs saved
+    shared_bytes: int = 0
 
 
 class PassCache:
@@ -110,6 +129,8 @@ class PassCache:
         self.max_bytes = max_bytes
         self.log = log or (lambda msg: warnings.warn(msg, CacheWarning, stacklevel=3))
         self._key: bytes | None = None
+        #: thread id -> the temporary entry file it is writing (removed if abandoned)
+        self.partial: dict[int, Path] = {}
 
     @property
     def secret(self) -> bytes:
@@ -125,6 +146,10 @@ class PassCache:
 
     def path(self, key: str) -> Path:
         return self.entries_dir / key[:2] / f"{key}.entry"
+
+    @property
+    def blobs(self) -> BlobDir:
+        return BlobDir(self.directory / "blobs", self._mkdir)
 
     def _mkdir(self, path: Path) -> None:
         """Create ``path`` and its missing parents up to the cache directory, all 0700."""
@@ -221,60 +246,121 @@ class PassCache:
         final = self.path(key)
         self._mkdir(final.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=final.parent)
+        self.partial[threading.get_ident()] = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + len(raw).to_bytes(_SIZE, "big") + mac + raw)
-                f.write(payload)
+                write_parts(f, (MAGIC + len(raw).to_bytes(_SIZE, "big") + mac + raw, payload))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        finally:
+            self.partial.pop(threading.get_ident(), None)
         return Path(tmp)
 
     # ---------------------------------------------------------------- maintenance
 
-    def evict(self) -> int:
-        """Delete least recently used entries until under ``max_bytes``; also stale temp files."""
-        now = time.time()
-        for tmp in self.entries_dir.glob("*/.*.tmp") if self.entries_dir.is_dir() else ():
+    def _blob_files(self) -> dict[str, tuple[float, int, Path]]:
+        root = self.blobs.directory
+        out = {}
+        for p in root.glob("*/*") if root.is_dir() else ():
+            if p.name.startswith("."):
+                continue
             with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > _STALE_TMP_S:
-                    tmp.unlink()
-        stats = []
+                st = p.stat()
+                out[p.name] = (st.st_mtime, st.st_size, p)
+        return out
+
+    @staticmethod
+    def _peek(path: Path) -> dict[str, Any]:
+        """An entry's header, unauthenticated (only for sizes and blob lists)."""
+        with contextlib.suppress(OSError, ValueError), open(path, "rb") as f:
+            if f.read(len(MAGIC)) == MAGIC:
+                size = int.from_bytes(f.read(_SIZE), "big")
+                f.seek(_MAC, os.SEEK_CUR)
+                header = json.loads(f.read(size))
+                if isinstance(header, dict):
+                    return header
+        return {}
+
+    def _entries(self) -> list[tuple[float, int, Path, dict[str, int]]]:
+        out = []
         for p in self._files():
             with contextlib.suppress(OSError):
                 st = p.stat()
-                stats.append((st.st_mtime, st.st_size, p))
-        total = sum(s for _, s, _ in stats)
+                refs = self._peek(p).get("blobs") or {}
+                out.append((st.st_mtime, st.st_size, p, refs if isinstance(refs, dict) else {}))
+        return out
+
+    def evict(self) -> int:
+        """Delete least recently used entries until entries and the blobs they refer to fit
+        in ``max_bytes``; then the blobs no entry refers to, and stale temporary files."""
+        now = time.time()
+        for d in (self.entries_dir, self.blobs.directory):
+            for tmp in d.glob("*/.*.tmp") if d.is_dir() else ():
+                with contextlib.suppress(OSError):
+                    if now - tmp.stat().st_mtime > _STALE_TMP_S:
+                        tmp.unlink()
+        entries = self._entries()
+        blob_files = self._blob_files()
+        refcount: dict[str, int] = {}
+        for *_, refs in entries:
+            for digest in refs:
+                refcount[digest] = refcount.get(digest, 0) + 1
+        total = sum(size for _, size, _, _ in entries)
+        total += sum(blob_files[d][1] for d in refcount if d in blob_files)
         removed = 0
-        for _mtime, size, p in sorted(stats):
+        for _mtime, size, p, refs in sorted(entries, key=lambda e: e[0]):
             if total <= self.max_bytes:
                 break
             with contextlib.suppress(OSError):
                 p.unlink()
                 removed += 1
             total -= size
+            for digest in refs:
+                refcount[digest] -= 1
+                if not refcount[digest] and digest in blob_files:
+                    total -= blob_files[digest][1]
+        for digest, (mtime, _size, p) in blob_files.items():
+            if not refcount.get(digest) and now - mtime > _BLOB_GRACE_S:
+                with contextlib.suppress(OSError):
+                    p.unlink()
         return removed
 
     def info(self) -> CacheInfo:
-        files = self._files()
-        total = 0
-        for p in files:
-            with contextlib.suppress(OSError):
-                total += p.stat().st_size
+        entries = self._entries()
+        blob_files = self._blob_files()
+        referenced: dict[str, int] = {}
+        for *_, refs in entries:
+            for digest, size in refs.items():
+                referenced[digest] = referenced.get(digest, 0) + int(size)
+        blob_bytes = sum(size for _, size, _ in blob_files.values())
+        unique = sum(blob_files[d][1] for d in referenced if d in blob_files)
         last = None
         with contextlib.suppress(OSError, ValueError):
             last = json.loads((self.directory / LAST_RUN).read_text())
-        return CacheInfo(self.directory, len(files), total, self.max_bytes, last)
+        return CacheInfo(
+            self.directory,
+            len(entries),
+            sum(size for _, size, _, _ in entries) + blob_bytes,
+            self.max_bytes,
+            last,
+            blobs=len(blob_files),
+            blob_bytes=blob_bytes,
+            shared_bytes=sum(referenced.values()) - unique,
+        )
 
     def clear(self) -> int:
-        """Delete every entry (and the last-run record); return how many entries."""
+        """Delete every entry and blob (and the last-run record); return how many entries."""
         n = 0
         for p in self._files():
             with contextlib.suppress(OSError):
                 p.unlink()
                 n += 1
-        if self.entries_dir.is_dir():
-            for tmp in self.entries_dir.glob("*/.*.tmp"):
+        for _mtime, _size, p in self._blob_files().values():
+            with contextlib.suppress(OSError):
+                p.unlink()
+        for d in (self.entries_dir, self.blobs.directory):
+            for tmp in d.glob("*/.*.tmp") if d.is_dir() else ():
                 with contextlib.suppress(OSError):
                     tmp.unlink()
         with contextlib.suppress(OSError):

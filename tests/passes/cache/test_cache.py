@@ -226,14 +226,16 @@ def test_parse_size(text, size):
 
 
 @pytest.mark.slow
-def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
-    """torch.export.save/load keeps what the rest of xnnpack_default needs (dynamic
-    shapes, unbacked KV-cache positions, the custom SDPA op)."""
+def test_tiny_llama_aten_entry_round_trips_to_the_same_pte(tmp_path):
+    """The ATEN entry (graph by serde, weights as blobs) keeps what the rest of
+    xnnpack_default needs (dynamic shapes, unbacked KV-cache positions, the custom SDPA op)."""
+    import zlib
+
     from pteflow.driver import pipelines
     from pteflow.driver.models import tiny_llama
     from pteflow.driver.spec import build_pass
     from pteflow.ir import Level
-    from pteflow.passes.cache.codec import _decode_artifact, _encode_artifact
+    from pteflow.passes.cache import blobs, codec
 
     reg = load_registry()
     ps = [build_pass(reg, s) for s in pipelines.load("xnnpack_default").passes]
@@ -241,7 +243,11 @@ def test_tiny_llama_aten_entry_round_trips_to_the_same_pte():
     head = [p for p in ps if p.contract.level_in == Level.EAGER]
     tail = [p for p in ps if p.contract.level_in != Level.EAGER]
     aten = PassManager(head, registry=reg).run(tiny_llama().program).program
-    restored = aten.evolve(artifact=_decode_artifact(Level.ATEN, _encode_artifact(aten)))
+    blob_dir = blobs.BlobDir(tmp_path, lambda d: d.mkdir(parents=True, exist_ok=True))
+    value = codec.encode(aten)
+    raw, _sizes = blobs.dumps(value, blob_dir.put, {}, codec.shared(value))
+    restored = codec.decode(zlib.compress(raw), codec.fact_table(aten.facts), blob_dir)
+    assert restored is not None and restored.level == Level.ATEN
     from_restored = PassManager(tail, registry=reg).run(restored).program.artifact.buffer
     fresh = PassManager(tail, registry=reg).run(aten).program.artifact.buffer
     assert from_restored == fresh

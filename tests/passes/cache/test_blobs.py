@@ -1,0 +1,179 @@
+"""Tensors stored once by content (blobs), the background writer, and what they guarantee:
+a small cache, shared blob files, a missing or altered blob is a miss (never a wrong
+program), an interrupted write leaves no visible entry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pteflow.passes.cache import PassCache
+
+from ...driver._helpers import MODELS, run
+
+PASSES = "export,to-edge,partition-xnnpack,to-executorch,emit"
+
+
+def compile_mlp(capsys, tmp_path: Path, name: str, cache: Path) -> tuple[int, str, str]:
+    return run(
+        capsys,
+        "run",
+        "--model",
+        f"{MODELS}:mlp",
+        "--passes",
+        PASSES,
+        "-o",
+        str(tmp_path / name),
+        "--cache-dir",
+        str(cache),
+    )
+
+
+def entry_blobs(cache: Path) -> dict[str, dict[str, int]]:
+    """Each entry's blob references, from its (authenticated) header."""
+    pc = PassCache(cache)
+    out = {}
+    for path in (cache / "entries").glob("*/*.entry"):
+        header = pc.read_header(path.stem)
+        assert header is not None
+        out[path.stem] = header.get("blobs") or {}
+    return out
+
+
+def blob_files(cache: Path) -> list[Path]:
+    return [p for p in (cache / "blobs").glob("*/*") if not p.name.startswith(".")]
+
+
+def test_entries_share_blob_files_and_info_shows_it(capsys, tmp_path):
+    cache = tmp_path / "cache"
+    code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", cache)
+    assert code == 0, err
+    refs = entry_blobs(cache)
+    referenced = [d for r in refs.values() for d in r]
+    # the weights are referenced by the ATEN, EDGE and EXECUTORCH entries, stored once
+    assert len(referenced) > len(set(referenced)) >= 2
+    files = blob_files(cache)
+    assert {p.name for p in files} == set(referenced)
+    assert len({p.stat().st_ino for p in files}) == len(files)
+    shared = sum(size for r in refs.values() for size in r.values())
+    shared -= sum(p.stat().st_size for p in files)
+    assert shared > 0
+    code, out, _ = run(capsys, "cache", "info", "--cache-dir", str(cache))
+    assert code == 0
+    assert f"blobs: {len(files)} (" in out
+    assert f"shared: {shared / 2**20:.2f} MiB" in out
+    # a second identical run adds no blob and restores the same .pte
+    code, out, err = compile_mlp(capsys, tmp_path, "b.pte", cache)
+    assert code == 0, err
+    assert "restored from the pass cache" in out
+    assert sorted(p.name for p in blob_files(cache)) == sorted(p.name for p in files)
+    assert (tmp_path / "a.pte").read_bytes() == (tmp_path / "b.pte").read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_a_missing_or_altered_blob_is_a_miss_with_a_warning(capsys, tmp_path, damage):
+    cache = tmp_path / "cache"
+    code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", cache)
+    assert code == 0, err
+    for blob in blob_files(cache):  # every weight: no entry can be restored as it was
+        if damage == "delete":
+            blob.unlink()
+        else:
+            data = bytearray(blob.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            blob.write_bytes(bytes(data))
+    code, out, err = compile_mlp(capsys, tmp_path, "b.pte", cache)
+    assert code == 0, err
+    assert "missing" in err if damage == "delete" else "corrupt (checksum mismatch)" in err
+    assert "recomputing it" in err
+    assert "restored from the pass cache" not in out
+    assert (tmp_path / "a.pte").read_bytes() == (tmp_path / "b.pte").read_bytes()
+    # the recomputation stored the blobs again
+    code, out, err = compile_mlp(capsys, tmp_path, "c.pte", cache)
+    assert code == 0 and "restored from the pass cache" in out and "pass cache:" not in err
+
+
+INTERRUPTED = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from pteflow.passes.cache import store
+
+    marker, cache, pte = sys.argv[1:4]
+    real = store.write_parts
+    calls = []
+
+    def write_parts(f, parts):
+        calls.append(1)
+        if len(calls) == 3:  # the third entry: half of it on disk, then stuck
+            data = b"".join(parts)
+            f.write(data[: len(data) // 2])
+            f.flush()
+            Path(marker).write_text("writing")
+            time.sleep(600)
+        real(f, parts)
+
+    store.write_parts = write_parts
+    from pteflow.driver.cli import main
+
+    sys.exit(main(["run", "--model", sys.argv[4], "--passes", sys.argv[5], "-o", pte,
+                   "--cache-dir", cache, "--no-verify"]))
+    """
+)
+
+
+def test_sigint_while_the_writer_writes_leaves_no_visible_half_entry(tmp_path):
+    marker, cache = tmp_path / "writing", tmp_path / "cache"
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    args = [str(marker), str(cache), str(tmp_path / "a.pte"), f"{MODELS}:mlp", PASSES]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the writer never reached its third entry"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert not list((cache / "entries").glob("*/.*.tmp")), "temporary files left behind"
+    pc = PassCache(cache)
+    visible = list((cache / "entries").glob("*/*.entry"))
+    assert len(visible) == 2  # export's and to-edge's; not partition-xnnpack's, half written
+    for path in visible:  # every visible entry is whole, its blobs too
+        header, _payload = pc.read(path.stem)
+        for digest, size in (header.get("blobs") or {}).items():
+            pc.blobs.read(digest, size)
+
+
+@pytest.mark.slow
+def test_tiny_llama_cache_is_about_the_size_of_its_pte(tmp_path):
+    """Each pass used to store its own copy of every tensor: the cache of one tiny
+    xnnpack_default run was ~16x its .pte (on main); the weights are now stored once."""
+    cache, pte = tmp_path / "cache", tmp_path / "tiny.pte"
+    cmd = [sys.executable, "-m", "pteflow.driver", "run", "--pipeline", "xnnpack_default"]
+    cmd += ["-o", str(pte), "--cache-dir", str(cache), "--no-verify"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    size = sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+    assert size <= 1.5 * pte.stat().st_size, (size, pte.stat().st_size)
+    warm = tmp_path / "warm.pte"
+    cmd[cmd.index(str(pte))] = str(warm)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "cached: 8 of 9 passes restored" in done.stdout
+    assert warm.read_bytes() == pte.read_bytes()

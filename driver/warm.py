@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ class FullHit:
 
 def load_full_hit(cache: Any, keys: WarmKeys) -> FullHit | None:
     """The stored full run, or None (absent, unreadable: a warning was logged)."""
-    from pteflow.passes.cache import CorruptEntry
+    from pteflow.passes.cache import CorruptEntry, blobs
     from pteflow.passes.manager import PassRecord
 
     try:
@@ -129,6 +130,11 @@ def load_full_hit(cache: Any, keys: WarmKeys) -> FullHit | None:
         return None
     header, payload = found
     info = header.get("full_run") or {}
+    try:  # the .pte as pieces of the blobs the pass entries share
+        payload = blobs.loads(zlib.decompress(payload), cache.blobs)["artifact"]["pte"]
+    except Exception as e:  # a missing or altered blob, a damaged payload
+        cache.drop(keys.run, f"its .pte cannot be read back ({type(e).__name__}: {e})")
+        return None
     if hashlib.sha256(payload).hexdigest() != info.get("pte_sha256"):
         cache.drop(keys.run, "the stored .pte does not match its digest")
         return None
@@ -173,6 +179,8 @@ def store_full_run(
     import contextlib
     import os
 
+    from pteflow.passes.cache import blobs, codec
+
     from .summary import arbitration
 
     if not pte.exists() or not (verification is None or verification.ok):
@@ -192,7 +200,10 @@ def store_full_run(
         },
     }
     with contextlib.suppress(Exception):
-        tmp = cache.write_tmp(keys.run, header, data)
+        value = codec.pte_value(result.program, data)
+        raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
+        header["blobs"] = sizes  # eviction keeps them while this entry refers to them
+        tmp = cache.write_tmp(keys.run, header, zlib.compress(raw, 6))
         try:
             os.replace(tmp, cache.path(keys.run))
         except OSError:

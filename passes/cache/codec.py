@@ -155,6 +155,20 @@ def _encode_artifact(program: Program) -> Any:
     return {"methods": methods, "config_methods": manager._config_methods, "pte": pte}
 
 
+def pte_value(program: Program, data: bytes) -> dict[str, Any]:
+    """``data`` (the .pte ``program`` was emitted as) in a value the blob pickler stores as
+    pieces of the blobs the program's entries already hold: the weights are not stored
+    twice (``shared`` names them)."""
+    manager = program.artifact
+    known: list[Any] = []
+    for method in sorted(manager.methods):
+        with strip.stripped(manager.exported_program(method)) as (_shadow, held):
+            known += list(_held_data(held))
+    named = getattr(manager, "_named_data", None)
+    known += list(getattr(named, "buffers", None) or ())
+    return {"artifact": {"pte": blobs.PteBytes(data, known)}}
+
+
 def shared(value: dict[str, Any]) -> list[Any]:
     """The byte strings of an ``encode``d value that are blobs (delegate payloads, named
     data); its other bytes (graphs) stay in the entry, compressed."""

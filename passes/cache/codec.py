@@ -33,7 +33,7 @@ from typing import Any
 
 from pteflow.ir import Fact, Level, Program, facts, hashing
 
-from . import blobs, strip
+from . import blobs, repair, strip
 
 
 def encode(program: Program) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def _serde(ep: Any) -> tuple[Any, ...]:
         "ranges": ranges,
         "requires_grad": grads,
         "verifier": hashing.edge_verifier_state(ep),
-        "positional": _positional_counts(ep),
+        "positional": repair.positional_counts(ep),
     }
     tree = _GraphJson(art.exported_program)
     return (tree, art.state_dict, art.constants, art.example_inputs, extra, held)
@@ -136,7 +136,7 @@ def _encode_artifact(program: Program) -> Any:
             buf = io.BytesIO()
             with strip.stripped(ep) as (shadow, held):
                 torch.export.save(shadow, buf)
-            out[method] = (buf.getvalue(), _positional_counts(ep), held)
+            out[method] = (buf.getvalue(), repair.positional_counts(ep), held)
         return {"aten": out}
     manager = program.artifact
     methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
@@ -204,44 +204,6 @@ def _op_from_text(text: str) -> Any:
     """``'aten::linear.default'`` (``hashing.edge_verifier_state``'s names) -> the op."""
     schema, overload = text.rsplit(".", 1)
     return _op((schema, overload))
-
-
-def _positional_counts(ep: Any) -> dict[str, int]:
-    """How many positional arguments each op call of the graph has (by node name)."""
-    return {
-        n.name: len(n.args)
-        for n in ep.graph.nodes
-        if n.op == "call_function" and hasattr(n.target, "_schema")
-    }
-
-
-def _restore_positional(ep: Any, counts: dict[str, int]) -> None:
-    """Put arguments back where they were: positional or keyword, as stored.
-
-    Upstream trap (torch.export and executorch serde): deserialized op calls pass every
-    argument after the first defaulted one by keyword (``dequantize_affine(x, ...,
-    quant_min=-8, quant_max=7)``). XNNPACK reads quantization parameters by position
-    (``quant_params.py``: ``args[-2]``, ``args[-3]``), so it misreads a restored 8da4w
-    graph ("Only 4b group quantization is supported") that a fresh run lowers.
-    """
-    for node in ep.graph.nodes:
-        want = counts.get(node.name)
-        if want is None or node.op != "call_function" or len(node.args) == want:
-            continue
-        schema = node.target._schema.arguments
-        args, kwargs = list(node.args), dict(node.kwargs)
-        while len(args) < want:
-            arg = schema[len(args)]
-            if arg.name in kwargs:
-                args.append(kwargs.pop(arg.name))
-            elif arg.has_default_value():
-                args.append(arg.default_value)
-            else:
-                break
-        while len(args) > want:
-            kwargs[schema[len(args) - 1].name] = args.pop()
-        node.args, node.kwargs = tuple(args), kwargs
-    ep.graph_module.recompile()
 
 
 def _restore_verifier(ep: Any, state: dict[str, Any]) -> None:
@@ -314,57 +276,6 @@ def _import_libraries(names: Iterable[str]) -> None:
                 importlib.import_module(name)
 
 
-def _bound(text: str) -> Any:
-    from torch.utils._sympy.numbers import int_oo
-
-    return {"int_oo": int_oo, "-int_oo": -int_oo}.get(text) or int(text)
-
-
-def _restore_ranges(ep: Any, ranges: dict[str, tuple[str, str]]) -> Any:
-    """Put back the value ranges of the symbols serde deserialized with other bounds.
-
-    Upstream trap (executorch 1.5.1 serde): unbacked symbols (``u0``: the KV-cache
-    position read from a tensor) come back with a lower bound of 2 instead of 0, and
-    ``to_executorch``'s constraint-based memory planning then bounds a dynamic dim one
-    lower (126 instead of 127 rows for max_seq_len 128): a different, wrong .pte.
-    """
-    from torch.utils._sympy.value_ranges import ValueRanges
-
-    env = None
-    for node in ep.graph.nodes:
-        val = node.meta.get("val")
-        mode = getattr(val, "fake_mode", None)
-        if mode is not None and mode.shape_env is not None:
-            env = mode.shape_env
-            break
-    for sym in list(ep.range_constraints):
-        if str(sym) in ranges:
-            lo, hi = ranges[str(sym)]
-            ep.range_constraints[sym] = ValueRanges(_bound(lo), _bound(hi))
-    if env is not None:
-        for sym in list(env.var_to_range):
-            if str(sym) in ranges:
-                lo, hi = ranges[str(sym)]
-                env.var_to_range[sym] = ValueRanges(_bound(lo), _bound(hi))
-    return ep
-
-
-def _restore_requires_grad(ep: Any, grads: dict[str, list[str]]) -> None:
-    """Upstream trap (serde): parameters come back with ``requires_grad=False``, and the
-    emitter writes that flag into the .pte, so the bytes would differ from a fresh run."""
-    import torch
-
-    for name in grads["state"]:
-        tensor = ep.state_dict.get(name)
-        if tensor is not None and not tensor.requires_grad:
-            ep.state_dict[name] = torch.nn.Parameter(tensor.detach(), requires_grad=True)
-    wanted = set(grads["nodes"])
-    for node in ep.graph.nodes:
-        val = node.meta.get("val")
-        if node.op == "placeholder" and node.name in wanted and not val.requires_grad:
-            val.requires_grad_(True)
-
-
 @contextlib.contextmanager
 def _quiet_serde() -> Iterator[None]:
     """Silence serde's per-symbol "did not appear in the graph" warnings (one per unbacked
@@ -386,7 +297,7 @@ def _decode_artifact(level: Level, data: Any) -> Any:
         for method, (saved, counts, held) in data["aten"].items():
             out[method] = torch.export.load(io.BytesIO(saved))
             strip.attach(out[method], held)
-            _restore_positional(out[method], counts)
+            repair.restore_positional(out[method], counts)
         return out
     from executorch.exir.serde.export_serialize import SerializedArtifact
     from executorch.exir.serde.serialize import deserialize
@@ -396,10 +307,10 @@ def _decode_artifact(level: Level, data: Any) -> Any:
         for method, (*parts, extra, held) in data["methods"].items():
             ep = deserialize(SerializedArtifact(*parts))
             strip.attach(ep, held)
-            _restore_ranges(ep, extra["ranges"])
-            _restore_requires_grad(ep, extra["requires_grad"])
+            repair.restore_ranges(ep, extra["ranges"])
+            repair.restore_requires_grad(ep, extra["requires_grad"])
             _restore_verifier(ep, extra.get("verifier") or {})
-            _restore_positional(ep, extra["positional"])
+            repair.restore_positional(ep, extra["positional"])
             eps[method] = ep
     from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
 

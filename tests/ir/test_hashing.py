@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from pteflow.ir import Level, Program, hashing
+from pteflow.ir import Level, Program, code_hash, hashing
 from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.testing import build_program
 
@@ -77,7 +77,7 @@ def test_source_hash_follows_the_file(tmp_path):
 
 def test_source_hash_reaches_pteflow_helpers():
     """A pass's hash covers pteflow modules it reaches (base classes, ir), not only its own."""
-    reached = {m.__name__ for m in hashing._modules_reached(sys.modules[ToEdgePass.__module__])}
+    reached = {m.__name__ for m in code_hash._modules_reached(sys.modules[ToEdgePass.__module__])}
     assert {"pteflow.passes.convert.to_edge", "pteflow.passes.base", "pteflow.ir.program"} <= (
         reached
     )

@@ -76,13 +76,8 @@ def run_suite(
     missing = [m for m in modules if not (where / f"test_{m}.py").exists()]
     if missing:
         raise SystemExit(f"conformance: no operator module(s) {', '.join(missing)} in {where}")
-    for flow in flows:  # a flow pair at a time: an interrupted run has whole flows
-        marks = f"flow_{flow} or flow_{twin(flow)}"
-        _run_flow(flow, marks, modules, where, results, timeout, log)
-    return _read(results)
-
-
-def _run_flow(flow, marks, modules, where, results, timeout, log) -> None:
+    # every flow of a module before the next module: an interrupted run has whole modules
+    marks = " or ".join(f"flow_{n}" for f in flows for n in (f, twin(f)))
     for start in range(0, len(modules), CHUNK):
         chunk = modules[start : start + CHUNK]
         cmd = [
@@ -97,7 +92,25 @@ def _run_flow(flow, marks, modules, where, results, timeout, log) -> None:
         with open(log or os.devnull, "a") as out:
             proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none selected
-            _record_crash(results, before, chunk, [flow], proc.returncode)
+            _record_crash(results, before, chunk, flows, proc.returncode)
+    return _read(results)
+
+
+def done_modules(results: Path, flows: Sequence[str]) -> list[str]:
+    """Modules ``results`` has every flow of, but the last one (it may be incomplete).
+
+    Rewrites ``results`` without the lines of the modules it does not count as done.
+    """
+    lines = _read(results)
+    module = [r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in lines]
+    wanted = {n for f in flows for n in (f, twin(f))}
+    have: dict[str, set] = {}
+    for m, r in zip(module, lines, strict=True):
+        have.setdefault(m, set()).add(r["flow"])
+    done = [m for m in dict.fromkeys(module[:-1]) if m != module[-1] and have[m] >= wanted]
+    keep = [r for m, r in zip(module, lines, strict=True) if m in done]
+    results.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return done
 
 
 def _read(path: Path) -> list[dict]:
@@ -152,6 +165,7 @@ def totals(rows: list[dict], flow: str) -> dict:
     mine = [r for r in rows if r["flow"] == flow]
     up, pt = Counter(r["upstream"] for r in mine), Counter(r["pteflow"] for r in mine)
     return {
+        "modules": len({r["test"].split("::")[0] for r in mine}),
         "tests": len(mine),
         "upstream": up,
         "pteflow": pt,
@@ -186,7 +200,16 @@ def machine() -> str:
     )
 
 
-def write_report(out: Path, rows: list[dict], flows: Sequence[str], wall_s: float, modules) -> str:
+def _took(wall_s: float | None, results: list[dict]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    tests = sum(r.get("seconds", 0.0) for r in results) / 60
+    wall = f"wall {wall_s / 60:.1f} min, " if wall_s is not None else ""
+    return f"Time: {wall}tests {tests:.1f} min ({when})."
+
+
+def write_report(
+    out: Path, rows: list[dict], flows: Sequence[str], wall_s: float | None, results: list[dict]
+) -> str:
     """conformance.csv and conformance.md in ``out``; returns the totals table."""
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "conformance.csv", "w", newline="") as f:
@@ -194,22 +217,22 @@ def write_report(out: Path, rows: list[dict], flows: Sequence[str], wall_s: floa
         w.writeheader()
         w.writerows(rows)
     table = [
-        "| pteflow flow (upstream twin) | tests | upstream passed/failed/skipped/refused "
+        "| pteflow flow (upstream twin) | modules | tests | upstream passed/failed/skipped/refused "
         "| pteflow passed/failed/skipped/refused | upstream passes pteflow does not |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for flow in flows:
         t = totals(rows, flow)
         table.append(
-            f"| {flow} ({twin(flow)}) | {t['tests']} | {_counts(t['upstream'])} "
+            f"| {flow} ({twin(flow)}) | {t['modules']} | {t['tests']} | {_counts(t['upstream'])} "
             f"| {_counts(t['pteflow'])} | {len(t['regressions'])} |"
         )
-    what = "all operator modules" if len(modules) == len(all_modules()) else ", ".join(modules)
+    seen = sorted({r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in rows})
+    what = f"all {len(seen)} operator modules" if seen == all_modules() else ", ".join(seen)
     md = [
         "# ExecuTorch's backend test suite: pteflow vs upstream",
         "",
-        f"Operators: {what} ({len(modules)} modules). Machine: {machine()}. "
-        f"Wall: {wall_s / 60:.1f} min ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+        f"Operators: {what}. Machine: {machine()}. {_took(wall_s, results)}",
         "",
         *table,
         "",
@@ -252,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="conformance-out", help="report directory")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite the report from DIR/results.jsonl (a run so far)")  # fmt: skip
+    ap.add_argument("--resume", action="store_true",
+                    help="keep DIR/results.jsonl and run only the modules it lacks")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=None,
                     help="per-test timeout in seconds (default: the suite's, 120)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -260,14 +285,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    wall: float | None = None
     if args.report_only:
         results = _read(out / "results.jsonl")
     else:
-        (out / "results.jsonl").unlink(missing_ok=True)
+        if args.resume:
+            done = set(done_modules(out / "results.jsonl", flows))
+            modules = [m for m in modules if m not in done]
+        else:
+            (out / "results.jsonl").unlink(missing_ok=True)
         results = run_suite(flows, modules, out / "results.jsonl", timeout=args.timeout,
                             log=out / "pytest.log")  # fmt: skip
+        wall = time.perf_counter() - t0
     rows = pair(results, flows)
-    print(write_report(out, rows, flows, time.perf_counter() - t0, modules))
+    print(write_report(out, rows, flows, wall, results))
     print(f"report: {out / 'conformance.md'}, {out / 'conformance.csv'}")
     bad = sum(len(totals(rows, f)["regressions"]) for f in flows)
     if bad:

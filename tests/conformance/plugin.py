@@ -115,9 +115,9 @@ def refusal(error: BaseException | None) -> str | None:
     where = f" in pass {failed.pass_name}" if failed is not None else ""
     for e in chain:
         if isinstance(e, UserError):
-            return f"refused{where} ({type(e).__name__}): {_one_line(e)}"
+            return f"refused{where}: {_one_line(e)}"
         if isinstance(e, InvariantError):
-            return f"pteflow check{where} ({type(e).__name__}): {_one_line(e)}"
+            return f"pteflow check{where}: {_one_line(e)}"
         if isinstance(e, RuntimeLoadError):
             return f"emit's load-and-run check: {_one_line(e)}"
     return None

@@ -8,11 +8,15 @@ The fast tests check the comparison itself.
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 
 import pytest
 
 from benchmarks import conformance
+
+WRONG_PASSES = str(Path(__file__).parents[1] / "driver" / "wrong_passes.py")
 
 #: a fixed sample: elementwise with broadcasting and alpha, linear layers (weights, batch
 #: shapes), an activation, a multi-input concat
@@ -42,8 +46,8 @@ def test_a_test_upstream_passes_and_pteflow_does_not_is_a_regression(tmp_path):
         "operators/test_x.py::test_a",
         "operators/test_x.py::test_c",
     ]
-    table = conformance.write_report(tmp_path, rows, ["pteflow_xnnpack"], 1.0, ["x"])
-    assert "| pteflow_xnnpack (xnnpack) | 3 | 2/1/0/0 | 1/0/0/1 | 2 |" in table
+    table = conformance.write_report(tmp_path, rows, ["pteflow_xnnpack"], 1.0, results)
+    assert "| pteflow_xnnpack (xnnpack) | 1 | 3 | 2/1/0/0 | 1/0/0/1 | 2 |" in table
     report = (tmp_path / "conformance.md").read_text()
     assert "`operators/test_x.py::test_a`: upstream passed, pteflow refused" in report
     header = (tmp_path / "conformance.csv").read_text().splitlines()[0]
@@ -75,3 +79,31 @@ def test_pteflow_passes_every_sample_test_upstream_passes(tmp_path):
         if r["flow"] == "pteflow_xnnpack" and r["result"] == "Success (Delegated)"
     ]
     assert any("test_linear" in r["test"] for r in delegated), results
+
+
+@pytest.mark.slow
+def test_the_suite_checks_the_pte_pteflow_wrote():
+    """A wrong pass in pteflow's flow is a failed test: the suite runs pteflow's .pte."""
+    import torch
+    from executorch.backends.test.suite.flow import TestFlow
+    from executorch.backends.test.suite.reporting import TestResult
+    from executorch.backends.test.suite.runner import run_test
+
+    from tests.conformance.flows import pteflow_flows
+    from tests.conformance.tester import PteflowTester
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
+    inputs = (torch.randn(2, 8),)
+    xnnpack = next(f for f in pteflow_flows() if f.name == "pteflow_xnnpack")
+    wrong = TestFlow(
+        "pteflow_xnnpack_wrong",
+        backend="xnnpack",
+        tester_factory=functools.partial(
+            PteflowTester, partition=("flip-sign", "partition-xnnpack"), plugins=(WRONG_PASSES,)
+        ),
+    )
+    good = run_test(model, inputs, xnnpack, "t", "t", 0, None)
+    assert good.result == TestResult.SUCCESS, good.error
+    assert good.delegated_op_counts, "pteflow's XNNPACK partition took nothing"
+    bad = run_test(model, inputs, wrong, "t", "t", 0, None)
+    assert bad.result == TestResult.OUTPUT_MISMATCH_FAIL, (bad.result, bad.error)

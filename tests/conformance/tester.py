@@ -51,17 +51,18 @@ TO_EDGE = "to-edge{check_ir_validity=false}"
 
 
 def run_passes(
-    program: Program, specs: list[str], *, capture: str | None = None
+    program: Program, specs: list[str], *, capture: str | None = None, plugins: tuple = ()
 ) -> tuple[Program, Any]:
     """Run pteflow's passes ``specs`` on ``program`` with the PassManager (default checks).
 
+    ``plugins``: modules or files with more passes (``driver --plugin``).
     Returns the final program and, when ``capture`` names a pass, a deep copy of the
     exported program right after it (``None`` otherwise).
     """
     from pteflow.driver.spec import build_passes
     from pteflow.passes.spec import parse_pass_list
 
-    registry, passes = build_passes(parse_pass_list(",".join(specs)))
+    registry, passes = build_passes(parse_pass_list(",".join(specs)), plugins)
     manager = PassManager(passes, registry=registry)
     observer = _Capture(capture)
     result = manager.run(program, observers=[observer] if capture else [])
@@ -194,8 +195,8 @@ class PteflowExport(PteflowStage):
 class PteflowLower(PteflowStage):
     """to-edge and the flow's partition passes, in one PassManager run."""
 
-    def __init__(self, partition: tuple[str, ...] = ()):
-        self.partition = partition
+    def __init__(self, partition: tuple[str, ...] = (), plugins: tuple[str, ...] = ()):
+        self.partition, self.plugins = partition, plugins
         self.edge_before_partition: Any = None
 
     def stage_type(self) -> StageType:
@@ -203,7 +204,10 @@ class PteflowLower(PteflowStage):
 
     def run(self, artifact: Any, inputs: Any = None, generate_etrecord: bool = False) -> None:
         self.program, self.edge_before_partition = run_passes(
-            self.previous_program(), [TO_EDGE, *self.partition], capture="to-edge"
+            self.previous_program(),
+            [TO_EDGE, *self.partition],
+            capture="to-edge",
+            plugins=self.plugins,
         )
 
     @property
@@ -266,10 +270,15 @@ class PteflowTester(Tester):
         dynamic_shapes: Any = None,
         *,
         partition: tuple[str, ...] = (),
+        plugins: tuple[str, ...] = (),
     ):
+        """``partition``: the pass specs the lowering stage runs after to-edge (the flow's
+        partitioners); ``plugins``: where passes pteflow does not ship are (tests)."""
         stages = {
             StageType.EXPORT: PteflowExport,
-            StageType.TO_EDGE_TRANSFORM_AND_LOWER: functools.partial(PteflowLower, partition),
+            StageType.TO_EDGE_TRANSFORM_AND_LOWER: functools.partial(
+                PteflowLower, partition, plugins
+            ),
             StageType.TO_EXECUTORCH: PteflowToExecutorch,
             StageType.SERIALIZE: PteflowSerialize,
         }

@@ -46,12 +46,27 @@ def suite_dir() -> Path:
 
     spec = importlib.util.find_spec("executorch")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("conformance: executorch is not installed in this Python")
+        raise ValueError("executorch is not installed in this Python")
     return Path(next(iter(spec.submodule_search_locations))) / "backends/test/suite/operators"
 
 
 def all_modules() -> list[str]:
     return sorted(p.stem.removeprefix("test_") for p in suite_dir().glob("test_*.py"))
+
+
+def check_selection(flows: Sequence[str], modules: Sequence[str]) -> None:
+    """Raise ValueError for an unknown flow or operator module (before anything runs)."""
+    unknown = [f for f in flows if f not in FLOWS]
+    if unknown:
+        raise ValueError(f"unknown flow(s) {', '.join(unknown)}; one of {', '.join(FLOWS)}")
+    where = suite_dir()
+    missing = [m for m in modules if not (where / f"test_{m}.py").exists()]
+    if missing:
+        import difflib
+
+        near = difflib.get_close_matches(missing[0], all_modules(), n=3)
+        hint = f" (closest: {', '.join(near)})" if near else ""
+        raise ValueError(f"no operator module(s) {', '.join(missing)} in {where}{hint}")
 
 
 def run_suite(
@@ -64,18 +79,14 @@ def run_suite(
 ) -> list[dict]:
     """Run ``modules`` for the pteflow ``flows`` and their twins; the plugin's JSON lines.
 
+    Raises:
+        ValueError: an unknown flow or module (before anything runs).
+
     Tests of a chunk whose pytest process died (a native crash) before reporting them are
     missing from its results: they are added as failed ("the pytest process died").
     """
-    unknown = [f for f in flows if f not in FLOWS]
-    if unknown:
-        raise SystemExit(
-            f"conformance: unknown flow(s) {', '.join(unknown)}; one of {', '.join(FLOWS)}"
-        )
+    check_selection(flows, modules)
     where = suite_dir()
-    missing = [m for m in modules if not (where / f"test_{m}.py").exists()]
-    if missing:
-        raise SystemExit(f"conformance: no operator module(s) {', '.join(missing)} in {where}")
     # every flow of a module before the next module: an interrupted run has whole modules
     marks = " or ".join(f"flow_{n}" for f in flows for n in (f, twin(f)))
     for start in range(0, len(modules), CHUNK):
@@ -281,7 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="per-test timeout in seconds (default: the suite's, 120)")  # fmt: skip
     args = ap.parse_args(argv)
     flows = [f for f in args.flows.split(",") if f]
-    modules = [m for m in args.modules.split(",") if m] if args.modules else all_modules()
+    try:
+        modules = [m for m in args.modules.split(",") if m] if args.modules else all_modules()
+        check_selection(flows, modules)
+    except ValueError as e:
+        ap.error(str(e))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

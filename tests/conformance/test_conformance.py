@@ -107,3 +107,31 @@ def test_the_suite_checks_the_pte_pteflow_wrote():
     assert good.delegated_op_counts, "pteflow's XNNPACK partition took nothing"
     bad = run_test(model, inputs, wrong, "t", "t", 0, None)
     assert bad.result == TestResult.OUTPUT_MISMATCH_FAIL, (bad.result, bad.error)
+
+
+@pytest.mark.slow
+def test_a_model_the_quantizer_finds_nothing_in_compiles_unquantized_and_says_so():
+    """pt2e-prepare refuses an add under the dynamic quantizer (it takes linears); the int8
+    flow compiles it unquantized, as upstream's quantize stage leaves it, and notes why."""
+    import torch
+    from executorch.backends.test.suite.reporting import TestResult
+    from executorch.backends.test.suite.runner import run_test
+
+    from tests.conformance.flows import pteflow_flows
+    from tests.conformance.tester import NOTES
+
+    class Add(torch.nn.Module):
+        def forward(self, x, y):
+            return x + y
+
+    flows = {f.name: f for f in pteflow_flows()}
+    NOTES.clear()
+    dynamic = flows["pteflow_xnnpack_dynamic_int8_per_channel"]
+    summary = run_test(Add(), (torch.randn(3, 5), torch.randn(3, 5)), dynamic, "t", "t", 0, None)
+    assert summary.result == TestResult.SUCCESS, summary.error
+    assert len(NOTES) == 1 and "found nothing to quantize" in NOTES[0], NOTES
+    NOTES.clear()
+    static = flows["pteflow_xnnpack_static_int8_per_channel"]
+    summary = run_test(Add(), (torch.randn(3, 5), torch.randn(3, 5)), static, "t", "t", 0, None)
+    assert summary.result == TestResult.SUCCESS, summary.error
+    assert not NOTES  # the static quantizer takes the add: quantized, nothing to note

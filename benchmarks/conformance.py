@@ -113,6 +113,8 @@ def done_modules(results: Path, flows: Sequence[str]) -> list[str]:
     Rewrites ``results`` without the lines of the modules it does not count as done.
     """
     lines = _read(results)
+    if not lines:
+        return []
     module = [r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in lines]
     wanted = {n for f in flows for n in (f, twin(f))}
     have: dict[str, set] = {}
@@ -298,11 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ap.error(f"--out {out}: {e.strerror or e}")
     t0 = time.perf_counter()
     wall: float | None = None
     if args.report_only:
         results = _read(out / "results.jsonl")
+        if not results:
+            ap.error(f"--report-only: no results in {out / 'results.jsonl'}; run without it first")
     else:
         if args.resume:
             done = set(done_modules(out / "results.jsonl", flows))

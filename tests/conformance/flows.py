@@ -39,11 +39,11 @@ NOT_BUILT: dict[str, str] = {
         "and upstream registers no QNN flow without QNN_SDK_ROOT"
     ),
     "pteflow_coreml": (
-        "AOT only (no CoreML runtime on Linux): upstream's coreml flow fails every test at "
-        "run time here, so pass/fail compares nothing; not built"
+        "AOT only: this runtime has no CoreML backend registered, so the suite's run-and-"
+        "compare cannot pass under either flow here; a lowering-only comparison is not built"
     ),
     "pteflow_vulkan": (
-        "AOT only (this wheel's runtime has no Vulkan backend): as for coreml; not built"
+        "AOT only: this runtime has no Vulkan backend registered (as for coreml); not built"
     ),
     "pteflow_xnnpack_static_int8_per_tensor": (
         "pteflow's XNNPACK quantizers are per-channel (backends/xnnpack/quantizer.py)"

@@ -1,0 +1,332 @@
+"""ExecuTorch's own backend test suite, through pteflow and through ExecuTorch, side by side.
+
+For each pteflow flow (``tests/conformance/flows.py``) and its upstream twin, runs the
+suite's operator tests (``executorch/backends/test/suite/operators/test_<module>.py``) in
+pytest subprocesses with ``tests.conformance.plugin``, then writes
+
+    DIR/conformance.csv   test,flow,upstream,pteflow,detail (one row per test and flow;
+                          outcomes passed, failed, skipped, refused)
+    DIR/conformance.md    the machine, per-flow totals, every difference with its error,
+                          and every pteflow refusal with the check that refused and why
+
+and prints the totals. The bar: no test the upstream flow passes fails under its pteflow
+twin (exit 1 when one does).
+
+    python benchmarks/conformance.py                                 # everything (long)
+    python benchmarks/conformance.py --flows pteflow_xnnpack --modules add,linear
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conformance.flows import FLOWS, NOT_BUILT, twin  # noqa: E402
+
+OUTCOMES = ("passed", "failed", "skipped", "refused")
+#: modules per pytest process: a native crash loses one chunk, not the run
+CHUNK = 28
+
+
+def suite_dir() -> Path:
+    """The installed suite's operator tests (found without importing executorch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("executorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("executorch is not installed in this Python")
+    return Path(next(iter(spec.submodule_search_locations))) / "backends/test/suite/operators"
+
+
+def all_modules() -> list[str]:
+    return sorted(p.stem.removeprefix("test_") for p in suite_dir().glob("test_*.py"))
+
+
+def check_selection(flows: Sequence[str], modules: Sequence[str]) -> None:
+    """Raise ValueError for an unknown flow or operator module (before anything runs)."""
+    unknown = [f for f in flows if f not in FLOWS]
+    if unknown:
+        raise ValueError(f"unknown flow(s) {', '.join(unknown)}; one of {', '.join(FLOWS)}")
+    where = suite_dir()
+    missing = [m for m in modules if not (where / f"test_{m}.py").exists()]
+    if missing:
+        import difflib
+
+        near = difflib.get_close_matches(missing[0], all_modules(), n=3)
+        hint = f" (closest: {', '.join(near)})" if near else ""
+        raise ValueError(f"no operator module(s) {', '.join(missing)} in {where}{hint}")
+
+
+def run_suite(
+    flows: Sequence[str],
+    modules: Sequence[str],
+    results: Path,
+    *,
+    timeout: float | None = None,
+    log: Path | None = None,
+) -> list[dict]:
+    """Run ``modules`` for the pteflow ``flows`` and their twins; the plugin's JSON lines.
+
+    Raises:
+        ValueError: an unknown flow or module (before anything runs).
+
+    Tests of a chunk whose pytest process died (a native crash) before reporting them are
+    missing from its results: they are added as failed ("the pytest process died").
+    """
+    check_selection(flows, modules)
+    where = suite_dir()
+    # every flow of a module before the next module: an interrupted run has whole modules
+    marks = " or ".join(f"flow_{n}" for f in flows for n in (f, twin(f)))
+    for start in range(0, len(modules), CHUNK):
+        chunk = modules[start : start + CHUNK]
+        cmd = [
+            sys.executable, "-m", "pytest", "-p", "tests.conformance.plugin",
+            "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+            "-p", "no:cacheprovider", "-q", "-m", marks,
+            "--conformance-results", str(results),
+            *([f"--conformance-timeout={timeout}"] if timeout else []),
+            *(str(where / f"test_{m}.py") for m in chunk),
+        ]  # fmt: skip
+        before = _read(results)
+        with open(log or os.devnull, "a") as out:
+            proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none selected
+            _record_crash(results, before, chunk, flows, proc.returncode)
+    return _read(results)
+
+
+def done_modules(results: Path, flows: Sequence[str]) -> list[str]:
+    """Modules ``results`` has every flow of, but the last one (it may be incomplete).
+
+    Rewrites ``results`` without the lines of the modules it does not count as done.
+    """
+    lines = _read(results)
+    if not lines:
+        return []
+    module = [r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in lines]
+    wanted = {n for f in flows for n in (f, twin(f))}
+    have: dict[str, set] = {}
+    for m, r in zip(module, lines, strict=True):
+        have.setdefault(m, set()).add(r["flow"])
+    done = [m for m in dict.fromkeys(module[:-1]) if m != module[-1] and have[m] >= wanted]
+    keep = [r for m, r in zip(module, lines, strict=True) if m in done]
+    results.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    return done
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record_crash(results: Path, before: list, chunk: Sequence[str], flows, code: int) -> None:
+    """One failed line per flow of the chunk's module that had no result when it died."""
+    seen = {(r["test"].split("::")[0], r["flow"]) for r in _read(results)[len(before) :]}
+    with open(results, "a") as f:
+        for m in chunk:
+            for flow in (n for p in flows for n in (p, twin(p))):
+                if (f"operators/test_{m}.py", flow) not in seen:
+                    line = {"test": f"operators/test_{m}.py::(process died)", "flow": flow,
+                            "outcome": "failed", "detail": f"the pytest process died (exit {code})",
+                            "seconds": 0.0}  # fmt: skip
+                    f.write(json.dumps(line) + "\n")
+
+
+def pair(results: list[dict], flows: Sequence[str]) -> list[dict]:
+    """One row per test and pteflow flow: upstream's outcome beside pteflow's."""
+    by = {(r["flow"], r["test"]): r for r in results}
+    rows = []
+    for flow in flows:
+        up = twin(flow)
+        tests = sorted({t for (f, t) in by if f in (flow, up)})
+        for test in tests:
+            u, p = by.get((up, test)), by.get((flow, test))
+            uo, po = (u or {}).get("outcome", "missing"), (p or {}).get("outcome", "missing")
+            details = []
+            if p and p["detail"] and po != "passed":
+                details.append(f"pteflow: {p['detail']}")
+            if (
+                u
+                and u["detail"]
+                and uo != "passed"
+                and (uo != po or not p or u["detail"] != p["detail"])
+            ):
+                details.append(f"upstream: {u['detail']}")
+            if p and p.get("note"):
+                details.append(f"pteflow: {p['note']}")
+            if uo == po == "passed" and u["result"] != p["result"]:
+                details.append(f"upstream: {u['result']}; pteflow: {p['result']}")
+            rows.append({"test": test, "flow": flow, "upstream": uo, "pteflow": po,
+                         "detail": " | ".join(details)})  # fmt: skip
+    return rows
+
+
+def totals(rows: list[dict], flow: str) -> dict:
+    mine = [r for r in rows if r["flow"] == flow]
+    up, pt = Counter(r["upstream"] for r in mine), Counter(r["pteflow"] for r in mine)
+    return {
+        "modules": len({r["test"].split("::")[0] for r in mine}),
+        "tests": len(mine),
+        "upstream": up,
+        "pteflow": pt,
+        "regressions": [r for r in mine if r["upstream"] == "passed" and r["pteflow"] != "passed"],
+        "differences": [r for r in mine if r["upstream"] != r["pteflow"]],
+        "refused": [r for r in mine if r["pteflow"] == "refused"],
+        "noted": [r for r in mine if r["pteflow"] == "passed" and "pteflow refused" in r["detail"]],
+    }
+
+
+def _counts(c: Counter) -> str:
+    return "/".join(str(c.get(o, 0)) for o in OUTCOMES)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        names = [ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    try:
+        load = f"load {os.getloadavg()[0]:.1f}"
+    except OSError:
+        load = ""
+    from importlib.metadata import version
+
+    pins = ", ".join(f"{p} {version(p)}" for p in ("torch", "executorch", "torchao"))
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {load}; {pins}"
+    )
+
+
+def _took(wall_s: float | None, results: list[dict]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    tests = sum(r.get("seconds", 0.0) for r in results) / 60
+    wall = f"wall {wall_s / 60:.1f} min, " if wall_s is not None else ""
+    return f"Time: {wall}tests {tests:.1f} min ({when})."
+
+
+def write_report(
+    out: Path, rows: list[dict], flows: Sequence[str], wall_s: float | None, results: list[dict]
+) -> str:
+    """conformance.csv and conformance.md in ``out``; returns the totals table."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "conformance.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["test", "flow", "upstream", "pteflow", "detail"])
+        w.writeheader()
+        w.writerows(rows)
+    table = [
+        "| pteflow flow (upstream twin) | modules | tests | upstream passed/failed/skipped/refused "
+        "| pteflow passed/failed/skipped/refused | upstream passes pteflow does not |",
+        "|---|---|---|---|---|---|",
+    ]
+    for flow in flows:
+        t = totals(rows, flow)
+        table.append(
+            f"| {flow} ({twin(flow)}) | {t['modules']} | {t['tests']} | {_counts(t['upstream'])} "
+            f"| {_counts(t['pteflow'])} | {len(t['regressions'])} |"
+        )
+    seen = sorted({r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in rows})
+    what = f"all {len(seen)} operator modules" if seen == all_modules() else ", ".join(seen)
+    md = [
+        "# ExecuTorch's backend test suite: pteflow vs upstream",
+        "",
+        f"Operators: {what}. Machine: {machine()}. {_took(wall_s, results)}",
+        "",
+        *table,
+        "",
+        "The bar: no test the upstream flow passes fails (or is skipped or refused) under "
+        "its pteflow twin. `refused` = a pteflow check stopped it (the detail says which).",
+        "",
+    ]
+    for flow in flows:
+        t = totals(rows, flow)
+        md += [f"## {flow} vs {twin(flow)}: {len(t['differences'])} difference(s)", ""]
+        for r in t["differences"]:
+            md.append(
+                f"- `{r['test']}`: upstream {r['upstream']}, pteflow {r['pteflow']}. {r['detail']}"
+            )
+        refused = [r for r in t["refused"] if r not in t["differences"]]
+        if refused:
+            md += ["", "Refused by pteflow where upstream also did not pass:", ""]
+            md += [f"- `{r['test']}`: {r['detail']}" for r in refused]
+        if t["noted"]:
+            md += [
+                "",
+                f"Passed after pteflow refused to quantize ({len(t['noted'])}): "
+                "pt2e-prepare refuses a model its quantizer finds nothing in; the flow "
+                "then compiles it unquantized, as upstream's quantizer leaves it:",
+                "",
+            ]
+            md += [f"- `{r['test']}`" for r in t["noted"]]
+        md.append("")
+    md += ["## Flows not built", ""] + [f"- `{k}`: {v}" for k, v in NOT_BUILT.items()] + [""]
+    (out / "conformance.md").write_text("\n".join(md))
+    return "\n".join(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--flows", default=",".join(FLOWS), help="pteflow flows (default: all)")
+    ap.add_argument(
+        "--modules", default=None, help="operator modules, e.g. add,linear (default: all)"
+    )
+    ap.add_argument("--out", default="conformance-out", help="report directory")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the report from DIR/results.jsonl (a run so far)")  # fmt: skip
+    ap.add_argument("--resume", action="store_true",
+                    help="keep DIR/results.jsonl and run only the modules it lacks")  # fmt: skip
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="per-test timeout in seconds (default: the suite's, 120)")  # fmt: skip
+    args = ap.parse_args(argv)
+    flows = [f for f in args.flows.split(",") if f]
+    try:
+        modules = [m for m in args.modules.split(",") if m] if args.modules else all_modules()
+        check_selection(flows, modules)
+    except ValueError as e:
+        ap.error(str(e))
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ap.error(f"--out {out}: {e.strerror or e}")
+    t0 = time.perf_counter()
+    wall: float | None = None
+    if args.report_only:
+        results = _read(out / "results.jsonl")
+        if not results:
+            ap.error(f"--report-only: no results in {out / 'results.jsonl'}; run without it first")
+    else:
+        if args.resume:
+            done = set(done_modules(out / "results.jsonl", flows))
+            modules = [m for m in modules if m not in done]
+        else:
+            (out / "results.jsonl").unlink(missing_ok=True)
+        results = run_suite(flows, modules, out / "results.jsonl", timeout=args.timeout,
+                            log=out / "pytest.log")  # fmt: skip
+        wall = time.perf_counter() - t0
+    rows = pair(results, flows)
+    print(write_report(out, rows, flows, wall, results))
+    print(f"report: {out / 'conformance.md'}, {out / 'conformance.csv'}")
+    bad = sum(len(totals(rows, f)["regressions"]) for f in flows)
+    if bad:
+        print(f"{bad} test(s) upstream passes do not pass under pteflow (see the report)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,7 @@
 
     model = "tiny-llama"               # optional; or "MODULE:FUNCTION", or params/checkpoint
     pipelines = ["xnnpack_default", "portable_default"]   # named pipelines or .toml files
+    plugins = ["my_passes.py"]         # optional: modules or files whose passes join in
     baseline = "xnnpack_default"       # optional: the unquantized variant errors are
                                        # compared with (default: the first variant that
                                        # no pass quantizes)
@@ -39,6 +40,7 @@ _KEYS = {
     "max_seq_len",
     "max_context_len",
     "pipelines",
+    "plugins",
     "baseline",
     "axes",
     "measure",
@@ -74,6 +76,7 @@ class SweepSpec:
     path: Path
     model: dict[str, Any]  # ModelOptions' fields: source, params, checkpoint, ...
     pipelines: tuple[str, ...]
+    plugins: tuple[str, ...]
     axes: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]  # (axis, override sets)
     baseline: str | None
     warmup: int
@@ -85,8 +88,19 @@ class SweepSpec:
 
         out: list[Variant] = []
         seen: set[tuple[str, tuple[str, ...]]] = set()
+        passes = {p: {s.name for s in load(p).passes} for p in self.pipelines}
+        everywhere = set().union(*passes.values())
+        for axis, _ in self.axes:
+            if axis.split(".")[0] not in everywhere:
+                from pteflow.ir.errors import UnknownNameError
+
+                raise UnknownNameError(
+                    f"pass (axis {axis!r} of sweep {self.path.name}; not in its pipelines)",
+                    axis.split(".")[0],
+                    everywhere,
+                )
         for pipeline in self.pipelines:
-            names = {s.name for s in load(pipeline).passes}
+            names = passes[pipeline]
             applying = [sets for axis, sets in self.axes if axis.split(".")[0] in names]
             for combo in itertools.product(*applying):
                 overrides = tuple(o for group in combo for o in group)
@@ -180,10 +194,14 @@ def load_spec(path: str | Path) -> SweepSpec:
     for k, v in counts.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < (1 if k == "runs" else 0):
             raise UserError(f"{where}: [measure] {k} must be an integer >= 1, got {v!r}")
+    plugins = data.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(x, str) for x in plugins):
+        raise UserError(f'{where}: give plugins = ["MODULE" or "FILE.py", ...]')
     return SweepSpec(
         path=p,
         model=model,
         pipelines=tuple(here(x) for x in pipelines),
+        plugins=tuple(here(x) for x in plugins),
         axes=tuple((k, _axis(k, v, where)) for k, v in axes_table.items()),
         baseline=data.get("baseline"),
         warmup=counts["warmup"],
@@ -212,7 +230,7 @@ def plan_variants(
     out = []
     for v in variants:
         try:
-            the_plan = plan(pipeline=v.pipeline, overrides=v.overrides)
+            the_plan = plan(pipeline=v.pipeline, overrides=v.overrides, plugins=spec.plugins)
             ordered = tuple(the_plan.ordered_passes())
             missing = [(p.name, p.unavailable_reason()) for p in ordered]
             missing = [(n, why) for n, why in missing if why]

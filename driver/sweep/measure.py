@@ -60,6 +60,7 @@ def compile_variant(task: dict[str, Any]) -> dict[str, Any]:
             model["source"],
             pipeline=task["pipeline"],
             overrides=task["overrides"],
+            plugins=task["plugins"],
             params=model["params"],
             checkpoint=model["checkpoint"],
             max_seq_len=model["max_seq_len"],

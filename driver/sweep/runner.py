@@ -92,6 +92,7 @@ def _task(spec: SweepSpec, p: Planned, out_dir: Path, cache: dict[str, Any]) -> 
         "overrides": list(v.overrides),
         "dir": str(out_dir / "variants" / v.id),
         "model": spec.model,
+        "plugins": list(spec.plugins),
         "cache": cache,
         "warmup": spec.warmup,
         "runs": spec.runs,
@@ -125,7 +126,14 @@ def _run_on_ray(
             configure_logging=False,
         )
     else:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise UserError(
+                f"cannot join the Ray cluster at {address} ({type(e).__name__}: {first}); "
+                "start one with 'ray start --head', or leave out --address to run locally"
+            ) from None
     try:
         remote = ray.remote(num_cpus=1, max_retries=0)(compile_variant)
         running: dict[Any, Planned] = {}

@@ -154,3 +154,15 @@ def test_without_ray_one_line_says_how_to_install_it(tmp_path):
         "driver: error: driver sweep needs ray: pip install 'pteflow[sweep]'"
     ]
     assert not (tmp_path / "sweep-results").exists()
+
+
+def test_an_axis_whose_pass_no_pipeline_has_is_refused_with_the_closest_name(tmp_path):
+    spec = grid.load_spec(
+        sweep_file(
+            tmp_path,
+            'pipelines = ["xnnpack_8da4w"]\n[axes]\n"quantise-8da4w.group_size" = [32]\n',
+        )
+    )
+    with pytest.raises(UnknownNameError) as e:
+        spec.variants()
+    assert "'quantise-8da4w'" in str(e.value) and "did you mean quantize-8da4w" in str(e.value)

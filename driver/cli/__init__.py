@@ -14,7 +14,18 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import bisect, cache, check_coverage, inspect, list_cmd, plan, qnn_sdk, repro, run
+from . import (
+    bisect,
+    cache,
+    check_coverage,
+    inspect,
+    list_cmd,
+    plan,
+    qnn_sdk,
+    repro,
+    run,
+    sweep,
+)
 from .args import Parser
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -27,6 +38,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cache": cache.main,
     "qnn-sdk": qnn_sdk.cmd_qnn_sdk,
     "inspect": inspect.main,
+    "sweep": sweep.main,
 }
 
 
@@ -39,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (run, bisect, repro, plan, check_coverage, cache, list_cmd, qnn_sdk, inspect):
+    commands = (run, bisect, repro, plan, check_coverage, cache, list_cmd, qnn_sdk, inspect, sweep)
+    for module in commands:
         module.add_parser(sub)
     return p
 

@@ -82,13 +82,22 @@ def where(model: ModelOptions, pipe: Any) -> str:
 
 
 def load_model(model: ModelOptions, pipe: Any) -> Any:
-    """The model the run compiles: ``source``, else ``params``, else the pipeline's, else
-    the tiny Llama. The pipeline's ``model_options`` (e.g. static shapes for QNN) apply to
-    Llama sources.
+    """The model the run compiles: ``source``, else ``params``, else ``hf``, else the
+    pipeline's, else the tiny Llama, with ``metadata`` (``--metadata``) applied. The
+    pipeline's ``model_options`` (e.g. static shapes for QNN) apply to Llama sources.
 
     Raises:
         UserError: conflicting or ill-typed options; ModelError: the model does not load.
     """
+    from .models.metadata import parse_metadata, with_metadata
+
+    extra = parse_metadata(model.metadata) if model.metadata is not None else {}
+    return with_metadata(_load_model(model, pipe), extra)
+
+
+def _load_model(model: ModelOptions, pipe: Any) -> Any:
+    if model.hf and (model.given or model.params or model.checkpoint):
+        raise UserError("give one model source: --hf, --model or --params, not several")
     if model.given and (model.params or model.checkpoint):
         raise UserError("give either --model or --params/--checkpoint, not both")
     if model.checkpoint and not model.params:
@@ -107,7 +116,8 @@ def load_model(model: ModelOptions, pipe: Any) -> Any:
     if model.given:
         if lengths:
             raise UserError(
-                "--max-seq-len/--max-context-len apply to Llama models (--params or the default)"
+                "--max-seq-len/--max-context-len apply to Llama models (--params, --hf or the "
+                "default)"
             )
         if isinstance(model.source, str):
             return from_callable(model.source, where=source_label(model.source, pipe))
@@ -117,6 +127,10 @@ def load_model(model: ModelOptions, pipe: Any) -> Any:
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
     if model.params:
         return llama.from_params(model.params, model.checkpoint, **options)
+    if model.hf:
+        from .models.hf import from_hf
+
+        return from_hf(model.hf, **options)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
         return from_callable(source, where=source_label(None, pipe))

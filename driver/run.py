@@ -173,6 +173,11 @@ def run(
 
     for line in summary_lines(result, pte, verification):
         say(line)
+    written = _written_metadata(pte)
+    if written is not None:
+        from .pte_metadata import metadata_line
+
+        say(metadata_line(written))
     from .debug import timing_rows, timing_table
 
     if debug.timing:
@@ -199,6 +204,7 @@ def run(
         "numerics": [r.to_json() for r in numerics.rows] if numerics is not None else None,
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
+        "metadata": written,
     }
     report_path = (
         Path(options.report)
@@ -213,6 +219,18 @@ def run(
     return CompileResult(
         pte, result.program, result.records, verification, report, report_path, result
     )
+
+
+def _written_metadata(pte: Path | None) -> dict[str, Any] | None:
+    """The constant methods the .pte holds (what the LLM runner reads); None without one."""
+    if pte is None or not pte.exists():
+        return None
+    from .pte_metadata import read_pte_metadata
+
+    try:
+        return read_pte_metadata(pte)
+    except Exception:  # a .pte this runtime cannot load: emit and verify said why
+        return None
 
 
 def _log_warning(text: str) -> None:

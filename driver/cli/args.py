@@ -76,7 +76,7 @@ def pipeline_args(sp: argparse.ArgumentParser) -> None:
 
 
 def model_args(sp: argparse.ArgumentParser) -> None:
-    """--model, --params, --checkpoint, --max-seq-len, --max-context-len."""
+    """--model, --params, --checkpoint, --hf, --max-seq-len, --max-context-len, --metadata."""
     model = sp.add_argument_group(
         "model (default: the built-in tiny Llama with seeded random weights)"
     )
@@ -97,6 +97,12 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         help="the Llama checkpoint for --params (default: seeded random weights)",
     )
     model.add_argument(
+        "--hf",
+        metavar="DIR",
+        help="a local Hugging Face model directory (config.json, *.safetensors); "
+        "driver list models shows the architectures",
+    )
+    model.add_argument(
         "--max-seq-len",
         type=int,
         metavar="N",
@@ -107,6 +113,12 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
+    )
+    model.add_argument(
+        "--metadata",
+        metavar="JSON",
+        help="constant methods to add to or override in the .pte, as export_llama's -m: "
+        '\'{"get_bos_id": 1, "get_eos_ids": [2, 32000]}\'',
     )
 
 
@@ -166,6 +178,8 @@ def model_options(args: argparse.Namespace) -> Any:
         checkpoint=args.checkpoint,
         max_seq_len=args.max_seq_len,
         max_context_len=args.max_context_len,
+        hf=getattr(args, "hf", None),
+        metadata=getattr(args, "metadata", None),
     )
 
 

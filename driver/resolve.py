@@ -35,6 +35,13 @@ def specs_for(options: PipelineOptions) -> tuple[Any, list]:
             "give a pipeline: --pipeline NAME (driver list pipelines) or "
             "--passes a,b,c (driver list passes)"
         )
+    if any(o.startswith("pt2e-calibrate.") for o in options.overrides) and not any(
+        s.name == "pt2e-calibrate" for s in specs
+    ):
+        raise UserError(
+            "calibration options need a pipeline with pt2e-calibrate (xnnpack_pt2e, "
+            "qnn_default); this one has none"
+        )
     return pipe, enabled_only(apply_overrides(specs, options.overrides))
 
 

@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from . import bisect, cache, check_coverage, list_cmd, plan, qnn_sdk, repro, run
+from . import bisect, cache, check_coverage, generate, list_cmd, plan, qnn_sdk, repro, run
 from .args import Parser
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -26,6 +26,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "repro": repro.main,
     "cache": cache.main,
     "qnn-sdk": qnn_sdk.cmd_qnn_sdk,
+    "generate": generate.main,
 }
 
 
@@ -38,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for module in (run, bisect, repro, plan, check_coverage, cache, list_cmd, qnn_sdk):
+    for module in (run, bisect, repro, plan, check_coverage, cache, list_cmd, qnn_sdk, generate):
         module.add_parser(sub)
     return p
 

@@ -122,6 +122,61 @@ def model_args(sp: argparse.ArgumentParser) -> None:
     )
 
 
+def calibration_args(sp: argparse.ArgumentParser) -> None:
+    """--calibration-text FILE, --tokenizer, --calibration-seq-len, --calibration-limit."""
+    g = sp.add_argument_group("calibration of pt2e quantizers (xnnpack_pt2e, qnn_default)")
+    g.add_argument(
+        "--calibration-text",
+        metavar="FILE",
+        help="calibrate on this text, tokenized with the model's tokenizer (one sequence "
+        "per blank-line separated paragraph), as export_llama's --calibration_data",
+    )
+    g.add_argument(
+        "--tokenizer",
+        metavar="DIR|FILE",
+        help="the tokenizer for --calibration-text (default: the --hf directory)",
+    )
+    g.add_argument(
+        "--calibration-seq-len",
+        type=int,
+        metavar="N",
+        help="tokens per calibration sequence (default: the model's max_seq_len)",
+    )
+    g.add_argument("--calibration-limit", type=int, metavar="N", help="at most N paragraphs")
+
+
+def calibration_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set pt2e-calibrate.*`` overrides the calibration flags stand for."""
+    from pteflow.ir.errors import UserError
+
+    text = getattr(args, "calibration_text", None)
+    tokenizer = getattr(args, "tokenizer", None) or getattr(args, "hf", None)
+    rest = ("calibration_seq_len", "calibration_limit", "tokenizer")
+    if text is None:
+        given = [f"--{k.replace('_', '-')}" for k in rest if getattr(args, k, None) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --calibration-text FILE")
+        return []
+    if not tokenizer:
+        raise UserError(
+            "--calibration-text needs the model's tokenizer: --tokenizer DIR|FILE "
+            "(or --hf DIR, whose tokenizer is used)"
+        )
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    out = [
+        f"pt2e-calibrate.text_file={quoted(text)}",
+        f"pt2e-calibrate.tokenizer={quoted(tokenizer)}",
+    ]
+    if args.calibration_seq_len is not None:
+        out.append(f"pt2e-calibrate.seq_len={args.calibration_seq_len}")
+    if args.calibration_limit is not None:
+        out.append(f"pt2e-calibrate.limit={args.calibration_limit}")
+    return out
+
+
 def checks_arg(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--checks",
@@ -162,7 +217,7 @@ def pipeline_options(args: argparse.Namespace) -> Any:
     return PipelineOptions(
         pipeline=args.pipeline,
         passes=args.passes,
-        overrides=args.set,
+        overrides=[*args.set, *calibration_overrides(args)],
         plugins=args.plugin,
         no_delegate=getattr(args, "no_delegate", False),
     )

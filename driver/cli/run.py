@@ -8,6 +8,7 @@ from typing import Any
 from .args import (
     cache_args,
     cache_options,
+    calibration_args,
     checks_arg,
     model_args,
     model_options,
@@ -25,6 +26,8 @@ examples:
   driver run --pipeline qnn_default --no-delegate -o qnn_quant.pte   # no QNN SDK needed
   driver run --pipeline qnn_default --set pt2e-prepare.quantizer=qnn-8a8w --no-delegate
   driver run --pipeline xnnpack_default --track-numerics --timing --print-changed
+  driver run --hf DIR --pipeline xnnpack_8da4w -o m.pte --metadata '{"get_eos_ids": [2, 7]}'
+  driver run --hf DIR --pipeline xnnpack_pt2e --calibration-text corpus.txt -o m.pte
 """
 
 
@@ -40,6 +43,7 @@ def add_parser(sub: Any) -> None:
     pipeline_args(run)
     model_args(run)
     checks_arg(run)
+    calibration_args(run)
     run.add_argument(
         "-o",
         "--output",

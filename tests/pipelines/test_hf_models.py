@@ -71,8 +71,17 @@ def test_the_pte_holds_the_runner_metadata(compiled):
 def _generate(capsys, pte: Path, tokenizer: Path) -> tuple[list[int], list[int], str]:
     capsys.readouterr()
     code = main(
-        ["generate", str(pte), "--tokenizer", str(tokenizer), "--prompt", PROMPT]
-        + ["--max-new-tokens", str(NEW_TOKENS), "--show-ids"]
+        [
+            "generate",
+            str(pte),
+            "--tokenizer",
+            str(tokenizer),
+            "--prompt",
+            PROMPT,
+            "--max-new-tokens",
+            str(NEW_TOKENS),
+            "--show-ids",
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
@@ -104,8 +113,18 @@ def test_the_readme_commands_with_8da4w(compiled, capsys, tmp_path):
     path, _ = compiled
     pte = tmp_path / "m.pte"
     code = main(
-        ["run", "--hf", str(path), "--pipeline", "xnnpack_8da4w", "-o", str(pte)]
-        + ["--max-seq-len", "64", "--no-cache"]
+        [
+            "run",
+            "--hf",
+            str(path),
+            "--pipeline",
+            "xnnpack_8da4w",
+            "-o",
+            str(pte),
+            "--max-seq-len",
+            "64",
+            "--no-cache",
+        ]
     )
     out = capsys.readouterr().out
     assert code == 0 and "verify: max abs diff" in out and ": ok" in out, out

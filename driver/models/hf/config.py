@@ -135,10 +135,10 @@ def architecture(config: Mapping[str, Any], where: str) -> Architecture:
     return arch
 
 
-def _get(config: Mapping[str, Any], key: str, where: str, kind: type = int) -> Any:
+def _get(config: Mapping[str, Any], key: str, where: str) -> int:
     value = config.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
-        raise ModelError(f"{where}: {key} must be a positive {kind.__name__}, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ModelError(f"{where}: {key} must be a positive integer, got {value!r}")
     return value
 
 

@@ -117,19 +117,6 @@ class CalibratePt2ePass(Pass):
     seq_len: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     limit: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
 
-    def __attrs_post_init__(self) -> None:
-        if self.text_file is not None and not self.tokenizer:
-            raise option_error(
-                self.info.name,
-                "tokenizer",
-                "is needed with text_file (the model's tokenizer file or directory; "
-                "driver run takes it from --hf or --tokenizer)",
-            )
-        if self.text_file is not None and self.prompt_file is not None:
-            raise option_error(
-                self.info.name, "text_file", "give either text_file or prompt_file, not both"
-            )
-
     def cache_inputs(self, ctx: PassContext) -> Any:
         """The contents of the files read (the options hold only their paths)."""
         import hashlib
@@ -211,7 +198,16 @@ class CalibratePt2ePass(Pass):
     def _text_sequences(self, program: Program) -> list[list[int]]:
         from .text import calibration_sequences
 
-        assert self.text_file is not None and self.tokenizer is not None
+        assert self.text_file is not None
+        if not self.tokenizer:  # checked here: the pair is set one option at a time
+            raise option_error(
+                self.name,
+                "tokenizer",
+                "is needed with text_file (the model's tokenizer file or directory; "
+                "driver run takes it from --hf or --tokenizer)",
+            )
+        if self.prompt_file is not None:
+            raise option_error(self.name, "text_file", "give text_file or prompt_file, not both")
         seq_len = self.seq_len or _max_len(program) or 128
         return calibration_sequences(
             self.text_file, self.tokenizer, seq_len=seq_len, limit=self.limit

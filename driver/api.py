@@ -44,6 +44,12 @@ def _lines(echo: Callable[..., Any] | None) -> Echo | None:
     return echo
 
 
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
 def compile(  # the name users look for; it shadows the builtin only in this module
     model: Any = None,
     *,
@@ -56,6 +62,8 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
     checkpoint: str | None = None,
     max_seq_len: int | None = None,
     max_context_len: int | None = None,
+    hf: str | Any | None = None,
+    metadata: str | dict[str, Any] | None = None,
     output: str | Any | None = None,
     verify: bool | None = None,
     tol: float | None = None,
@@ -78,6 +86,8 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
         plugins: modules or ``.py`` files whose passes join the registry.
         no_delegate: leave out partitioning and the passes that only prepare for it.
         params, checkpoint, max_seq_len, max_context_len: a Meta-format Llama.
+        hf: a local Hugging Face model directory (``driver list models``).
+        metadata: constant methods to add or override (a dict or its JSON, ``--metadata``).
         output: the ``.pte`` path (sets ``emit.path``).
         verify: run the ``.pte`` and compare with its reference (default: when a ``.pte``
             is written and the pipeline does not say otherwise).
@@ -118,6 +128,8 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
             checkpoint=_str(checkpoint),
             max_seq_len=max_seq_len,
             max_context_len=max_context_len,
+            hf=_str(hf),
+            metadata=metadata if metadata is None or isinstance(metadata, str) else _json(metadata),
         ),
         checks=checks,
         output=_str(output),

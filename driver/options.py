@@ -65,6 +65,8 @@ class ModelOptions:
     ``.py`` path); ``(nn.Module, example_inputs[, dynamic_shapes])``; or a
     ``pteflow.ir.Program``. Objects are deep-copied before the passes see them.
     ``params``/``checkpoint``: a Meta-format Llama (``params.json``, ``consolidated.pth``).
+    ``hf``: a local Hugging Face model directory. ``metadata``: a JSON object of constant
+    methods that adds to or overrides the model's runner metadata (``--metadata``).
     """
 
     source: Any = None
@@ -72,6 +74,8 @@ class ModelOptions:
     checkpoint: str | None = None
     max_seq_len: int | None = None
     max_context_len: int | None = None
+    hf: str | None = None
+    metadata: str | None = None
 
     @property
     def given(self) -> bool:

@@ -35,6 +35,13 @@ def specs_for(options: PipelineOptions) -> tuple[Any, list]:
             "give a pipeline: --pipeline NAME (driver list pipelines) or "
             "--passes a,b,c (driver list passes)"
         )
+    if any(o.startswith("pt2e-calibrate.") for o in options.overrides) and not any(
+        s.name == "pt2e-calibrate" for s in specs
+    ):
+        raise UserError(
+            "calibration options need a pipeline with pt2e-calibrate (xnnpack_pt2e, "
+            "qnn_default); this one has none"
+        )
     return pipe, enabled_only(apply_overrides(specs, options.overrides))
 
 
@@ -82,13 +89,22 @@ def where(model: ModelOptions, pipe: Any) -> str:
 
 
 def load_model(model: ModelOptions, pipe: Any) -> Any:
-    """The model the run compiles: ``source``, else ``params``, else the pipeline's, else
-    the tiny Llama. The pipeline's ``model_options`` (e.g. static shapes for QNN) apply to
-    Llama sources.
+    """The model the run compiles: ``source``, else ``params``, else ``hf``, else the
+    pipeline's, else the tiny Llama, with ``metadata`` (``--metadata``) applied. The
+    pipeline's ``model_options`` (e.g. static shapes for QNN) apply to Llama sources.
 
     Raises:
         UserError: conflicting or ill-typed options; ModelError: the model does not load.
     """
+    from .models.metadata import parse_metadata, with_metadata
+
+    extra = parse_metadata(model.metadata) if model.metadata is not None else {}
+    return with_metadata(_load_model(model, pipe), extra)
+
+
+def _load_model(model: ModelOptions, pipe: Any) -> Any:
+    if model.hf and (model.given or model.params or model.checkpoint):
+        raise UserError("give one model source: --hf, --model or --params, not several")
     if model.given and (model.params or model.checkpoint):
         raise UserError("give either --model or --params/--checkpoint, not both")
     if model.checkpoint and not model.params:
@@ -107,7 +123,8 @@ def load_model(model: ModelOptions, pipe: Any) -> Any:
     if model.given:
         if lengths:
             raise UserError(
-                "--max-seq-len/--max-context-len apply to Llama models (--params or the default)"
+                "--max-seq-len/--max-context-len apply to Llama models (--params, --hf or the "
+                "default)"
             )
         if isinstance(model.source, str):
             return from_callable(model.source, where=source_label(model.source, pipe))
@@ -117,6 +134,10 @@ def load_model(model: ModelOptions, pipe: Any) -> Any:
     options = {**(pipe.model_options if pipe is not None else {}), **lengths}
     if model.params:
         return llama.from_params(model.params, model.checkpoint, **options)
+    if model.hf:
+        from .models.hf import from_hf
+
+        return from_hf(model.hf, **options)
     source = pipe.model if pipe is not None and pipe.model else "tiny-llama"
     if source != "tiny-llama":
         return from_callable(source, where=source_label(None, pipe))

@@ -228,6 +228,11 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         result_out(line + "\n")
     if full is not None:
         result_out("cache: full hit: wrote the .pte of an identical earlier run; no pass ran\n")
+    from .pte_metadata import metadata_line, written_metadata
+
+    written = written_metadata(pte)
+    if written is not None:
+        say(metadata_line(written))
     from .debug import timing_rows, timing_table
 
     if debug.timing:
@@ -263,6 +268,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "arbitration": claimed.to_json() if claimed else None,
         "etrecord": options.etrecord,
         "constants": (full.constants if full else _constant_names(result.program)) if pte else None,
+        "metadata": written,
     }
     upstream = _upstream_warnings(console, report)
     report_path = (

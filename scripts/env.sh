@@ -18,7 +18,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   # torch first and alone, pinned: anything else could pull a multi-GB CUDA build
   .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e '.[dev,plot,sweep]'
+  .venv/bin/python -m pip install --quiet -e '.[dev,plot,sweep,hf]'
   echo "$want" > "$stamp"
 fi
 # Qualcomm's QNN x86_64 host libraries (libQnnHtp.so, ...; ~250 MB) from the registry package

@@ -18,6 +18,7 @@ from . import (
     bisect,
     cache,
     check_coverage,
+    generate,
     inspect,
     list_cmd,
     plan,
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "qnn-sdk": qnn_sdk.cmd_qnn_sdk,
     "inspect": inspect.main,
     "sweep": sweep.main,
+    "generate": generate.main,
 }
 
 
@@ -51,7 +53,19 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    commands = (run, bisect, repro, plan, check_coverage, cache, list_cmd, qnn_sdk, inspect, sweep)
+    commands = (
+        run,
+        bisect,
+        repro,
+        plan,
+        check_coverage,
+        cache,
+        list_cmd,
+        qnn_sdk,
+        inspect,
+        sweep,
+        generate,
+    )
     for module in commands:
         module.add_parser(sub)
     return p

@@ -76,7 +76,7 @@ def pipeline_args(sp: argparse.ArgumentParser) -> None:
 
 
 def model_args(sp: argparse.ArgumentParser) -> None:
-    """--model, --params, --checkpoint, --max-seq-len, --max-context-len."""
+    """--model, --params, --checkpoint, --hf, --max-seq-len, --max-context-len, --metadata."""
     model = sp.add_argument_group(
         "model (default: the built-in tiny Llama with seeded random weights)"
     )
@@ -97,6 +97,12 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         help="the Llama checkpoint for --params (default: seeded random weights)",
     )
     model.add_argument(
+        "--hf",
+        metavar="DIR",
+        help="a local Hugging Face model directory (config.json, *.safetensors); "
+        "driver list models shows the architectures",
+    )
+    model.add_argument(
         "--max-seq-len",
         type=int,
         metavar="N",
@@ -108,6 +114,67 @@ def model_args(sp: argparse.ArgumentParser) -> None:
         metavar="N",
         help="KV cache length of a Llama (default: params.json's, else --max-seq-len)",
     )
+    model.add_argument(
+        "--metadata",
+        metavar="JSON",
+        help="constant methods to add to or override in the .pte, as export_llama's -m: "
+        '\'{"get_bos_id": 1, "get_eos_ids": [2, 32000]}\'',
+    )
+
+
+def calibration_args(sp: argparse.ArgumentParser) -> None:
+    """--calibration-text FILE, --tokenizer, --calibration-seq-len, --calibration-limit."""
+    g = sp.add_argument_group("calibration of pt2e quantizers (xnnpack_pt2e, qnn_default)")
+    g.add_argument(
+        "--calibration-text",
+        metavar="FILE",
+        help="calibrate on this text, tokenized with the model's tokenizer (one sequence "
+        "per blank-line separated paragraph), as export_llama's --calibration_data",
+    )
+    g.add_argument(
+        "--tokenizer",
+        metavar="DIR|FILE",
+        help="the tokenizer for --calibration-text (default: the --hf directory)",
+    )
+    g.add_argument(
+        "--calibration-seq-len",
+        type=int,
+        metavar="N",
+        help="tokens per calibration sequence (default: the model's max_seq_len)",
+    )
+    g.add_argument("--calibration-limit", type=int, metavar="N", help="at most N paragraphs")
+
+
+def calibration_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set pt2e-calibrate.*`` overrides the calibration flags stand for."""
+    from pteflow.ir.errors import UserError
+
+    text = getattr(args, "calibration_text", None)
+    tokenizer = getattr(args, "tokenizer", None) or getattr(args, "hf", None)
+    rest = ("calibration_seq_len", "calibration_limit", "tokenizer")
+    if text is None:
+        given = [f"--{k.replace('_', '-')}" for k in rest if getattr(args, k, None) is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --calibration-text FILE")
+        return []
+    if not tokenizer:
+        raise UserError(
+            "--calibration-text needs the model's tokenizer: --tokenizer DIR|FILE "
+            "(or --hf DIR, whose tokenizer is used)"
+        )
+
+    def quoted(value: str) -> str:
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    out = [
+        f"pt2e-calibrate.text_file={quoted(text)}",
+        f"pt2e-calibrate.tokenizer={quoted(tokenizer)}",
+    ]
+    if args.calibration_seq_len is not None:
+        out.append(f"pt2e-calibrate.seq_len={args.calibration_seq_len}")
+    if args.calibration_limit is not None:
+        out.append(f"pt2e-calibrate.limit={args.calibration_limit}")
+    return out
 
 
 def checks_arg(sp: argparse.ArgumentParser) -> None:
@@ -150,7 +217,7 @@ def pipeline_options(args: argparse.Namespace) -> Any:
     return PipelineOptions(
         pipeline=args.pipeline,
         passes=args.passes,
-        overrides=args.set,
+        overrides=[*args.set, *calibration_overrides(args)],
         plugins=args.plugin,
         no_delegate=getattr(args, "no_delegate", False),
     )
@@ -166,6 +233,8 @@ def model_options(args: argparse.Namespace) -> Any:
         checkpoint=args.checkpoint,
         max_seq_len=args.max_seq_len,
         max_context_len=args.max_context_len,
+        hf=getattr(args, "hf", None),
+        metadata=getattr(args, "metadata", None),
     )
 
 

@@ -11,9 +11,11 @@ from .args import debug_flag, say
 
 def add_parser(sub: Any) -> None:
     lst = sub.add_parser(
-        "list", help="list passes, pipelines or backends", description="List what pteflow knows."
+        "list",
+        help="list passes, pipelines, backends or models",
+        description="List what pteflow knows.",
     )
-    lst.add_argument("what", choices=("passes", "pipelines", "backends"))
+    lst.add_argument("what", choices=("passes", "pipelines", "backends", "models"))
     debug_flag(lst)
 
 
@@ -41,6 +43,8 @@ def main(args: argparse.Namespace) -> int:
 
         for name, desc in named_pipelines().items():
             say(f"{name:24s} {desc}")
+    elif args.what == "models":
+        _models()
     else:
         from ..backends import backend_table, backend_warnings
 
@@ -49,3 +53,15 @@ def main(args: argparse.Namespace) -> int:
         for line in backend_warnings():
             sys.stderr.write(f"driver: warning: {line}\n")
     return 0
+
+
+def _models() -> None:
+    from ..models.hf import ARCHITECTURES
+
+    say("model sources (driver run ...):")
+    say(f"  {'(default)':28s} the built-in tiny Llama, seeded random weights")
+    say(f"  {'--params P [--checkpoint C]':28s} a Meta-format Llama (params.json, .pth)")
+    say(f"  {'--model MODULE:FUNCTION':28s} any module and example inputs, or a Program")
+    say("  --hf DIR                     a local Hugging Face directory; architectures:")
+    for arch in ARCHITECTURES.values():
+        say(f"    {arch.name:26s} {arch.example}")

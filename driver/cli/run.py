@@ -8,6 +8,7 @@ from typing import Any
 from .args import (
     cache_args,
     cache_options,
+    calibration_args,
     checks_arg,
     console_args,
     console_options,
@@ -29,6 +30,8 @@ examples:
   driver run --pipeline xnnpack_default --track-numerics --timing --print-changed
   driver run --pipeline xnnpack_default --track-numerics --plot drift.png
   driver run --pipeline xnnpack_default -o m.pte --etrecord m.etrecord   # for devtools
+  driver run --hf DIR --pipeline xnnpack_8da4w -o m.pte --metadata '{"get_eos_ids": [2, 7]}'
+  driver run --hf DIR --pipeline xnnpack_pt2e --calibration-text corpus.txt -o m.pte
 """
 
 
@@ -44,6 +47,7 @@ def add_parser(sub: Any) -> None:
     pipeline_args(run)
     model_args(run)
     checks_arg(run)
+    calibration_args(run)
     run.add_argument(
         "-o",
         "--output",

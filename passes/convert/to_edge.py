@@ -23,12 +23,20 @@ def _specs(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
 
 
 def constant_methods(program: Program) -> dict[str, Any]:
-    """Metadata entries that become constant methods of the .pte (scalars only)."""
+    """Metadata entries that become constant methods of the .pte: scalars, and non-empty
+    lists of scalars (``get_eos_ids``: the method returns one value per item, which is
+    what ExecuTorch's LLM runner reads)."""
     return {
-        k: v
+        k: list(v) if isinstance(v, list | tuple) else v
         for k, v in program.metadata.items()
-        if isinstance(v, bool | int | float | str) and not k.startswith("_")
+        if not k.startswith("_") and _constant(v)
     }
+
+
+def _constant(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and all(isinstance(v, bool | int | float | str) for v in value)
+    return isinstance(value, bool | int | float | str)
 
 
 @attrs.frozen

@@ -95,6 +95,12 @@ class Pt2eCalibratePass(Pass):
     inputs between the example's least and greatest value). The KV
     cache is a private copy during calibration: the program's initial state
     is unchanged.
+
+    ``text_file`` with ``tokenizer`` (a tokenizer file or a model directory) calibrates
+    a KV-cache LLM on text, as export_llama's ``--calibration_data`` does: each
+    paragraph (blank-line separated) is tokenized with the model's tokenizer, cut to
+    ``seq_len`` tokens (default: the model's maximum sequence length) and fed from
+    position 0; ``limit`` caps the number of paragraphs.
     """
 
     info: ClassVar[PassInfo] = PassInfo(
@@ -106,6 +112,30 @@ class Pt2eCalibratePass(Pass):
     samples: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
     prompt_file: str | None = attrs.field(default=None, validator=_prompt_file)
     seed: int = 0
+    text_file: str | None = None
+    tokenizer: str | None = None
+    seq_len: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
+    limit: int | None = attrs.field(default=None, validator=attrs.validators.optional(positive))
+
+    def cache_inputs(self, ctx: PassContext) -> Any:
+        """The contents of the files read (the options hold only their paths)."""
+        import hashlib
+
+        from .text import tokenizer_file
+
+        files = [self.prompt_file, self.text_file]
+        if self.tokenizer:
+            try:
+                files.append(str(tokenizer_file(self.tokenizer)))
+            except ModelError:
+                files.append(self.tokenizer)
+        out = []
+        for f in files:
+            try:
+                out.append(hashlib.sha256(Path(f).read_bytes()).hexdigest() if f else None)
+            except OSError:
+                out.append(f"unreadable:{f}")
+        return tuple(out)
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         import torch
@@ -119,6 +149,7 @@ class Pt2eCalibratePass(Pass):
                 prompt = read_token_ids(self.prompt_file)
             except ValueError as e:
                 raise option_error(self.name, "prompt_file", str(e)) from None
+        texts = self._text_sequences(program) if self.text_file is not None else None
         calibrated = {}
         for method, ep in program.exported_programs().items():
             if not pt2e.observer_nodes(ep.graph_module):
@@ -132,7 +163,18 @@ class Pt2eCalibratePass(Pass):
             inputs = tuple(program.example_inputs[method])
             module = pt2e.calibration_module(ep)
             with torch.no_grad(), sdpa_kernel([SDPBackend.MATH]):
-                if prompt is None and self.samples is None:
+                if texts is not None:
+                    if not _is_kv_llm(inputs):
+                        raise ModelError(
+                            f"pt2e-calibrate: text calibration feeds a KV-cache LLM, but "
+                            f"method {method!r} takes {_describe(inputs)}"
+                        )
+                    for ids in texts:
+                        _check_ids(program, method, ep, ids, self.text_file)
+                        _feed_tokens(module, inputs, ids, method, ep)
+                    n = sum(len(t) for t in texts)
+                    ctx.log(f"{method}: calibrated on {len(texts)} text sequence(s), {n} tokens")
+                elif prompt is None and self.samples is None:
                     module(*inputs)
                     ctx.log(f"{method}: calibrated on the example inputs")
                 elif _is_kv_llm(inputs):
@@ -152,6 +194,24 @@ class Pt2eCalibratePass(Pass):
                     ctx.log(f"{method}: calibrated on {self.samples} sample(s)")
             calibrated[method] = ep
         return PassResult(program.evolve(artifact=calibrated), True)
+
+    def _text_sequences(self, program: Program) -> list[list[int]]:
+        from .text import calibration_sequences
+
+        assert self.text_file is not None
+        if not self.tokenizer:  # checked here: the pair is set one option at a time
+            raise option_error(
+                self.name,
+                "tokenizer",
+                "is needed with text_file (the model's tokenizer file or directory; "
+                "driver run takes it from --hf or --tokenizer)",
+            )
+        if self.prompt_file is not None:
+            raise option_error(self.name, "text_file", "give text_file or prompt_file, not both")
+        seq_len = self.seq_len or _max_len(program) or 128
+        return calibration_sequences(
+            self.text_file, self.tokenizer, seq_len=seq_len, limit=self.limit
+        )
 
     def _random_ids(self, program: Program, method: str, ep: ExportedProgram) -> list[int]:
         import torch
@@ -187,7 +247,7 @@ def _vocab_size(program: Program, method: str, ep: ExportedProgram) -> int:
     """``metadata['vocab_size']``, else the row count of the graph's embedding table."""
     from pteflow.ir.facts import op_name
 
-    vocab = program.metadata.get("vocab_size")
+    vocab = program.metadata.get("vocab_size", program.metadata.get("_vocab_size"))
     if isinstance(vocab, int) and vocab > 0:
         return vocab
     for node in ep.graph.nodes:
@@ -206,7 +266,7 @@ def _vocab_size(program: Program, method: str, ep: ExportedProgram) -> int:
 
 
 def _max_len(program: Program) -> int | None:
-    for key in ("max_context_len", "max_seq_len"):
+    for key in ("max_context_len", "max_seq_len", "_max_context_len", "_max_seq_len"):
         value = program.metadata.get(key)
         if isinstance(value, int) and value > 0:
             return value
@@ -216,7 +276,7 @@ def _max_len(program: Program) -> int | None:
 def _check_ids(
     program: Program, method: str, ep: ExportedProgram, ids: list[int], prompt_file: str | None
 ) -> None:
-    source = f"prompt file {prompt_file!r}" if prompt_file else "samples"
+    source = f"file {prompt_file!r}" if prompt_file else "samples"
     limit = _max_len(program)
     if limit is not None and len(ids) > limit:
         raise ModelError(

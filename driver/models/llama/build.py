@@ -77,7 +77,7 @@ def tiny_llama(seed: int = 0, **overrides: Any) -> LoadedModel:
     options = {k: overrides.pop(k) for k in list(overrides) if k in BUILD_OPTIONS}
     params = check_params({**TINY_PARAMS, **overrides}, "tiny_llama overrides")
     args = model_args(params, "tiny_llama", **options)
-    return _loaded(
+    return loaded_model(
         args,
         random_state_dict(args, seed),
         seed=seed,
@@ -142,7 +142,7 @@ def from_params(
     else:
         weights, ckpt_dtype, prequantized = state, dtype_name(state), prequantized_mode(state)
         source = str(checkpoint_path)
-    return _loaded(
+    return loaded_model(
         args,
         weights,
         seed=seed,
@@ -230,7 +230,7 @@ def _parameter_shapes(args: Any) -> dict[str, tuple[int, ...]]:
     return {n: tuple(p.shape) for n, p in _construct(args).named_parameters()}
 
 
-def _loaded(
+def loaded_model(
     args: Any,
     weights: Mapping[str, torch.Tensor],
     *,
@@ -242,6 +242,8 @@ def _loaded(
     checkpoint_where: str | None = None,
     rebuild: Callable[[], LoadedModel],
 ) -> LoadedModel:
+    """The Llama ``args`` describes with ``weights`` (ExecuTorch's names), its example
+    inputs, metadata and verification steps (shared by every Llama-family source)."""
     import torch
 
     model = _construct(args)

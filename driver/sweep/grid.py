@@ -248,14 +248,14 @@ def _stored_keys(ordered: Sequence[Any]) -> tuple[str, ...]:
     """The pass cache's chain keys of the leading passes whose results it stores, on one
     model (all variants load the same one, so the input program's hash is left out)."""
     from pteflow.ir import Level
-    from pteflow.passes import PassContext
     from pteflow.passes.cache.keys import pass_key
+    from pteflow.passes.policy import not_cacheable_because
 
     key, out = "sweep-model", []
-    for rank, p in enumerate(ordered):
-        if not p.contract.cacheable:
+    for p in ordered:
+        if not_cacheable_because(p) is not None:
             break
-        key = pass_key(key, p, PassContext(position=rank, upcoming=tuple(ordered[rank + 1 :])))
+        key = pass_key(key, p)
         out.append(key if p.contract.level_out != Level.EAGER else "")
     return tuple(out)
 

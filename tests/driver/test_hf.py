@@ -68,7 +68,12 @@ def test_sharded_weights_load_as_the_single_file(tmp_path):
     assert (sharded / "model.safetensors.index.json").is_file()
     assert len(list(sharded.glob("model-*.safetensors"))) > 1
     a, b = from_hf(single, max_seq_len=16), from_hf(sharded, max_seq_len=16)
-    torch.testing.assert_close(_decode(a, TOKENS[:6]), _decode(b, TOKENS[:6]), atol=0, rtol=0)
+    wa, wb = a.reference["forward"].state_dict(), b.reference["forward"].state_dict()
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # the same weights, bit for bit
+    # the outputs only up to rounding: the tensors are memory-mapped where each file put
+    # them, and the kernels may take another path for another alignment
+    torch.testing.assert_close(_decode(a, TOKENS[:6]), _decode(b, TOKENS[:6]), atol=1e-5, rtol=0)
 
 
 def test_weights_are_memory_mapped_not_copied(tmp_path):

@@ -134,6 +134,7 @@ def write_hf_model(
         bos_token_id=config.bos_token_id, eos_token_id=list(eos_ids), do_sample=False
     )
     kwargs = {"max_shard_size": shards} if shards else {}
+    transformers.utils.logging.disable_progress_bar()  # no bars in a test run's output
     model.save_pretrained(out, **kwargs)
     fast = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tokenizer(config.vocab_size),

@@ -230,7 +230,9 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         result_out("cache: full hit: wrote the .pte of an identical earlier run; no pass ran\n")
     from .pte_metadata import metadata_line, written_metadata
 
-    written = written_metadata(pte)
+    # a full hit read them when it made the .pte (reading them loads the runtime, whose
+    # pybindings import executorch.exir)
+    written = full.metadata if full is not None else written_metadata(pte)
     if written is not None:
         say(metadata_line(written))
     from .debug import timing_rows, timing_table
@@ -284,7 +286,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if full is None and warm_keys is not None and pte is not None:
         from .warm import store_full_run
 
-        store_full_run(cache, warm_keys, pte, result, verification, report["constants"])
+        store_full_run(cache, warm_keys, pte, result, verification, report["constants"], written)
     program = None if full is not None else result.program  # a full hit ran no pass
     return CompileResult(pte, program, result.records, verification, report, report_path, result)
 

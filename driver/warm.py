@@ -101,6 +101,7 @@ class FullHit:
     arbitration: Mapping[str, Any] | None
     arbitration_text: str | None
     constants: Any = None  # the report's constant names (driver inspect)
+    metadata: Any = None  # the constant methods the .pte holds (read once, when it was made)
     planned: Any = None  # the plan of this run (set by look_up)
     load_s: float = 0.0
 
@@ -153,6 +154,7 @@ def load_full_hit(cache: Any, keys: WarmKeys) -> FullHit | None:
         info.get("arbitration"),
         info.get("arbitration_text"),
         info.get("constants"),
+        info.get("metadata"),
     )
 
 
@@ -172,7 +174,13 @@ def look_up(
 
 
 def store_full_run(
-    cache: Any, keys: WarmKeys, pte: Path, result: Any, verification: Any, constants: Any
+    cache: Any,
+    keys: WarmKeys,
+    pte: Path,
+    result: Any,
+    verification: Any,
+    constants: Any,
+    metadata: Any = None,
 ) -> None:
     """Store a finished run's ``.pte`` and what its summary shows (best effort); never
     that of a failed verification."""
@@ -197,6 +205,7 @@ def store_full_run(
             "arbitration": claimed.to_json() if claimed else None,
             "arbitration_text": claimed.render() if claimed else None,
             "constants": constants,
+            "metadata": metadata,
         },
     }
     with contextlib.suppress(Exception):

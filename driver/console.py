@@ -93,6 +93,7 @@ class RunConsole:
         try:
             if log.is_dir():
                 raise IsADirectoryError(21, "Is a directory")
+            log.parent.mkdir(parents=True, exist_ok=True)  # as emit makes the .pte's folder
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
             self._log_fd = os.open(writing, flags, 0o644)
         except OSError as e:

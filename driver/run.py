@@ -227,7 +227,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     for line in summary_lines(result, pte, verification, detail=detail):
         result_out(line + "\n")
     if full is not None:
-        result_out("cache: full hit: wrote the .pte of an identical earlier run; no pass ran\n")
+        say("cache: full hit: wrote the .pte of an identical earlier run; no pass ran")
     from .pte_metadata import metadata_line, written_metadata
 
     # a full hit read them when it made the .pte (reading them loads the runtime, whose

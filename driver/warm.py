@@ -198,6 +198,7 @@ def store_full_run(
     data = pte.read_bytes()
     header = {
         "pass": "driver: full run",
+        "created": time.time(),
         "level": "EXECUTORCH",
         "full_run": {
             "pte_sha256": hashlib.sha256(data).hexdigest(),
@@ -286,6 +287,7 @@ def store_verdict(cache: Any, key: str, verification: Any) -> None:
         return
     header = {
         "pass": "driver: verification",
+        "created": time.time(),
         "level": "EXECUTORCH",
         "verdict": {"json": verification.to_json(), "summary": verification.summary()},
     }

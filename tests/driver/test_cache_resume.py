@@ -38,12 +38,15 @@ BOUNDARIES = {
 
 
 def entries_in_run_order(cache_dir: Path) -> list[tuple[str, str, Path]]:
-    """(pass name, level, path) of every entry, in the order the passes ran."""
+    """(pass name, level, path) of every pass entry, in the order the passes ran (the
+    driver's full-run and verdict entries are not pass results: left out)."""
     rows = []
     for path in (cache_dir / "entries").glob("*/*.entry"):
         data = path.read_bytes()
         size = int.from_bytes(data[10:18], "big")
         header = json.loads(data[50 : 50 + size])
+        if header["pass"].startswith("driver: "):
+            continue
         rows.append((header["created"], header["pass"].split("{")[0], header["level"], path))
     return [(name, level, path) for _t, name, level, path in sorted(rows)]
 

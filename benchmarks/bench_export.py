@@ -8,6 +8,11 @@ The manager's own share (scheduling + checks, from pteflow's JSON report) is pri
 
     python benchmarks/bench_export.py --size tiny
     python benchmarks/bench_export.py --size stories --pipelines xnnpack_default
+    python benchmarks/bench_export.py --size smollm2-135m-hf   # a Hugging Face directory
+
+The ``-hf`` sizes (benchmarks/hf_checkpoint.py) write a random Hugging Face directory that
+pteflow reads with ``--hf``; export_llama gets the same weights as params.json + Meta-named
+consolidated.pth, converted by pteflow's own HF -> Meta conversion.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.hf_checkpoint import HF_SIZES, pteflow_hf_command, write_hf_checkpoint
 from benchmarks.reference import (
     SIZES,
     _wait,
@@ -35,13 +41,23 @@ from benchmarks.reference import (
 PIPELINES = ("xnnpack_default", "xnnpack_8da4w", "xnnpack_pt2e", "portable_default")
 
 
-def run_pteflow(pipeline: str, params: Path, ckpt: Path, out: Path, max_seq_len: int) -> dict:
-    """``driver run`` in a subprocess, measured like the reference (wall, own peak RSS)."""
+def run_pteflow(
+    pipeline: str, params: Path, ckpt: Path, out: Path, max_seq_len: int, hf: Path | None = None
+) -> dict:
+    """``driver run`` in a subprocess, measured like the reference (wall, own peak RSS).
+
+    With ``hf``, pteflow reads that Hugging Face directory instead of params + ckpt.
+    """
     pte = out / f"{pipeline}.pte"
     # a cold compile, like the reference (bench_cache.py measures reuse)
-    cmd = pteflow_command(
-        pipeline, params, ckpt, pte, max_seq_len=max_seq_len, extra_args=["--no-cache"]
-    )
+    if hf is not None:
+        cmd = pteflow_hf_command(
+            pipeline, hf, pte, max_seq_len=max_seq_len, extra_args=["--no-cache"]
+        )
+    else:
+        cmd = pteflow_command(
+            pipeline, params, ckpt, pte, max_seq_len=max_seq_len, extra_args=["--no-cache"]
+        )
     log = out / f"{pipeline}.pteflow.log"
     with open(log, "wb") as f:
         t0 = time.perf_counter()
@@ -82,20 +98,25 @@ def decode_ms(pte: Path, vocab: int, steps: int = 32) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
+    ap.add_argument("--size", choices=sorted(SIZES) + sorted(HF_SIZES), default="tiny")
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--out", help="keep the files here (default: a temporary directory)")
     args = ap.parse_args()
-    params_dict, max_seq_len = SIZES[args.size]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         out.mkdir(parents=True, exist_ok=True)
-        params, ckpt = write_checkpoint(out / "ckpt", args.size)
+        hf: Path | None = None
+        if args.size in HF_SIZES:
+            max_seq_len = HF_SIZES[args.size][1]
+            hf, params, ckpt, vocab = write_hf_checkpoint(out / "ckpt", args.size)
+        else:
+            params_dict, max_seq_len = SIZES[args.size]
+            vocab = params_dict["vocab_size"]
+            params, ckpt = write_checkpoint(out / "ckpt", args.size)
         rows = []
         for name in args.pipelines.split(","):
             ref = run_reference(name, params, ckpt, out / "ref", max_seq_len=max_seq_len)
-            ours = run_pteflow(name, params, ckpt, out, max_seq_len)
-            vocab = params_dict["vocab_size"]
+            ours = run_pteflow(name, params, ckpt, out, max_seq_len, hf)
             ref_ms, our_ms = decode_ms(Path(ref.pte_path), vocab), decode_ms(ours["pte"], vocab)
             row = {
                 "pipeline": name,

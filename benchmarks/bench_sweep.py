@@ -36,6 +36,9 @@ pipelines = ["xnnpack_default", "portable_default"]
 "to-executorch" = [
     { const_prop = true }, { const_prop = false }, { sym_shape_eval = "upper-bound" },
 ]
+[measure]
+warmup = 1
+runs = 3
 """
 
 

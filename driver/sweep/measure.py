@@ -29,7 +29,7 @@ def _line(e: BaseException) -> str:
 
 
 def write_result(vdir: Path, result: dict[str, Any]) -> None:
-    from pteflow.passes.emit.write_pte import write_atomically
+    from pteflow.passes.emit.emit import write_atomically
 
     write_atomically(vdir / RESULT, json.dumps(result, indent=2, default=str).encode())
 

@@ -121,7 +121,7 @@ def shared_work(results: Sequence[dict[str, Any]]) -> str:
 
 def write(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """``results.csv``, ``results.json`` and ``results.png`` in ``out_dir``."""
-    from pteflow.passes.emit.write_pte import write_atomically
+    from pteflow.passes.emit.emit import write_atomically
 
     for n, r in enumerate(results, 1):
         r["n"] = n

@@ -36,6 +36,9 @@ pipelines = ["xnnpack_default", "portable_default"]
 "to-executorch" = [
     { const_prop = true }, { const_prop = false }, { sym_shape_eval = "upper-bound" },
 ]
+[measure]
+warmup = 1
+runs = 3
 """
 
 
@@ -55,6 +58,7 @@ def timed(cmd: list[str], log: Path) -> float:
 
 def one_by_one(work: Path, name: str, cache: list[str]) -> float:
     total = 0.0
+    (work / name).mkdir(parents=True, exist_ok=True)
     for pipeline in PIPELINES:
         for i, override in enumerate(SETS):
             out = work / name / f"{pipeline}-{i}.pte"

@@ -86,19 +86,7 @@ def pteflow_hf_command(
     python: str = sys.executable,
 ) -> list[str]:
     """``driver run --hf DIR``, the counterpart of reference.pteflow_command."""
-    return [
-        python,
-        "-m",
-        "pteflow.driver",
-        "run",
-        "--pipeline",
-        pipeline,
-        "--hf",
-        str(hf_dir),
-        "--max-seq-len",
-        str(max_seq_len),
-        "-o",
-        str(pte),
-        "--no-verify",
-        *extra_args,
-    ]
+    from benchmarks.reference import driver_run
+
+    return driver_run(pipeline, ["--hf", str(hf_dir)], pte, max_seq_len=max_seq_len,
+                      extra_args=extra_args, python=python)  # fmt: skip

@@ -187,24 +187,25 @@ def pteflow_command(
     python: str = sys.executable,
 ) -> list[str]:
     """The ``driver run`` command line that compiles what ``command`` does, without verify."""
+    model = ["--params", str(params), "--checkpoint", str(checkpoint)]
+    return driver_run(pipeline, model, pte, max_seq_len=max_seq_len, extra_args=extra_args,
+                      python=python)  # fmt: skip
+
+
+def driver_run(
+    pipeline: str,
+    model: Sequence[str],
+    pte: str | Path,
+    *,
+    max_seq_len: int,
+    extra_args: Sequence[str] = (),
+    python: str = sys.executable,
+) -> list[str]:
+    """``driver run`` of ``pipeline`` on the model the ``model`` flags name, without verify."""
     return [
-        python,
-        "-m",
-        "pteflow.driver",
-        "run",
-        "--pipeline",
-        pipeline,
-        "--params",
-        str(params),
-        "--checkpoint",
-        str(checkpoint),
-        "--max-seq-len",
-        str(max_seq_len),
-        "-o",
-        str(pte),
-        "--no-verify",
-        *extra_args,
-    ]
+        python, "-m", "pteflow.driver", "run", "--pipeline", pipeline, *model,
+        "--max-seq-len", str(max_seq_len), "-o", str(pte), "--no-verify", *extra_args,
+    ]  # fmt: skip
 
 
 def run_reference(

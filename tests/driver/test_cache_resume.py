@@ -37,14 +37,20 @@ BOUNDARIES = {
 }
 
 
+def _headers(cache_dir: Path) -> list[tuple[dict, Path]]:
+    out = []
+    for path in (cache_dir / "entries").glob("*/*.entry"):
+        data = path.read_bytes()
+        size = int.from_bytes(data[10:18], "big")
+        out.append((json.loads(data[50 : 50 + size]), path))
+    return out
+
+
 def entries_in_run_order(cache_dir: Path) -> list[tuple[str, str, Path]]:
     """(pass name, level, path) of every pass entry, in the order the passes ran (the
     driver's full-run and verdict entries are not pass results: left out)."""
     rows = []
-    for path in (cache_dir / "entries").glob("*/*.entry"):
-        data = path.read_bytes()
-        size = int.from_bytes(data[10:18], "big")
-        header = json.loads(data[50 : 50 + size])
+    for header, path in _headers(cache_dir):
         if header["pass"].startswith("driver: "):
             continue
         rows.append((header["created"], header["pass"].split("{")[0], header["level"], path))
@@ -79,6 +85,9 @@ def cut(full: Path, into: Path, keep: int) -> list[tuple[str, str, Path]]:
     rows = entries_in_run_order(into)
     for _name, _level, path in rows[keep:]:
         path.unlink()
+    for header, path in _headers(into):  # an interrupted run never stored its full run
+        if header["pass"].startswith("driver: "):
+            path.unlink()
     return rows
 
 

@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from pteflow.ir import hashing
+
 
 def _report_beside(path: Path) -> dict[str, Any] | None:
     report = path.with_suffix(".report.json")
@@ -299,9 +301,10 @@ def constant_names(program: Any) -> dict[str, dict[str, Any]]:
         for name, t in items:
             if type(t) is not torch.Tensor and type(t) is not torch.nn.Parameter:
                 continue
-            try:
-                flat = t.detach().contiguous().reshape(-1).view(torch.uint8)
-                digest = hashlib.sha256(flat.numpy().tobytes()).hexdigest()
+            if t.is_quantized or t.layout != torch.strided:
+                continue
+            try:  # the digest the cache's keys and blobs already took (remembered per tensor)
+                digest = hashing.tensor_digest(t)
             except (RuntimeError, TypeError):
                 continue
             out.setdefault(

@@ -62,18 +62,14 @@ def run_keys(cache: Any, ordered: Sequence[Any], program: Any) -> WarmKeys | Non
 
     if not ordered or ordered[-1].name != "emit":
         return None
-    try:
-        session = cache.session(tuple(ordered), program)
-    except Exception:  # an unreadable cache or input only means: no warm path
-        return None
-    chain = tuple(session.keys)
+    # an unhashable input or pass leaves its keys None (the session says why in its notes)
+    chain = tuple(cache.session(tuple(ordered), program).keys)
     if any(k is None for k in chain[:-1]) or len(chain) < 2:
         return None
     emit = ordered[-1]
     try:
-        neutral = attrs.evolve(emit, path=_NEUTRAL_PATH)
-        last = pass_key(chain[-2], neutral)
-    except Exception:
+        last = pass_key(chain[-2], attrs.evolve(emit, path=_NEUTRAL_PATH))
+    except hashing.Unhashable:
         return None
     return WarmKeys(_derived("run", last), chain)
 

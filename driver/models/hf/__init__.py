@@ -58,14 +58,13 @@ def from_hf(
     params = params_from_config(config, arch, f"{where}: config.json")
     tied = bool(config.get("tie_word_embeddings", False))
     params = check_params(params, f"{where}: config.json")
-    args = model_args(
-        params,
-        where,
-        max_seq_len=max_seq_len,
-        max_context_len=max_context_len,
-        use_kv_cache=use_kv_cache,
-        enable_dynamic_shape=enable_dynamic_shape,
-    )
+    build: dict[str, Any] = {
+        "max_seq_len": max_seq_len,
+        "max_context_len": max_context_len,
+        "use_kv_cache": use_kv_cache,
+        "enable_dynamic_shape": enable_dynamic_shape,
+    }
+    args = model_args(params, where, **build)
     window = config.get("sliding_window")
     if isinstance(window, int) and 0 < window < args.max_context_len:
         raise ModelError(
@@ -89,14 +88,7 @@ def from_hf(
             f"max_seq_len {args.max_seq_len})"
         ),
         # the eager reference is built again when verification reads it, not kept as a copy
-        rebuild=lambda: from_hf(
-            directory,
-            max_seq_len=max_seq_len,
-            max_context_len=max_context_len,
-            use_kv_cache=use_kv_cache,
-            enable_dynamic_shape=enable_dynamic_shape,
-            seed=seed,
-        ),
+        rebuild=lambda: from_hf(directory, seed=seed, **build),
     )
     return with_metadata(model, hf_runner_ids(path, config))
 

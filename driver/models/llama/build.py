@@ -128,14 +128,13 @@ def from_params(
             f"{where}: vocab_size is -1 (taken from the checkpoint), but no "
             "checkpoint was given; set vocab_size or give the checkpoint"
         )
-    args = model_args(
-        params,
-        where,
-        max_seq_len=max_seq_len,
-        max_context_len=max_context_len,
-        use_kv_cache=use_kv_cache,
-        enable_dynamic_shape=enable_dynamic_shape,
-    )
+    build: dict[str, Any] = {
+        "max_seq_len": max_seq_len,
+        "max_context_len": max_context_len,
+        "use_kv_cache": use_kv_cache,
+        "enable_dynamic_shape": enable_dynamic_shape,
+    }
+    args = model_args(params, where, **build)
     if state is None:
         weights, ckpt_dtype, prequantized = random_state_dict(args, seed), "float32", None
         source = "random weights"
@@ -151,15 +150,7 @@ def from_params(
         params_where=where,
         checkpoint_where=f"checkpoint {checkpoint_path}" if state is not None else None,
         description=f"llama {params_file} + {source} ({_shape_text(args)})",
-        rebuild=lambda: from_params(
-            params_path,
-            checkpoint_path,
-            max_seq_len=max_seq_len,
-            max_context_len=max_context_len,
-            use_kv_cache=use_kv_cache,
-            enable_dynamic_shape=enable_dynamic_shape,
-            seed=seed,
-        ),
+        rebuild=lambda: from_params(params_path, checkpoint_path, seed=seed, **build),
     )
 
 

@@ -12,7 +12,6 @@ something else.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,15 +106,9 @@ def model_dir(path: str | Path) -> Path:
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelError(f"{what}: cannot read it ({e})") from None
-    except json.JSONDecodeError as e:
-        raise ModelError(f"{what}: not valid JSON: {e.msg} at line {e.lineno}") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{what}: expected a JSON object, got a JSON {type(data).__name__}")
-    return data
+    from ..llama.params import read_json_object
+
+    return read_json_object(path, what)
 
 
 def architecture(config: Mapping[str, Any], where: str) -> Architecture:

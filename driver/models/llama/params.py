@@ -90,23 +90,33 @@ _NUMBER_KEYS = (
 
 
 def read_params(path: Path) -> dict[str, Any]:
+    return read_json_object(path, f"params {path}", "the params.json file", "model parameters")
+
+
+def read_json_object(
+    path: Path, what: str, give: str = "the JSON file", holding: str = ""
+) -> dict[str, Any]:
+    """The JSON object in ``path``; ``what`` begins every error (one line, ModelError).
+
+    ``give`` names the file a directory stands in for; ``holding``, what the object holds.
+    """
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ModelError(f"params {path}: no such file") from None
+        raise ModelError(f"{what}: no such file") from None
     except IsADirectoryError:
-        raise ModelError(f"params {path}: is a directory; give the params.json file") from None
+        raise ModelError(f"{what}: is a directory; give {give}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ModelError(f"params {path}: cannot read it ({first_line(e)})") from None
+        raise ModelError(f"{what}: cannot read it ({first_line(e)})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ModelError(
-            f"params {path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
+            f"{what}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
         ) from None
     if not isinstance(data, dict):
         raise ModelError(
-            f"params {path}: expected a JSON object of model parameters, "
+            f"{what}: expected a JSON object{' of ' + holding if holding else ''}, "
             f"got a JSON {type(data).__name__}"
         )
     return data

@@ -248,16 +248,14 @@ def _stored_keys(ordered: Sequence[Any]) -> tuple[str, ...]:
     """The pass cache's chain keys of the leading passes whose results it stores, on one
     model (all variants load the same one, so the input program's hash is left out)."""
     from pteflow.ir import Level
-    from pteflow.passes.cache.keys import pass_key
-    from pteflow.passes.policy import not_cacheable_because
+    from pteflow.passes.cache.keys import chain_keys
 
-    key, out = "sweep-model", []
-    for p in ordered:
-        if not_cacheable_because(p) is not None:
-            break
-        key = pass_key(key, p)
-        out.append(key if p.contract.level_out != Level.EAGER else "")
-    return tuple(out)
+    keys = chain_keys("sweep-model", ordered)
+    stored = [k for k in keys if k is not None]  # the leading passes the cache keys
+    return tuple(
+        k if p.contract.level_out != Level.EAGER else ""  # EAGER results are not stored
+        for k, p in zip(stored, ordered, strict=False)
+    )
 
 
 def shared_prefix(a: Planned, b: Planned) -> int:

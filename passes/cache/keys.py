@@ -13,6 +13,7 @@ A pass's result depends on its input and options only: what to-edge keeps whole 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 
 from pteflow.ir import hashing
 
@@ -30,3 +31,25 @@ def pass_key(previous: str, p: Pass) -> str:
         hashing.versions(),
     )
     return hashlib.sha256(hashing.canonical(parts).encode()).hexdigest()
+
+
+def chain_keys(
+    first: str, ordered: Sequence[Pass], note: Callable[[str], None] = lambda _m: None
+) -> list[str | None]:
+    """The chain key of each pass of ``ordered`` run on the program keyed ``first``; None
+    from the first pass the cache must not store (policy, or a pass it cannot key: ``note``
+    says why) on."""
+    from ..policy import not_cacheable_because
+
+    keys: list[str | None] = [None] * len(ordered)
+    key = first
+    for rank, p in enumerate(ordered):
+        if not_cacheable_because(p):  # policy.Uncacheable: nothing from here on
+            break
+        try:
+            key = pass_key(key, p)
+        except Exception as e:
+            note(f"{p.name}: not cacheable ({e})")
+            break
+        keys[rank] = key
+    return keys

@@ -22,10 +22,9 @@ from typing import Any
 from pteflow.ir import Level, Program, hashing
 
 from ..base import Pass
-from ..policy import not_cacheable_because
 from . import codec
 from .blobs import MissingBlob
-from .keys import pass_key
+from .keys import chain_keys
 from .store import LAST_RUN, CorruptEntry, PassCache
 from .writer import Job, Writer
 
@@ -81,16 +80,7 @@ class CacheSession:
         except Exception as e:  # an unhashable input only disables the cache
             self.notes.append(f"input program not hashable ({e}); nothing cached")
             return keys
-        for rank, p in enumerate(self.ordered):
-            if not_cacheable_because(p):  # policy.Uncacheable: nothing from here on
-                break
-            try:
-                key = pass_key(key, p)
-            except Exception as e:
-                self.notes.append(f"{p.name}: not cacheable ({e})")
-                break
-            keys[rank] = key
-        return keys
+        return chain_keys(key, self.ordered, self.notes.append)
 
     @property
     def cacheable(self) -> int:

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import machine  # noqa: E402
 from tests.conformance.flows import FLOWS, NOT_BUILT, twin  # noqa: E402
 
 OUTCOMES = ("passed", "failed", "skipped", "refused")
@@ -191,26 +191,6 @@ def totals(rows: list[dict], flow: str) -> dict:
 
 def _counts(c: Counter) -> str:
     return "/".join(str(c.get(o, 0)) for o in OUTCOMES)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        names = [ln.split(":", 1)[1].strip() for ln in lines if "model name" in ln]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    try:
-        load = f"load {os.getloadavg()[0]:.1f}"
-    except OSError:
-        load = ""
-    from importlib.metadata import version
-
-    pins = ", ".join(f"{p} {version(p)}" for p in ("torch", "executorch", "torchao"))
-    return (
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), {load}; {pins}"
-    )
 
 
 def _took(wall_s: float | None, results: list[dict]) -> str:

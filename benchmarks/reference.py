@@ -67,6 +67,32 @@ SIZES: dict[str, tuple[dict[str, Any], int]] = {
         {"dim": 288, "n_layers": 6, "n_heads": 6, "n_kv_heads": 6, "vocab_size": 32000},
         256,
     ),
+    # SmolLM2-135M's shapes with an untied output head (163M parameters, 651 MB fp32)
+    "smollm2-135m": (
+        {
+            "dim": 576,
+            "n_layers": 30,
+            "n_heads": 9,
+            "n_kv_heads": 3,
+            "vocab_size": 49152,
+            "hidden_dim": 1536,
+            "rope_theta": 100000.0,
+        },
+        256,
+    ),
+    # Llama-3.2-1B's shapes, untied (1.5B parameters, 6 GB fp32): not for CI, needs ~24 GB
+    "llama3.2-1b": (
+        {
+            "dim": 2048,
+            "n_layers": 16,
+            "n_heads": 32,
+            "n_kv_heads": 8,
+            "vocab_size": 128256,
+            "hidden_dim": 8192,
+            "rope_theta": 500000.0,
+        },
+        256,
+    ),
 }
 
 

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 XNNPACK_QUANTIZERS = ("xnnpack-dynamic", "xnnpack-dynamic-qc4", "xnnpack-static")
 QNN_QUANTIZERS = ("qnn-16a4w", "qnn-8a8w", "qnn-16a16w")
 QUANTIZERS = (*XNNPACK_QUANTIZERS, *QNN_QUANTIZERS)
+#: program metadata: the methods pt2e-prepare{allow_unquantized=true} left in float
+UNQUANTIZED = "pt2e_unquantized"
 
 
 def make_quantizer(name: str) -> Any:

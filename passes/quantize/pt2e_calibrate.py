@@ -152,6 +152,10 @@ class Pt2eCalibratePass(Pass):
         texts = self._text_sequences(program) if self.text_file is not None else None
         calibrated = {}
         for method, ep in program.exported_programs().items():
+            if method in program.metadata.get(pt2e.UNQUANTIZED, ()):
+                ctx.log(f"{method}: left unquantized by pt2e-prepare; nothing to calibrate")
+                calibrated[method] = ep
+                continue
             if not pt2e.observer_nodes(ep.graph_module):
                 raise ModelError(
                     f"pt2e-calibrate: method {method!r} has no pt2e observers; "

@@ -42,6 +42,12 @@ class Pt2eConvertPass(Pass):
         converted = {}
         for method, ep in program.exported_programs().items():
             n = len(pt2e.observer_nodes(ep.graph_module))
+            if not n and method in program.metadata.get(pt2e.UNQUANTIZED, ()):
+                converted[method] = ep  # float, as pt2e-prepare{allow_unquantized} left it
+                continue
             converted[method] = pt2e.convert(ep)
             ctx.log(f"{method}: converted {n} observer(s)")
-        return PassResult(program.evolve(artifact=converted), True)
+        # every method left in float (allow_unquantized): nothing is pt2e-quantized
+        left = set(program.metadata.get(pt2e.UNQUANTIZED, ()))
+        withheld = frozenset({facts.QUANTIZED_PT2E}) if left >= set(converted) else frozenset()
+        return PassResult(program.evolve(artifact=converted), True, withheld)

@@ -9,7 +9,7 @@ from pteflow.ir.errors import ModelError, PipelineError
 from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
-from .pt2e import QUANTIZERS
+from .pt2e import QUANTIZERS, UNQUANTIZED
 
 
 @attrs.frozen
@@ -32,6 +32,12 @@ class Pt2ePreparePass(Pass):
     (lifted) graph, so pt2e-convert can hand back an ExportedProgram without
     that second export. Until then the program's graphs hold the observers as
     ``call_module`` nodes, which torch.export's verifier does not accept.
+
+    A method the quantizer finds nothing in is refused: a quantization pipeline that
+    quantizes nothing is almost always the wrong quantizer for the model.
+    ``allow_unquantized=true`` leaves such a method in float instead (what upstream's
+    prepare_pt2e does; the pass log says which methods), for flows that compile
+    arbitrary models with one quantizer, like ExecuTorch's backend test suite.
     """
 
     info: ClassVar[PassInfo] = PassInfo(
@@ -41,6 +47,7 @@ class Pt2ePreparePass(Pass):
         invalidates={PT2E_NO_OBSERVERS},
     )
     quantizer: str = attrs.field(default="xnnpack-dynamic", validator=one_of(*QUANTIZERS))
+    allow_unquantized: bool = False
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from . import pt2e
@@ -52,7 +59,7 @@ class Pt2ePreparePass(Pass):
                 f"({', '.join(sorted(f.name for f in source))}); use either a source weight "
                 "quantization pass or pt2e, not both (export_llama refuses both as well)"
             )
-        prepared = {}
+        prepared, unquantized = {}, []
         for method, ep in program.exported_programs().items():
             if pt2e.observer_nodes(ep.graph_module):
                 raise PipelineError(
@@ -61,7 +68,10 @@ class Pt2ePreparePass(Pass):
                 )
             new = pt2e.prepare(ep, pt2e.make_quantizer(self.quantizer))
             n = len(pt2e.observer_nodes(new.graph_module))
-            if not n:
+            if not n and self.allow_unquantized:
+                ctx.log(f"{method}: nothing to quantize; left unquantized (allow_unquantized)")
+                unquantized.append(method)
+            elif not n:
                 what = "linear layers" + (
                     ", convolutions and their neighbours"
                     if self.quantizer == "xnnpack-static"
@@ -71,8 +81,11 @@ class Pt2ePreparePass(Pass):
                     what = "the ops QNN HTP runs quantized"
                 raise ModelError(
                     f"pt2e-prepare: the {self.quantizer} quantizer found nothing "
-                    f"to quantize in method {method!r} (it quantizes {what})"
+                    f"to quantize in method {method!r} (it quantizes {what}); "
+                    "pt2e-prepare{allow_unquantized=true} compiles it unquantized"
                 )
-            ctx.log(f"{method}: {n} observer(s)")
+            else:
+                ctx.log(f"{method}: {n} observer(s)")
             prepared[method] = new
-        return PassResult(program.evolve(artifact=prepared), True)
+        metadata = {**program.metadata, UNQUANTIZED: tuple(unquantized)}
+        return PassResult(program.evolve(artifact=prepared, metadata=metadata), True)

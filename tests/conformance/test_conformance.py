@@ -130,6 +130,7 @@ def test_a_model_the_quantizer_finds_nothing_in_compiles_unquantized_and_says_so
     summary = run_test(Add(), (torch.randn(3, 5), torch.randn(3, 5)), dynamic, "t", "t", 0, None)
     assert summary.result == TestResult.SUCCESS, summary.error
     assert len(NOTES) == 1 and "found nothing to quantize" in NOTES[0], NOTES
+    assert "forward: nothing to quantize; left unquantized" in NOTES[0], NOTES
     NOTES.clear()
     static = flows["pteflow_xnnpack_static_int8_per_channel"]
     summary = run_test(Add(), (torch.randn(3, 5), torch.randn(3, 5)), static, "t", "t", 0, None)

@@ -96,7 +96,7 @@ def _compile_eager(module: torch.nn.Module, inputs: Any, dynamic_shapes: Any, pa
             verify=False,
             debug=pteflow.DebugOptions(repro_dir=str(Path(tmp) / "repro")),
         )
-    return result.program
+    return result
 
 
 class PteflowStage(Stage):
@@ -111,24 +111,13 @@ class PteflowStage(Stage):
         return self.previous.program
 
 
-def _nothing_to_quantize(error: BaseException) -> BaseException | None:
-    """pt2e-prepare's refusal of a model its quantizer finds nothing in, if ``error`` is it."""
-    from pteflow.ir.errors import ModelError
-
-    while error is not None:
-        if isinstance(error, ModelError) and "found nothing to quantize" in str(error):
-            return error
-        error = error.__cause__
-    return None
-
-
 class PteflowQuantize(PteflowStage):
     """pteflow's pt2e passes with an XNNPACK quantizer (``pt2e-prepare{quantizer=...}``).
 
     pt2e-prepare refuses a model its quantizer finds nothing in (an add, a pooling: the
     dynamic quantizer takes linears only), where upstream's quantize stage leaves such a
-    model as it is. The stage then compiles it unquantized, as upstream does, and notes
-    the refusal (the report lists every such test).
+    model as it is; the stage asks for upstream's behaviour (``allow_unquantized=true``)
+    and notes every method left in float (the report lists every such test).
     """
 
     def __init__(self, quantizer: str):
@@ -140,18 +129,17 @@ class PteflowQuantize(PteflowStage):
     def run(self, artifact: torch.nn.Module, inputs: Any = None) -> None:
         passes = [
             EXPORT,
-            f"pt2e-prepare{{quantizer={self.quantizer}}}",
+            f"pt2e-prepare{{quantizer={self.quantizer},allow_unquantized=true}}",
             "pt2e-calibrate",
             "pt2e-convert",
         ]
-        try:
-            self.program = _compile_eager(artifact, inputs, None, passes)
-        except Exception as e:
-            refused = _nothing_to_quantize(e)
-            if refused is None:
-                raise
-            NOTES.append(f"pteflow refused pt2e-prepare ({refused}); compiled unquantized")
-            self.program = _compile_eager(artifact, inputs, None, [EXPORT])
+        result = _compile_eager(artifact, inputs, None, passes)
+        self.program = result.program
+        said = next(r.log for r in result.records if r.name == "pt2e-prepare")
+        left = [line for line in said if "left unquantized" in line]
+        if left:
+            NOTES.append(f"pteflow's {self.quantizer} quantizer found nothing to quantize "
+                         f"({'; '.join(left)}); compiled unquantized")  # fmt: skip
 
     @property
     def artifact(self) -> Any:
@@ -179,7 +167,7 @@ class PteflowExport(PteflowStage):
         if isinstance(self.previous, PteflowQuantize):
             self.program = self.previous_program()
         else:
-            self.program = _compile_eager(artifact, inputs, self.dynamic_shapes, [EXPORT])
+            self.program = _compile_eager(artifact, inputs, self.dynamic_shapes, [EXPORT]).program
         # the suite's reference: what pteflow was given to lower, untouched by later passes
         self.reference = copy.deepcopy(self.program.exported_programs()["forward"])
 

@@ -96,9 +96,29 @@ def test_a_model_with_nothing_to_quantize_is_named():
     with pytest.raises(
         ModelError,
         match="found nothing to quantize in method 'forward' "
-        r"\(it quantizes linear layers\)",
+        r"\(it quantizes linear layers\); pt2e-prepare\{allow_unquantized=true\} compiles it",
     ):
         Pt2ePreparePass().apply(aten)
+
+
+def test_allow_unquantized_compiles_such_a_model_in_float_and_says_so():
+    """What upstream's prepare_pt2e does with a model its quantizer finds nothing in."""
+    from pteflow.passes.quantize.pt2e_calibrate import Pt2eCalibratePass
+    from pteflow.passes.quantize.pt2e_convert import Pt2eConvertPass
+
+    class Scale(torch.nn.Module):
+        def forward(self, x):
+            return torch.relu(x) * 2
+
+    x = torch.randn(2, 3)
+    aten = TorchExportPass().apply(Program.eager(Scale(), (x,))).program
+    prepare = Pt2ePreparePass.from_spec("pt2e-prepare{allow_unquantized=true}")
+    run = PassManager([prepare, Pt2eCalibratePass(), Pt2eConvertPass()]).run(aten)
+    gm = run.program.graph_modules()["forward"]
+    assert not any("quantize" in str(n.target) for n in gm.graph.nodes)
+    torch.testing.assert_close(run.program.exported_programs()["forward"].module()(x), x.relu() * 2)
+    log = next(r.log for r in run.records if r.name == "pt2e-prepare")
+    assert log == ("forward: nothing to quantize; left unquantized (allow_unquantized)",)
 
 
 def test_the_manager_accepts_the_observed_program(aten_token_mlp):

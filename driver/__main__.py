@@ -1,5 +1,5 @@
-import sys
+"""``python -m pteflow.driver``: the ``driver`` command."""
 
-from .cli import main
+from .cli import entry
 
-sys.exit(main())
+entry()

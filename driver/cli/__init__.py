@@ -111,3 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("driver: interrupted\n")
         return 130
+
+
+def entry() -> None:
+    """The ``driver`` command: ``main`` on ``sys.argv``, then a quick exit (cli/quick_exit.py)."""
+    from .quick_exit import exit_now
+
+    exit_now(main())

@@ -62,6 +62,8 @@ class ConvertToLinearPass(Pass):
                 "const.propagated; schedule it before the pass that folds "
                 "constants"
             )
+        if not _candidates(program, Upstream):  # its re-trace would change nothing
+            return PassResult(program, False)
         before = views.op_histogram(program)
         with torch.no_grad():
             manager = program.artifact.transform([Upstream()])
@@ -69,3 +71,26 @@ class ConvertToLinearPass(Pass):
         if views.op_histogram(out) == before:  # the upstream pass always says "modified"
             return PassResult(program, False)
         return PassResult(out, True)
+
+
+def _candidates(program: Program, upstream: type) -> bool:
+    """Whether any graph has a node the upstream pass would rewrite.
+
+    Asks what the pass itself asks (its ``linear_modules`` source partitions holding one of
+    its ``targets``), without re-tracing: on an XNNPACK pipeline every linear is usually
+    inside a delegate, and the pass's re-trace of the whole program is then wasted (1 s at
+    the stories size). Any graph module counts, nested ones too: a false "yes" only runs
+    the pass.
+    """
+    import torch
+    from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
+
+    targets = set(upstream.targets)
+    for root in program.graph_modules().values():
+        for gm in root.modules():
+            if not isinstance(gm, torch.fx.GraphModule):
+                continue
+            found = get_source_partitions(gm.graph, upstream.linear_modules)
+            if any(n.target in targets for ps in found.values() for p in ps for n in p.nodes):
+                return True
+    return False

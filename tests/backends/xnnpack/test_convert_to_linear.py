@@ -168,3 +168,25 @@ def test_contract():
     assert info.provides == {facts.LINEAR_CANONICAL}
     assert ToExecutorchPass in info.before
     assert delegation_of(ConvertToLinearPass) is None  # the portable flow needs it too
+
+
+def test_no_retrace_when_every_linear_is_delegated(relaxed_edge_mlp, aten_mlp, monkeypatch):
+    """All linears inside the delegate: the pass changes nothing and skips upstream's
+    whole-program re-trace (EdgeProgramManager.transform)."""
+    from executorch.exir import EdgeProgramManager
+
+    passes = [ToEdgePass(check_ir_validity=False), PartitionXnnpackPass()]
+    delegated = PassManager(passes).run(aten_mlp).program
+    assert views.op_histogram(delegated).get(_edge_ops()[1], 0) == 0  # no addmm outside
+    calls = []
+    real = EdgeProgramManager.transform
+    monkeypatch.setattr(
+        EdgeProgramManager,
+        "transform",
+        lambda self, *a, **k: calls.append(1) or real(self, *a, **k),
+    )
+    run = ConvertToLinearPass().apply(delegated)
+    assert not run.modified and run.program.artifact is delegated.artifact and calls == []
+    assert check_linear_canonical(run.program) is None
+    # with a linear left outside, the pass still runs upstream's rewrite
+    assert ConvertToLinearPass().apply(relaxed_edge_mlp).modified and calls == [1]

@@ -7,7 +7,10 @@ When a pass fails on a program that was restored, the manager calls ``drop_resto
 and runs again from the original input with a session that does not read
 (``read=False``): the failure is reported only if it happens without the cache too.
 
-A pass that changed nothing (``modified=False``) stores an alias to its input's entry.
+A pass that changed nothing (``modified=False``) stores an alias to its input's entry
+(``alias``; ``alias_with_facts`` when only the facts it provides differ: a restore puts
+them on the aliased program). A result whose pass is cheaper to run again than to store
+is stored as its key only (``worth.py``): a resume starts before it and runs it again.
 """
 
 from __future__ import annotations
@@ -26,15 +29,15 @@ from . import codec
 from .blobs import MissingBlob
 from .keys import chain_keys
 from .store import LAST_RUN, CorruptEntry, PassCache
+from .worth import StoreBudget
 from .writer import Job, Writer
 
 
 def _same(a: Program, b: Program) -> bool:
-    """``b`` holds exactly what ``a`` holds (the objects, not copies)."""
+    """``b`` holds exactly what ``a`` holds (the objects, not copies), facts aside."""
     return (
         a.level == b.level
         and a.artifact is b.artifact
-        and a.facts == b.facts
         and a.metadata.keys() == b.metadata.keys()
         and all(a.metadata[k] is b.metadata[k] for k in a.metadata)
         and a.example_inputs.keys() == b.example_inputs.keys()
@@ -64,6 +67,9 @@ class CacheSession:
         self.store_s = 0.0
         self.notes: list[str] = []
         self.write_s = 0.0  # the writer thread's time, off the critical path
+        self.key_only = 0  # results stored as their key: cheaper to run again than to store
+        self._budget = StoreBudget()
+        self._restorable: set[str] = set()  # keys whose entry restores a program
         self._staged: list[Job] = []
         self._writer: Writer | None = None
         self._finalizer: Any = None  # abandons the writer of a run that did not finish
@@ -111,6 +117,7 @@ class CacheSession:
                 restored = self._load(key, program)
                 if restored is not None:
                     self.hits = rank + 1
+                    self._restorable.add(key)
                     return rank + 1, restored
             return 0, program
         finally:
@@ -126,6 +133,8 @@ class CacheSession:
             return None
         if header.get("alias"):
             return self._load(header["alias"], program, depth + 1)
+        if header.get("alias_with_facts"):
+            return self._load_with_facts(header["alias_with_facts"], program, depth)
         if not header.get("payload_bytes"):
             return None  # an EAGER entry: a key only
         try:
@@ -144,6 +153,19 @@ class CacheSession:
         except Exception as e:  # any decoding failure means: do not use it
             self.cache.drop(key, f"{type(e).__name__}: {e}")
             return None
+
+    def _load_with_facts(
+        self, alias: dict[str, Any], program: Program, depth: int
+    ) -> Program | None:
+        """The aliased entry's program with this entry's facts (an unmodified pass that
+        provides facts: its artifact is its input's)."""
+        names = alias.get("facts") or ()
+        if any(n not in self._facts for n in names):
+            return None  # a fact this pipeline does not know: cannot restore faithfully
+        restored = self._load(alias["of"], program, depth + 1)
+        if restored is None:
+            return None
+        return restored.evolve(facts=frozenset(self._facts[n] for n in names))
 
     def drop_restored(self, why: str) -> None:
         """Delete the entries this run was restored from (and the prefix before them)."""
@@ -183,10 +205,12 @@ class CacheSession:
         modified: bool,
         record: dict[str, Any],
     ) -> None:
+        self._budget.ran(record)
         final = self.cache.path(key)
         if final.exists():
             with contextlib.suppress(OSError):
                 os.utime(final)
+            self._stored_before(key)
             return
         header: dict[str, Any] = {
             "pass": self.ordered[rank].describe(),
@@ -195,11 +219,29 @@ class CacheSession:
             "created": time.time(),
         }
         value = None
+        previous = self.keys[rank - 1] if rank > 0 else None
         try:
-            if not modified and rank > 0 and self.keys[rank - 1] and _same(before, after):
-                header["alias"] = self.keys[rank - 1]
+            if not modified and previous and _same(before, after):
+                if before.facts == after.facts:
+                    header["alias"] = previous
+                else:
+                    header["alias_with_facts"] = {
+                        "of": previous,
+                        "facts": sorted(f.name for f in after.facts),
+                    }
+                if previous in self._restorable:
+                    self._restorable.add(key)
+                    self._budget.restorable()
             elif after.level != Level.EAGER:
-                value = codec.encode(after)
+                ops = int(record.get("ops_after") or 0)
+                if self._budget.worth_storing(after.level, ops):
+                    t0 = time.perf_counter()
+                    value = codec.encode(after)
+                    self._budget.stored(after.level, ops, time.perf_counter() - t0)
+                    self._restorable.add(key)
+                else:
+                    header["key_only"] = "cheaper to run again than to store"
+                    self.key_only += 1
         except Exception as e:  # a result we cannot store is just not cached
             self.notes.append(f"{self.ordered[rank].name}: result not stored ({e})")
             self.cache.log(
@@ -213,6 +255,16 @@ class CacheSession:
         job = Job(key, header, value, self.ordered[rank].describe())
         self._writer.submit(job)
         self._staged.append(job)
+
+    def _stored_before(self, key: str) -> None:
+        """An entry another run stored under ``key``: note whether it restores a program."""
+        try:
+            header = self.cache.read_header(key) or {}
+        except CorruptEntry:
+            return
+        if header.get("payload_bytes") or header.get("alias") or header.get("alias_with_facts"):
+            self._restorable.add(key)
+            self._budget.restorable()
 
     def commit(self) -> None:
         """Make staged entries visible once written: their claims were checked."""
@@ -240,6 +292,7 @@ class CacheSession:
             "misses": looked_up - self.hits,
             "hit_rate": self.hits / looked_up if looked_up else 0.0,
             "stored": self.stored,
+            "key_only": self.key_only,
             "load_s": self.load_s,
             "store_s": self.store_s,
             "write_s": self.write_s,

@@ -1,0 +1,109 @@
+"""What a cold run pays for the cache: graphs are serialized only for entries worth it.
+
+Serializing a graph is pure Python on the main thread (``passes/cache/worth.py``: on
+another thread it would still hold the GIL the passes need). So the session serializes
+no program it can do without: an unmodified pass that only adds facts is an alias of its
+input's entry, and a pass cheaper to run again than to store leaves its key only. Each
+test counts the serializer calls, per thread, with a wrapper around the real serializers
+(torch's ``torch.export.save`` for ATEN entries, executorch's serde for the others).
+The small MLP through XNNPACK (``test_cache.py``'s pipeline).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import ClassVar
+
+import attrs
+import pytest
+
+from pteflow.ir import Level, Program
+from pteflow.passes import Pass, PassContext, PassInfo, PassResult
+from pteflow.passes.cache import PassCache
+
+from .test_cache import cached, run
+from .test_integrity import entries_by_pass, split
+
+
+@pytest.fixture
+def calls(monkeypatch) -> Counter:
+    """(serializer, thread name) -> calls, counted during the test."""
+    import torch
+    from executorch.exir.serde.serialize import ExportedProgramSerializer
+
+    seen: Counter = Counter()
+    save, serialize = torch.export.save, ExportedProgramSerializer.serialize
+
+    def counted_save(*args, **kwargs):
+        seen["torch.export.save", threading.current_thread().name] += 1
+        return save(*args, **kwargs)
+
+    def counted_serialize(self, *args, **kwargs):
+        seen["exir serde", threading.current_thread().name] += 1
+        return serialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "save", counted_save)
+    monkeypatch.setattr(ExportedProgramSerializer, "serialize", counted_serialize)
+    return seen
+
+
+@attrs.frozen
+class _Touch(Pass):
+    """Changes an ATEN program's metadata only (not its graph, not the .pte), after
+    ``seconds``: a pass whose result differs from its input, as cheap or as slow as told."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="touch", level_in=Level.ATEN)
+    seconds: float = 0.0
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        time.sleep(self.seconds)
+        return PassResult(program.evolve(metadata={**program.metadata, "_touched": 1}), True)
+
+
+@attrs.frozen
+class _SlowTouch(_Touch):
+    info: ClassVar[PassInfo] = PassInfo(name="slow-touch", level_in=Level.ATEN)
+
+
+def test_an_unmodified_pass_adding_facts_is_an_alias_not_a_serialized_graph(tmp_path, calls):
+    cache = PassCache(tmp_path / "cache", log=pytest.fail)
+    first, pte1 = run(cache, tmp_path / "a.pte")
+    by_pass = entries_by_pass(cache)
+    header, payload = split(by_pass["convert-to-linear"].read_bytes())
+    assert header["alias_with_facts"]["of"] == by_pass["partition-xnnpack"].stem
+    assert "linear.canonical" in header["alias_with_facts"]["facts"] and not payload
+    # serde runs once per program, delegates' original programs included: to-edge 1,
+    # partition-xnnpack 2, to-executorch 2; not convert-to-linear (2 more before)
+    assert calls == {("torch.export.save", "MainThread"): 1, ("exir serde", "MainThread"): 5}
+    # a resume from the alias has convert-to-linear's facts and lowers the same
+    by_pass["to-executorch"].unlink()
+    second, pte2 = run(cache, tmp_path / "b.pte")
+    assert cached(second)["convert-to-linear"] and not cached(second)["to-executorch"]
+    assert second.program.facts == first.program.facts
+    assert pte2 == pte1
+
+
+def test_a_pass_cheaper_to_run_again_than_to_store_leaves_its_key_only(tmp_path, calls):
+    """export's entry measures what storing an ATEN program costs; ``touch`` takes no
+    time (key only), ``slow-touch`` longer than storing (stored)."""
+    cache = PassCache(tmp_path / "cache", log=pytest.fail)
+    extra = [_Touch(), _SlowTouch(seconds=2.0)]
+    first, pte1 = run(cache, tmp_path / "a.pte", extra=extra)
+    order = [r.name for r in first.records]
+    assert order.index("export") < order.index("touch") < order.index("slow-touch")
+    by_pass = entries_by_pass(cache)
+    header, payload = split(by_pass["touch"].read_bytes())
+    assert header["key_only"] and header["payload_bytes"] == 0 and not payload
+    assert split(by_pass["slow-touch"].read_bytes())[0]["payload_bytes"] > 0
+    assert calls["torch.export.save", "MainThread"] == 2  # export, slow-touch (3 before)
+    assert sum(n for (_s, thread), n in calls.items() if thread != "MainThread") == 0
+    assert cache.info().last_run["key_only"] == 1
+    # a run that cannot start after slow-touch starts after export and runs touch again
+    for name in order[order.index("slow-touch") :]:
+        if name in by_pass:
+            by_pass[name].unlink()
+    second, pte2 = run(cache, tmp_path / "b.pte", extra=extra)
+    assert [r.name for r in second.records if r.cached] == order[: order.index("touch")]
+    assert pte2 == pte1

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -73,7 +73,7 @@ class ConvertToLinearPass(Pass):
         return PassResult(out, True)
 
 
-def _candidates(program: Program, upstream: type) -> bool:
+def _candidates(program: Program, upstream: Any) -> bool:
     """Whether any graph has a node the upstream pass would rewrite.
 
     Asks what the pass itself asks (its ``linear_modules`` source partitions holding one of

@@ -10,6 +10,7 @@ from pteflow.ir.facts_quant import PT2E_NO_OBSERVERS
 
 from ..base import Pass, PassContext, PassInfo, PassResult
 from ..partition.keep_whole import CONSULTED, partition_passes
+from .edge_decomp import edge_manager_for_partitioners
 
 __all__ = ["CONSULTED", "ToEdgePass", "constant_methods"]
 
@@ -88,13 +89,10 @@ class ToEdgePass(Pass):
         with torch.no_grad():
             if partitioners:
                 # The public API fuses this step with lowering; pteflow keeps
-                # partitioning as separate passes, so it calls the step itself.
-                from executorch.exir.program._program import (
-                    _gen_edge_manager_for_partitioners,
-                )
-
-                manager = _gen_edge_manager_for_partitioners(
-                    {m: partitioners for m in eps}, eps, self.compile_config(), consts
+                # partitioning as separate passes, so it runs the step itself
+                # (upstream's functions, minus re-traces that change nothing).
+                manager = edge_manager_for_partitioners(
+                    partitioners, eps, self.compile_config(), consts
                 )
             else:
                 manager = to_edge(

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 
 from pteflow import testing
-from pteflow.ir import facts
+from pteflow.ir import Level, facts
 from pteflow.passes.convert.to_edge import ToEdgePass
+
+from ...models import mlp
 
 
 def test_to_edge_decomposes_to_edge_ops_and_matches(aten_mlp):
@@ -43,3 +47,78 @@ def test_scalar_metadata_becomes_constant_methods(aten_mlp):
     assert ToEdgePass(constant_methods=False).apply(
         aten_mlp.evolve(metadata={"get_max_seq_len": 128})
     ).program.artifact._config_methods in (None, {})
+
+
+def _count_decompositions(monkeypatch) -> list[dict]:
+    """Records each ExportedProgram.run_decompositions call (behaviour unchanged)."""
+    from torch.export import ExportedProgram
+
+    calls: list[dict] = []
+    real = ExportedProgram.run_decompositions
+
+    def counting(self, *args, **kwargs):
+        calls.append({"args": args, "kwargs": kwargs})
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExportedProgram, "run_decompositions", counting)
+    return calls
+
+
+def _edge_ops(program) -> Counter:
+    return Counter(
+        str(n.target)
+        for ep in program.exported_programs().values()
+        for n in ep.graph.nodes
+        if n.op == "call_function"
+    )
+
+
+def test_keep_whole_skips_retraces_that_change_nothing(aten_mlp, monkeypatch):
+    """With partitioners consulted, to-edge must not re-trace a program that is already
+    functional, nor re-decompose when no table op is left: upstream's
+    ``_gen_edge_manager_for_partitioners`` does both (3 traces on this program, seconds
+    each on a Llama), for the same Edge program."""
+    from executorch.exir.program._program import _gen_edge_manager_for_partitioners
+
+    from pteflow.passes.partition.keep_whole import partition_passes
+
+    assert aten_mlp.exported_programs()["forward"].dialect == "ATEN"  # already functional
+    edge_pass = ToEdgePass(keep_whole_for=("partition-xnnpack",))
+    calls = _count_decompositions(monkeypatch)
+    run = testing.run_pass(edge_pass, aten_mlp)
+    assert calls == []
+    run.assert_outputs_unchanged()
+
+    # Same graph as upstream's own step on a fresh copy of the same program.
+    module, inputs = mlp()
+    fresh = testing.build_program(module, inputs, level=Level.ATEN)
+    calls.clear()
+    partitioners = [p.make_partitioner() for p in partition_passes(edge_pass.keep_whole_for)]
+    with torch.no_grad():
+        upstream = _gen_edge_manager_for_partitioners(
+            {"forward": partitioners},
+            fresh.exported_programs(),
+            edge_pass.compile_config(),
+            None,
+        )
+    assert len(calls) == 3  # what the skip saves
+    theirs = Counter(
+        str(n.target)
+        for n in upstream.exported_program("forward").graph.nodes
+        if n.op == "call_function"
+    )
+    assert _edge_ops(run.after) == theirs
+
+
+def test_keep_whole_still_functionalizes_a_training_ir_program(monkeypatch):
+    """A program straight from torch.export (training IR, in-place ops) is functionalized."""
+    module, inputs = mlp()
+    program = testing.build_program(module, inputs, level=Level.EAGER)
+    with torch.no_grad():
+        ep = torch.export.export(module, inputs)
+    assert ep.dialect == "TRAINING"
+    aten = program.evolve(level=Level.ATEN, artifact={"forward": ep})
+    calls = _count_decompositions(monkeypatch)
+    run = testing.run_pass(ToEdgePass(keep_whole_for=("partition-xnnpack",)), aten)
+    assert [c["args"] for c in calls][:1] == [({},)]
+    run.assert_outputs_unchanged()

@@ -89,11 +89,13 @@ def missing_kernels(manager: Any) -> dict[str, list[str]]:
     return out
 
 
-def delegates(data: bytes) -> dict[str, list[str]]:
-    """Per method of a serialized program: the backend ids of its delegates."""
-    from executorch.exir._serialize._program import deserialize_pte_binary
+def delegates(manager: Any) -> dict[str, list[str]]:
+    """Per method of an ``ExecutorchProgramManager``: the backend ids of its delegates.
 
-    plans = deserialize_pte_binary(data).program.execution_plan
+    Read from the schema program the manager already holds: deserializing its bytes
+    would make a second copy of every weight (the .pte's size) just for the ids.
+    """
+    plans = _schema_program(manager).execution_plan
     return {p.name: sorted({d.id for d in p.delegates}) for p in plans}
 
 

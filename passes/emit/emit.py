@@ -53,13 +53,13 @@ def _pte_path(instance: EmitPass, attribute: attrs.Attribute, value: str) -> Non
         raise option_error("emit", attribute.name, f"must be a path ending in .pte, got {value!r}")
 
 
-def _unloadable(data: bytes) -> dict[str, str]:
+def _unloadable(manager: object) -> dict[str, str]:
     """Per method: why the runtime here cannot execute its delegates (none: empty)."""
     from pteflow.ir.runnable import delegates, registered_backends
 
     have = registered_backends()
     out = {}
-    for method, ids in delegates(data).items():
+    for method, ids in delegates(manager).items():
         absent = [b for b in ids if b not in have]
         if absent:
             out[method] = (
@@ -94,7 +94,7 @@ class EmitPass(Pass, Uncacheable):
         from pteflow.ir.runnable import smoke_run
 
         data = program.artifact.buffer
-        skip = _unloadable(data)
+        skip = _unloadable(program.artifact)
         for method, why in sorted(skip.items()):  # reported as verification reports it
             print(f"emit: method {method!r} not loaded here: {why}", file=sys.stderr)
         inputs = program.example_inputs

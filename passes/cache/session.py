@@ -230,8 +230,7 @@ class CacheSession:
                         "facts": sorted(f.name for f in after.facts),
                     }
                 if previous in self._restorable:
-                    self._restorable.add(key)
-                    self._budget.restorable()
+                    self._restores(key)
             elif after.level != Level.EAGER:
                 ops = int(record.get("ops_after") or 0)
                 if self._budget.worth_storing(after.level, ops):
@@ -263,8 +262,12 @@ class CacheSession:
         except CorruptEntry:
             return
         if header.get("payload_bytes") or header.get("alias") or header.get("alias_with_facts"):
-            self._restorable.add(key)
-            self._budget.restorable()
+            self._restores(key)
+
+    def _restores(self, key: str) -> None:
+        """``key``'s entry restores a program (by alias): a resume can start after it."""
+        self._restorable.add(key)
+        self._budget.restorable()
 
     def commit(self) -> None:
         """Make staged entries visible once written: their claims were checked."""

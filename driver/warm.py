@@ -191,13 +191,15 @@ def store_full_run(
         return
     records, claimed = result.records, arbitration(result.program)
 
-    data = pte.read_bytes()
+    from pteflow.ir.serialized import pte_sha256
+
+    # the bytes emit wrote, read from the program that holds them (no copy of the file)
     header = {
         "pass": "driver: full run",
         "created": time.time(),
         "level": "EXECUTORCH",
         "full_run": {
-            "pte_sha256": hashlib.sha256(data).hexdigest(),
+            "pte_sha256": pte_sha256(result.program.artifact),
             "records": [r.to_json() for r in records],
             "arbitration": claimed.to_json() if claimed else None,
             "arbitration_text": claimed.render() if claimed else None,
@@ -206,7 +208,7 @@ def store_full_run(
         },
     }
     with contextlib.suppress(Exception):
-        value = codec.pte_value(result.program, data)
+        value = codec.pte_value(result.program)
         raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
         header["blobs"] = sizes  # eviction keeps them while this entry refers to them
         tmp = cache.write_tmp(keys.run, header, zlib.compress(raw, 6))
@@ -230,7 +232,8 @@ def verdict_key(
         reference = keys.reference(rank, model.steps, against)
     except Exception:  # inputs that cannot be hashed: verified every run
         return None
-    digest = hashlib.sha256(pte.read_bytes()).hexdigest()
+    with open(pte, "rb") as f:  # in chunks: no copy of the whole file
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     return _derived("verdict", digest, reference, repr(float(model.tolerance)))
 
 

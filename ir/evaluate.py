@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .levels import Level
+from .serialized import pte_bytes
 
 if TYPE_CHECKING:
     import torch
@@ -58,7 +59,7 @@ def run_method(
             return flat_tensors(module(*inputs))
         # keep the runtime program referenced while its method runs (dropping it
         # early crashes the runtime)
-        loaded = runtime_program or load_runtime_program(program.artifact.buffer)
+        loaded = runtime_program or load_runtime_program(pte_bytes(program.artifact))
         loaded_method = loaded.load_method(method)
         flat = list(tree_flatten(tuple(inputs))[0])
         out = flat_tensors(loaded_method.execute(flat))

@@ -295,7 +295,9 @@ def artifact_hash(program: Program) -> str:
         h.update(canonical(getattr(manager, "_config_methods", None)).encode())
         h.update(canonical(getattr(manager, "compile_config", None)).encode())
     else:
-        h.update(hashlib.sha256(program.artifact.buffer).digest())
+        from .serialized import pte_sha256
+
+        h.update(bytes.fromhex(pte_sha256(program.artifact)))
     return h.hexdigest()
 
 

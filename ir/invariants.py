@@ -173,11 +173,13 @@ def check_executorch(program: Program) -> None:
             f"an executorch program holds a {type(manager).__name__}, "
             "not an ExecutorchProgramManager"
         )
+    from .serialized import pte_size
+
     try:
-        data = manager.buffer  # cached by ExecuTorch; emit reuses it
+        size = pte_size(manager)  # serialized when the manager was built; no copy here
     except Exception as e:
         raise InvariantError(f"the program does not serialize: {type(e).__name__}: {e}") from e
-    if not data:
+    if not size:
         raise InvariantError("the program serialized to zero bytes")
     from .runnable import missing_kernels
 

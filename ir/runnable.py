@@ -66,7 +66,9 @@ def _schema_program(manager: Any) -> Any:
         return manager.executorch_program  # a program restored from the cache has none
     from executorch.exir._serialize._program import deserialize_pte_binary
 
-    return deserialize_pte_binary(manager.buffer).program
+    from .serialized import pte_bytes
+
+    return deserialize_pte_binary(pte_bytes(manager)).program
 
 
 def program_operators(manager: Any) -> dict[str, list[str]]:

@@ -28,7 +28,7 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -286,12 +286,15 @@ def loads(payload: bytes, blobs: BlobDir) -> Any:
 
 
 class PteBytes:
-    """A .pte buffer pickled as pieces: the runs of it that are known buffers (delegate
-    payloads, named data, constant tensors, found where ExecuTorch placed them) become
-    references to their blobs, the rest stays literal. Unpickles to the same bytes."""
+    """A .pte pickled as pieces: the runs of it that are known buffers (delegate payloads,
+    named data, constant tensors, found where ExecuTorch placed them) become references to
+    their blobs, the rest stays literal. Unpickles to the same bytes as one ``bytes``.
 
-    def __init__(self, data: bytes, known: Iterable[Any]):
-        self.data = data
+    ``data`` is the bytes, or the pieces ExecuTorch holds them as (``ir.serialized``),
+    which are searched one by one: no contiguous copy of the .pte is made to store it."""
+
+    def __init__(self, data: bytes | Sequence[bytes], known: Iterable[Any]):
+        self.data = [data] if isinstance(data, bytes | bytearray) else list(data)
         self.known = list(known)
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -306,10 +309,11 @@ def _view(obj: Any) -> memoryview | None:
     return None
 
 
-def split(data: bytes, known: Iterable[Any]) -> list[Any]:
-    """``data`` as literal bytes and the ``known`` objects whose bytes it holds, in order.
+def split(data: bytes | Sequence[bytes], known: Iterable[Any]) -> list[Any]:
+    """``data`` (bytes, or consecutive pieces of them) as literal bytes and the ``known``
+    objects whose bytes it holds, in order.
 
-    Walks ``data`` in steps of 8 bytes (ExecuTorch aligns segments and constants to at
+    Walks each piece in steps of 8 bytes (ExecuTorch aligns segments and constants to at
     least that) and, where the next 32 bytes start a known buffer, takes that buffer whole.
     """
     index: dict[bytes, list[tuple[memoryview, Any]]] = {}
@@ -318,6 +322,12 @@ def split(data: bytes, known: Iterable[Any]) -> list[Any]:
         if view is not None and len(view) >= MIN_SPLIT:
             index.setdefault(bytes(view[:32]), []).append((view, obj))
     pieces: list[Any] = []
+    for part in [data] if isinstance(data, bytes | bytearray) else data:
+        _split_into(pieces, part, index)
+    return pieces
+
+
+def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -> None:
     literal = pos = 0
     end = len(data)
     while index and pos + 32 <= end:
@@ -334,8 +344,7 @@ def split(data: bytes, known: Iterable[Any]) -> list[Any]:
         pieces.append(match[1])
         pos = literal = pos + len(match[0])
     if literal < end:
-        pieces.append(data[literal:])
-    return pieces
+        pieces.append(data[literal:] if literal else data)
 
 
 def _join(pieces: list[Any]) -> bytes:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from pteflow.ir import Fact, Level, Program, facts, hashing
+from pteflow.ir.serialized import pte_pieces
 
 from . import blobs, repair, strip
 
@@ -151,14 +152,14 @@ def _encode_artifact(program: Program) -> Any:
     known = [x for m in methods.values() for x in _held_data(m[-1])]
     named = getattr(manager, "_named_data", None)
     known += list(getattr(named, "buffers", None) or ())
-    pte = blobs.PteBytes(manager.buffer, known)
+    pte = blobs.PteBytes(pte_pieces(manager), known)
     return {"methods": methods, "config_methods": manager._config_methods, "pte": pte}
 
 
-def pte_value(program: Program, data: bytes) -> dict[str, Any]:
-    """``data`` (the .pte ``program`` was emitted as) in a value the blob pickler stores as
-    pieces of the blobs the program's entries already hold: the weights are not stored
-    twice (``shared`` names them)."""
+def pte_value(program: Program) -> dict[str, Any]:
+    """The .pte ``program`` emits in a value the blob pickler stores as pieces of the blobs
+    the program's entries already hold: the weights are not stored twice (``shared`` names
+    them)."""
     manager = program.artifact
     known: list[Any] = []
     for method in sorted(manager.methods):
@@ -166,7 +167,7 @@ def pte_value(program: Program, data: bytes) -> dict[str, Any]:
             known += list(_held_data(held))
     named = getattr(manager, "_named_data", None)
     known += list(getattr(named, "buffers", None) or ())
-    return {"artifact": {"pte": blobs.PteBytes(data, known)}}
+    return {"artifact": {"pte": blobs.PteBytes(pte_pieces(manager), known)}}
 
 
 def shared(value: dict[str, Any]) -> list[Any]:
@@ -313,6 +314,7 @@ def _decode_artifact(level: Level, data: Any) -> Any:
             repair.restore_positional(ep, extra["positional"])
             eps[method] = ep
     from executorch.exir import EdgeProgramManager, ExecutorchProgramManager
+    from executorch.exir._serialize._cord import Cord
 
     if level == Level.EDGE:
         return EdgeProgramManager(
@@ -327,7 +329,7 @@ def _decode_artifact(level: Level, data: Any) -> Any:
     manager._config_methods = data["config_methods"]
     manager._named_data = None
     manager._emitter_output = None
-    manager._pte_data = data["pte"]
+    manager._pte_data = Cord(data["pte"])  # what write_to_file writes
     manager._tensor_data = {}
     manager._buffer = data["pte"]
     manager._etrecord = None

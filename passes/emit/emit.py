@@ -5,7 +5,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import attrs
 
@@ -16,11 +16,15 @@ from ..policy import Uncacheable
 
 
 def write_atomically(
-    path: Path, data: bytes, before_commit: Callable[[Path], None] | None = None
+    path: Path,
+    data: bytes | Callable[[BinaryIO], None],
+    before_commit: Callable[[Path], None] | None = None,
 ) -> None:
     """Write ``data`` to ``path`` so that no reader ever sees a partial file.
 
-    The bytes go to a temporary file in the same directory, are flushed to
+    ``data`` is the bytes, or a function that writes them to the open file it is given
+    (no contiguous copy of a large output). The bytes go to a temporary file in the same
+    directory, are flushed to
     disk, ``before_commit(temporary path)`` may check them (and raise), and the
     file is renamed over ``path``. On any failure (or Ctrl-C) the temporary
     file is removed and ``path`` is left as it was.
@@ -32,7 +36,10 @@ def write_atomically(
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if before_commit is not None:
@@ -92,9 +99,10 @@ class EmitPass(Pass, Uncacheable):
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from pteflow.ir.runnable import smoke_run
+        from pteflow.ir.serialized import pte_size, write_pte
 
-        data = program.artifact.buffer
-        skip = _unloadable(program.artifact)
+        manager = program.artifact
+        skip = _unloadable(manager)
         for method, why in sorted(skip.items()):  # reported as verification reports it
             print(f"emit: method {method!r} not loaded here: {why}", file=sys.stderr)
         inputs = program.example_inputs
@@ -102,6 +110,6 @@ class EmitPass(Pass, Uncacheable):
         def loads_and_runs(tmp: Path) -> None:  # from the file, as a user would (mmap)
             smoke_run(tmp, inputs, execute=self.smoke, skip=tuple(skip))
 
-        write_atomically(Path(self.path), data, before_commit=loads_and_runs)
-        ctx.log(f"wrote {self.path} ({len(data) / 1e6:.2f} MB)")
+        write_atomically(Path(self.path), lambda f: write_pte(manager, f), loads_and_runs)
+        ctx.log(f"wrote {self.path} ({pte_size(manager) / 1e6:.2f} MB)")
         return PassResult(program, False)

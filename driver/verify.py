@@ -103,7 +103,8 @@ class Verification:
 
 
 def cannot_execute(data: bytes) -> str | None:
-    """Why this process's runtime cannot execute the delegates of a ``.pte``, or None.
+    """Why this process's runtime cannot execute the delegates of a ``.pte`` (its bytes, or
+    only its ``ir.views.pte_program_part``), or None.
 
     Reads the delegate ids from the flatbuffer (no runtime needed) and asks each backend
     module (``pteflow.backends.<name>.BACKEND_ID``) whether the runtime here has it.
@@ -311,14 +312,14 @@ def verify_pte(
     from torch.utils._pytree import tree_flatten
 
     from pteflow.ir.evaluate import compare, flat_tensors, load_runtime_program
+    from pteflow.ir.views import read_pte_program_part
 
-    data = path.read_bytes()
     n = len(model.steps)
     try:
-        why = cannot_execute(data)
+        why = cannot_execute(read_pte_program_part(path))  # not the weights
         if why:
             return Verification(Comparison(), model.tolerance, n, against, skipped=why)
-        loaded = load_runtime_program(data)
+        loaded = load_runtime_program(path)  # memory-mapped, as a runner loads it
     except Exception as e:
         err = f"the .pte does not load in executorch.runtime ({_first_line(e)})"
         return Verification(Comparison(), model.tolerance, n, against, error=err)

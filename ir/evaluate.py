@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -24,8 +25,9 @@ def flat_tensors(value: Any) -> list[torch.Tensor]:
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
 
-def load_runtime_program(data: bytes) -> Any:
-    """Load .pte bytes in ``executorch.runtime``, registering the LLM custom ops first.
+def load_runtime_program(data: bytes | Path) -> Any:
+    """Load .pte bytes, or a .pte file (memory-mapped: no copy of it in this process), in
+    ``executorch.runtime``, registering the LLM custom ops first.
 
     A .pte that uses ``llama::`` ops (custom SDPA, KV-cache update) only loads
     once ``executorch.extension.llm.custom_ops`` is imported in this process.

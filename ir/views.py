@@ -247,16 +247,42 @@ class PteMethod:
     backends: tuple[str, ...]
 
 
-def pte_summary(data: bytes) -> dict[str, PteMethod]:
-    """Per method of a serialized ``.pte``: its delegates and kernel calls.
+def pte_program_part(data: bytes) -> bytes:
+    """The flatbuffer of a serialized ``.pte`` without the segments after it (weights,
+    delegate payloads): what its methods, delegates and instructions are read from."""
+    from executorch.exir._serialize._program import _get_extended_header
 
-    Reads the flatbuffer only (no runtime), so it works for any backend,
+    view = memoryview(data)  # no copy of the segments while the header is read
+    header = _get_extended_header(view)
+    size = header.program_size if header is not None else len(view)
+    return bytes(view[:size])
+
+
+def read_pte_program_part(path: Any) -> bytes:
+    """``pte_program_part`` of the ``.pte`` file at ``path``, reading only that part."""
+    from executorch.exir._serialize._program import _get_extended_header
+
+    with open(path, "rb") as f:
+        head = f.read(64)  # the extended header sits at bytes 8-40
+        header = _get_extended_header(memoryview(head))
+        if header is None:  # no segments: the whole file is the flatbuffer
+            return head + f.read()
+        if header.program_size <= len(head):
+            return head[: header.program_size]
+        return head + f.read(header.program_size - len(head))
+
+
+def pte_summary(data: bytes) -> dict[str, PteMethod]:
+    """Per method of a serialized ``.pte`` (or its ``pte_program_part``): its delegates and
+    kernel calls.
+
+    Reads the flatbuffer only (no runtime, no segments), so it works for any backend,
     including ones this machine cannot execute.
     """
-    from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.exir._serialize._flatbuffer_program import _flatbuffer_to_program
 
     out = {}
-    for plan in deserialize_pte_binary(data).program.execution_plan:
+    for plan in _flatbuffer_to_program(pte_program_part(data)).execution_plan:
         kinds: Counter = Counter()
         for chain in plan.chains:
             for ins in chain.instructions:

@@ -67,6 +67,26 @@ def test_a_pte_that_fails_to_execute_is_a_failed_verdict(tmp_path, executorch_ml
     assert got.to_json()["error"] == got.error
 
 
+def test_verification_loads_the_pte_from_its_file_not_its_bytes(
+    tmp_path, executorch_mlp, monkeypatch
+):
+    """The runtime maps the file as a runner would: a verified run no longer holds a copy
+    of the whole .pte (nor its deserialized segments) while it verifies (issue 12)."""
+    import pathlib
+
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(executorch_mlp.artifact.buffer)
+    real = pathlib.Path.read_bytes
+
+    def no_whole_pte(self):  # every other file reads as usual
+        assert self.suffix != ".pte", f"{self} read whole"
+        return real(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", no_whole_pte)
+    got = verify_pte(pte, from_callable(f"{MODELS}:mlp"))
+    assert got.ok, got.error
+
+
 def test_bytes_that_do_not_load_are_a_failed_verdict(tmp_path):
     pte = tmp_path / "m.pte"
     pte.write_bytes(b"\0" * 64)

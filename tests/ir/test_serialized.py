@@ -64,3 +64,26 @@ def test_pte_pieces_store_as_blob_references_and_join_back():
     assert any(s is k for s in split for k in known)  # referenced, not copied
     assert blobs._join(split) == pte_bytes(manager)
     assert manager._buffer is None
+
+
+def test_the_program_part_is_read_without_the_segments(tmp_path):
+    """Reading which delegates a .pte has (verification asks before loading it) reads the
+    flatbuffer, not the weights after it: the whole file in bytes plus its deserialized
+    segments was +190 MB of a verified stories run's peak (issue 12)."""
+    import torch
+
+    from pteflow.ir.views import pte_program_part, pte_summary, read_pte_program_part
+
+    module = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()).eval()
+    program = build_program(module, (torch.randn(1, 64),), level=Level.EXECUTORCH)
+    data = pte_bytes(program.artifact)
+    path = tmp_path / "m.pte"
+    path.write_bytes(data)
+    part = read_pte_program_part(path)
+    assert part == pte_program_part(data)
+    assert len(part) < len(data) - 64 * 64 * 4  # the 16 KB weight is not in it
+    assert pte_summary(part) == pte_summary(data)
+    assert pte_summary(part)["forward"].kernel_calls > 0
+    tiny = tmp_path / "tiny.pte"  # too short for a header: read whole, as before
+    tiny.write_bytes(b"\0" * 10)
+    assert read_pte_program_part(tiny) == b"\0" * 10

@@ -183,16 +183,17 @@ def store_full_run(
     import contextlib
     import os
 
+    from pteflow.ir import Level
+    from pteflow.ir.serialized import pte_sha256
     from pteflow.passes.cache import blobs, codec
 
     from .summary import arbitration
 
     if not pte.exists() or not (verification is None or verification.ok):
         return
+    if result.program.level != Level.EXECUTORCH:  # the run did not emit this file
+        return
     records, claimed = result.records, arbitration(result.program)
-
-    from pteflow.ir.serialized import pte_sha256
-
     # the bytes emit wrote, read from the program that holds them (no copy of the file)
     header = {
         "pass": "driver: full run",

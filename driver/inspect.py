@@ -127,10 +127,12 @@ def inspect_pte(path: Path) -> dict[str, Any]:
         deserialize_pte_binary,
     )
 
+    from pteflow.ir.views import pte_program_part
+
     header = _get_extended_header(data)
     valid = header is not None and header.is_valid()
     try:
-        raw = _flatbuffer_to_program(data[: header.program_size] if valid else data)
+        raw = _flatbuffer_to_program(pte_program_part(data))
         pte = deserialize_pte_binary(data)
     except Exception as e:  # a damaged file: the serializer's own words
         raise UserError(f"{path} does not parse as an ExecuTorch program: {e}") from None

@@ -247,29 +247,30 @@ class PteMethod:
     backends: tuple[str, ...]
 
 
+def _program_size(data: bytes) -> int | None:
+    """The flatbuffer's size from a .pte's extended header (its first 40 bytes suffice);
+    None without one (the whole file is the flatbuffer)."""
+    from executorch.exir._serialize._program import _get_extended_header
+
+    header = _get_extended_header(memoryview(data))  # a view: the segments are not copied
+    return header.program_size if header is not None else None
+
+
 def pte_program_part(data: bytes) -> bytes:
     """The flatbuffer of a serialized ``.pte`` without the segments after it (weights,
     delegate payloads): what its methods, delegates and instructions are read from."""
-    from executorch.exir._serialize._program import _get_extended_header
-
-    view = memoryview(data)  # no copy of the segments while the header is read
-    header = _get_extended_header(view)
-    size = header.program_size if header is not None else len(view)
-    return bytes(view[:size])
+    size = _program_size(data)
+    return data if size is None else data[:size]
 
 
 def read_pte_program_part(path: Any) -> bytes:
     """``pte_program_part`` of the ``.pte`` file at ``path``, reading only that part."""
-    from executorch.exir._serialize._program import _get_extended_header
-
     with open(path, "rb") as f:
-        head = f.read(64)  # the extended header sits at bytes 8-40
-        header = _get_extended_header(memoryview(head))
-        if header is None:  # no segments: the whole file is the flatbuffer
+        head = f.read(64)
+        size = _program_size(head)
+        if size is None:
             return head + f.read()
-        if header.program_size <= len(head):
-            return head[: header.program_size]
-        return head + f.read(header.program_size - len(head))
+        return (head + f.read(max(0, size - len(head))))[:size]
 
 
 def pte_summary(data: bytes) -> dict[str, PteMethod]:
@@ -279,7 +280,7 @@ def pte_summary(data: bytes) -> dict[str, PteMethod]:
     Reads the flatbuffer only (no runtime, no segments), so it works for any backend,
     including ones this machine cannot execute.
     """
-    from executorch.exir._serialize._flatbuffer_program import _flatbuffer_to_program
+    from executorch.exir._serialize._program import _flatbuffer_to_program
 
     out = {}
     for plan in _flatbuffer_to_program(pte_program_part(data)).execution_plan:

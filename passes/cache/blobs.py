@@ -290,15 +290,15 @@ class PteBytes:
     named data, constant tensors, found where ExecuTorch placed them) become references to
     their blobs, the rest stays literal. Unpickles to the same bytes as one ``bytes``.
 
-    ``data`` is the bytes, or the pieces ExecuTorch holds them as (``ir.serialized``),
-    which are searched one by one: no contiguous copy of the .pte is made to store it."""
+    ``pieces`` are the .pte as ExecuTorch holds it (``ir.serialized.pte_pieces``), searched
+    one by one: no contiguous copy of the .pte is made to store it."""
 
-    def __init__(self, data: bytes | Sequence[bytes], known: Iterable[Any]):
-        self.data = [data] if isinstance(data, bytes | bytearray) else list(data)
+    def __init__(self, pieces: Sequence[bytes], known: Iterable[Any]):
+        self.pieces = list(pieces)
         self.known = list(known)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_join, (split(self.data, self.known),))
+        return (_join, (split(self.pieces, self.known),))
 
 
 def _view(obj: Any) -> memoryview | None:
@@ -309,9 +309,9 @@ def _view(obj: Any) -> memoryview | None:
     return None
 
 
-def split(data: bytes | Sequence[bytes], known: Iterable[Any]) -> list[Any]:
-    """``data`` (bytes, or consecutive pieces of them) as literal bytes and the ``known``
-    objects whose bytes it holds, in order.
+def split(data: Sequence[bytes], known: Iterable[Any]) -> list[Any]:
+    """``data`` (consecutive pieces of bytes) as literal bytes and the ``known`` objects
+    whose bytes it holds, in order.
 
     Walks each piece in steps of 8 bytes (ExecuTorch aligns segments and constants to at
     least that) and, where the next 32 bytes start a known buffer, takes that buffer whole.
@@ -322,7 +322,7 @@ def split(data: bytes | Sequence[bytes], known: Iterable[Any]) -> list[Any]:
         if view is not None and len(view) >= MIN_SPLIT:
             index.setdefault(bytes(view[:32]), []).append((view, obj))
     pieces: list[Any] = []
-    for part in [data] if isinstance(data, bytes | bytearray) else data:
+    for part in data:
         _split_into(pieces, part, index)
     return pieces
 

@@ -99,7 +99,7 @@ class EmitPass(Pass, Uncacheable):
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         from pteflow.ir.runnable import smoke_run
-        from pteflow.ir.serialized import pte_size, write_pte
+        from pteflow.ir.serialized import write_pte
 
         manager = program.artifact
         skip = _unloadable(manager)
@@ -110,6 +110,7 @@ class EmitPass(Pass, Uncacheable):
         def loads_and_runs(tmp: Path) -> None:  # from the file, as a user would (mmap)
             smoke_run(tmp, inputs, execute=self.smoke, skip=tuple(skip))
 
-        write_atomically(Path(self.path), lambda f: write_pte(manager, f), loads_and_runs)
-        ctx.log(f"wrote {self.path} ({pte_size(manager) / 1e6:.2f} MB)")
+        path = Path(self.path)
+        write_atomically(path, lambda f: write_pte(manager, f), loads_and_runs)
+        ctx.log(f"wrote {self.path} ({path.stat().st_size / 1e6:.2f} MB)")
         return PassResult(program, False)

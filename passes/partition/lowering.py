@@ -41,6 +41,7 @@ from pteflow.ir.errors import InvariantError, PipelineError
 from ..base import PassContext, PassInfo, PassResult, option_error
 from .arbitration import record as record_claims
 from .keep_whole import CONSULTED
+from .preprocess_copies import copies_one_at_a_time
 
 
 class PartitionPass(Protocol):
@@ -126,8 +127,9 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     manager = program.artifact
     config = manager.compile_config
     before = len(views.delegation_summary(program))
-    with torch.no_grad(), _no_to_backend_deprecation():
-        lowered = manager.to_backend(pass_.make_partitioner())
+    partitioner = pass_.make_partitioner()
+    with torch.no_grad(), _no_to_backend_deprecation(), copies_one_at_a_time(partitioner):
+        lowered = manager.to_backend(partitioner)
     lowered.compile_config = config  # to_backend resets it; see the module docstring
     done = (*program.metadata.get(LOWERED_BY, ()), pass_)
     metadata = {**program.metadata, LOWERED_BY: done}

@@ -1,0 +1,76 @@
+"""Partition copies made one at a time: each preprocess gets the same isolated program,
+without every partition's copy alive at once.
+
+Upstream's ``lower_all_submodules_to_backend`` deep-copies every partition's program
+(``BackendDetails.copy_exported_program_for_preprocess``, weights included) into one list,
+then ``preprocess_multimethod`` preprocesses them in order. With the default
+``preprocess_multimethod`` each copy is used by exactly one ``preprocess`` call and by
+nothing after it, so making the copy at that call (the same ``copy.deepcopy``) hands every
+preprocess the same isolated program while only one copy is alive: at SmolLM2-135M's shapes
+XNNPACK's ~210 single-linear partitions otherwise hold ~540 MB of copied weights at once.
+
+Backends that override either hook (QNN and CoreML preprocess all partitions together;
+CUDA copies its own way) are left as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+_HOOKS = ("copy_exported_program_for_preprocess", "preprocess")
+
+
+def backend_class(partitioner: Any) -> type | None:
+    """The ``BackendDetails`` subclass ``partitioner`` delegates to, found the way upstream
+    finds it (by name among the direct subclasses); None if it does not say."""
+    from executorch.exir.backend.backend_details import BackendDetails
+
+    spec = getattr(partitioner, "delegation_spec", None)
+    backend_id = getattr(spec, "backend_id", None)
+    found = [c for c in BackendDetails.__subclasses__() if c.__name__ == backend_id]
+    return found[-1] if found else None
+
+
+def _uses_default_hooks(backend: type) -> bool:
+    from executorch.exir.backend.backend_details import BackendDetails
+
+    def inherited(name: str) -> bool:
+        mine, default = getattr(backend, name), getattr(BackendDetails, name)
+        return getattr(mine, "__func__", None) is getattr(default, "__func__", None)
+
+    return (
+        isinstance(vars(backend).get("preprocess"), staticmethod)
+        and inherited("preprocess_multimethod")
+        and inherited("copy_exported_program_for_preprocess")
+    )
+
+
+@contextlib.contextmanager
+def copies_one_at_a_time(partitioner: Any) -> Iterator[None]:
+    """While lowering with ``partitioner``: its backend copies each partition's program
+    when preprocessing it, not all of them before (see the module docstring)."""
+    backend = backend_class(partitioner)
+    if backend is None or not _uses_default_hooks(backend):
+        yield
+        return
+    saved = {name: vars(backend).get(name) for name in _HOOKS}
+    preprocess = backend.preprocess  # type: ignore[attr-defined]
+
+    def copy_then_preprocess(program: Any, compile_specs: Any) -> Any:
+        return preprocess(copy.deepcopy(program), compile_specs)
+
+    backend.copy_exported_program_for_preprocess = classmethod(  # type: ignore[attr-defined]
+        lambda cls, program, compile_specs: program
+    )
+    backend.preprocess = staticmethod(copy_then_preprocess)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                delattr(backend, name)
+            else:
+                setattr(backend, name, value)

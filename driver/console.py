@@ -89,6 +89,7 @@ class RunConsole:
         if self.capturing:
             return
         _flush_std()
+        log = _not_our_output(log)
         writing = log.with_name(f".{log.name}.{os.getpid()}.tmp")
         try:
             if log.is_dir():
@@ -276,3 +277,21 @@ class RunConsole:
                 # " 12.34s" overwrites it (it is always at least as long)
                 self.echo(text + "\b" * len(text))
                 self._shown = len(text)
+
+
+def _not_our_output(log: Path) -> Path:
+    """``log``, or ``<stem>.upstream.log`` when our stdout or stderr already goes to ``log``
+    (``driver run -o m.pte > m.log 2>&1``): renaming the run log over that file would
+    replace what the user redirected there."""
+    try:
+        target = os.stat(log)
+    except OSError:
+        return log
+    for fd in (1, 2):
+        try:
+            ours = os.fstat(fd)
+        except OSError:
+            continue
+        if (ours.st_dev, ours.st_ino) == (target.st_dev, target.st_ino):
+            return log.with_name(f"{log.stem}.upstream{log.suffix}")
+    return log

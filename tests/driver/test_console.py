@@ -63,6 +63,23 @@ def test_a_log_path_that_cannot_be_written_is_refused_before_work(tmp_path, caps
     assert "model:" not in out and sorted(p.name for p in tmp_path.iterdir()) == ["m.log"]
 
 
+def test_output_redirected_to_the_run_log_name_is_kept(tmp_path):
+    """``driver run -o m.pte > m.log 2>&1``: the run log must not be renamed over the file
+    the shell writes the driver's output to; it goes to m.upstream.log instead."""
+    from ._helpers import MODELS
+
+    passes = "export,to-edge,to-executorch,emit"
+    cmd = [sys.executable, "-m", "pteflow.driver", "run", "--model", f"{MODELS}:mlp",
+           "--passes", passes, "-o", "m.pte", "--no-cache"]  # fmt: skip
+    with open(tmp_path / "m.log", "wb") as out:
+        done = subprocess.run(cmd, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    assert done.returncode == 0
+    shown = (tmp_path / "m.log").read_text()
+    assert "wrote m.pte" in shown and "upstream warnings in m.upstream.log" in shown
+    assert "==== " in (tmp_path / "m.upstream.log").read_text()  # the stages' noise
+    assert json.loads((tmp_path / "m.report.json").read_text())["log"] == "m.upstream.log"
+
+
 def test_own_warnings_reach_the_console_while_capturing(tmp_path, capfd):
     seen = []
     with RunConsole(seen.append) as console:

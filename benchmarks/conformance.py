@@ -76,8 +76,14 @@ def run_suite(
     *,
     timeout: float | None = None,
     log: Path | None = None,
+    jobs: int = 1,
 ) -> list[dict]:
     """Run ``modules`` for the pteflow ``flows`` and their twins; the plugin's JSON lines.
+
+    The modules go in chunks, one pytest process each, ``jobs`` at a time. Each chunk
+    writes its own part file (``results``'s name + ``.partN``); a finished chunk's lines
+    are appended to ``results`` in module order (``fold_parts``), so an interrupted run
+    leaves whole modules for ``--resume``.
 
     Raises:
         ValueError: an unknown flow or module (before anything runs).
@@ -85,26 +91,61 @@ def run_suite(
     Tests of a chunk whose pytest process died (a native crash) before reporting them are
     missing from its results: they are added as failed ("the pytest process died").
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     check_selection(flows, modules)
+    fold_parts(results, flows)  # an earlier run's, if it was interrupted
+    size = CHUNK if jobs <= 1 else max(1, min(CHUNK, len(modules) // (jobs * 3)))
+    chunks = [modules[start : start + size] for start in range(0, len(modules), size)]
+    parts = [_part(results, i) for i in range(len(chunks))]
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for _ in pool.map(_run_chunk, chunks, parts, [flows] * len(chunks),
+                          [timeout] * len(chunks), [log] * len(chunks)):  # fmt: skip
+            pass
+    fold_parts(results, flows)
+    return _read(results)
+
+
+def _part(results: Path, index: int) -> Path:
+    return results.with_name(f"{results.name}.part{index:03d}")
+
+
+def _run_chunk(
+    chunk: Sequence[str], part: Path, flows: Sequence[str], timeout: float | None, log: Path | None
+) -> None:
     where = suite_dir()
     # every flow of a module before the next module: an interrupted run has whole modules
     marks = " or ".join(f"flow_{n}" for f in flows for n in (f, twin(f)))
-    for start in range(0, len(modules), CHUNK):
-        chunk = modules[start : start + CHUNK]
-        cmd = [
-            sys.executable, "-m", "pytest", "-p", "tests.conformance.plugin",
-            "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-            "-p", "no:cacheprovider", "-q", "-m", marks,
-            "--conformance-results", str(results),
-            *([f"--conformance-timeout={timeout}"] if timeout else []),
-            *(str(where / f"test_{m}.py") for m in chunk),
-        ]  # fmt: skip
-        before = _read(results)
-        with open(log or os.devnull, "a") as out:
-            proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none selected
-            _record_crash(results, before, chunk, flows, proc.returncode)
-    return _read(results)
+    cmd = [
+        sys.executable, "-m", "pytest", "-p", "tests.conformance.plugin",
+        "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+        "-p", "no:cacheprovider", "-q", "-m", marks,
+        "--conformance-results", str(part),
+        *([f"--conformance-timeout={timeout}"] if timeout else []),
+        *(str(where / f"test_{m}.py") for m in chunk),
+    ]  # fmt: skip
+    part.unlink(missing_ok=True)
+    with open(log or os.devnull, "a") as out:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none selected
+        _record_crash(part, [], chunk, flows, proc.returncode)
+    if part.exists():  # finished: every module in it is whole
+        part.rename(part.with_name(part.name + ".done"))
+
+
+def fold_parts(results: Path, flows: Sequence[str]) -> None:
+    """Append the chunks' part files to ``results`` in chunk order and remove them. A part
+    whose chunk did not finish (no ``.done``) keeps only its whole modules."""
+    parts = sorted(results.parent.glob(f"{results.name}.part*"))
+    if not parts:
+        return
+    with open(results, "a") as f:
+        for part in parts:
+            if not part.name.endswith(".done"):
+                done_modules(part, flows)  # trims the module it was in the middle of
+            f.writelines(json.dumps(r) + "\n" for r in _read(part))
+    for part in parts:
+        part.unlink()
 
 
 def done_modules(results: Path, flows: Sequence[str]) -> list[str]:
@@ -276,8 +317,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="keep DIR/results.jsonl and run only the modules it lacks")  # fmt: skip
     ap.add_argument("--timeout", type=float, default=None,
                     help="per-test timeout in seconds (default: the suite's, 120)")  # fmt: skip
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="pytest processes at once (default 1; one per core at most: "
+                         "tests near their timeout may fail under load)")  # fmt: skip
     args = ap.parse_args(argv)
     flows = [f for f in args.flows.split(",") if f]
+    if args.jobs < 1:
+        ap.error(f"--jobs must be at least 1, got {args.jobs}")
     try:
         modules = [m for m in args.modules.split(",") if m] if args.modules else all_modules()
         check_selection(flows, modules)
@@ -296,12 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--report-only: no results in {out / 'results.jsonl'}; run without it first")
     else:
         if args.resume:
+            fold_parts(out / "results.jsonl", flows)
             done = set(done_modules(out / "results.jsonl", flows))
             modules = [m for m in modules if m not in done]
         else:
-            (out / "results.jsonl").unlink(missing_ok=True)
+            for old in out.glob("results.jsonl*"):
+                old.unlink()
         results = run_suite(flows, modules, out / "results.jsonl", timeout=args.timeout,
-                            log=out / "pytest.log")  # fmt: skip
+                            log=out / "pytest.log", jobs=args.jobs)  # fmt: skip
         wall = time.perf_counter() - t0
     rows = pair(results, flows)
     print(write_report(out, rows, flows, wall, results))

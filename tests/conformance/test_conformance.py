@@ -61,11 +61,36 @@ def test_unknown_flow_or_module_is_refused(tmp_path):
         conformance.run_suite(["pteflow_xnnpack"], ["addd"], tmp_path / "r.jsonl")
 
 
+def test_parts_fold_in_chunk_order_keeping_whole_modules(tmp_path):
+    """An interrupted parallel run: a finished chunk's part counts whole; an unfinished
+    one keeps the modules it finished, not the one it was in the middle of."""
+    results = tmp_path / "results.jsonl"
+    flows = ["pteflow_xnnpack"]
+
+    def lines(module: str, *flows_: str) -> str:
+        return "".join(
+            json.dumps(_line(f"operators/test_{module}.py::t", f, "passed")) + "\n" for f in flows_
+        )
+
+    both = ("xnnpack", "pteflow_xnnpack")
+    (tmp_path / "results.jsonl.part001").write_text(lines("c", *both) + lines("d", "xnnpack"))
+    (tmp_path / "results.jsonl.part000.done").write_text(lines("a", *both) + lines("b", *both))
+    conformance.fold_parts(results, flows)
+    modules = [r["test"].split("::")[0] for r in conformance._read(results)]
+    assert (
+        modules
+        == ["operators/test_a.py"] * 2 + ["operators/test_b.py"] * 2 + ["operators/test_c.py"] * 2
+    )
+    assert not list(tmp_path.glob("*.part*"))
+    assert conformance.done_modules(results, flows) == ["a", "b"]  # the last may re-run
+
+
 @pytest.mark.slow
 def test_pteflow_passes_every_sample_test_upstream_passes(tmp_path):
     results = conformance.run_suite(  # a generous timeout: CI machines may be busy
-        SLICE_FLOWS, SAMPLE, tmp_path / "results.jsonl", log=tmp_path / "pytest.log", timeout=600
-    )
+        SLICE_FLOWS, SAMPLE, tmp_path / "results.jsonl", log=tmp_path / "pytest.log",
+        timeout=600, jobs=2,
+    )  # fmt: skip
     rows = conformance.pair(results, SLICE_FLOWS)
     log = (tmp_path / "pytest.log").read_text()[-3000:]
     for flow in SLICE_FLOWS:

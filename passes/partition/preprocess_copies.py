@@ -10,7 +10,9 @@ preprocess the same isolated program while only one copy is alive: at SmolLM2-13
 XNNPACK's ~210 single-linear partitions otherwise hold ~540 MB of copied weights at once.
 
 Backends that override either hook (QNN and CoreML preprocess all partitions together;
-CUDA copies its own way) are left as they are.
+CUDA copies its own way) are left as they are. The hooks are class attributes, so the
+change is process-wide while ``to_backend`` runs (pteflow lowers from one thread) and is
+undone when it returns or raises.
 """
 
 from __future__ import annotations

@@ -54,8 +54,7 @@ def evaluate(program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]) -> 
     import torch
     from torch.utils._pytree import tree_flatten
 
-    from pteflow.ir.evaluate import flat_tensors, load_runtime_program
-    from pteflow.ir.serialized import pte_bytes
+    from pteflow.ir.evaluate import flat_tensors, load_program_in_runtime
 
     def clean(ts: list[torch.Tensor]) -> list[torch.Tensor]:
         return [t.detach().clone() for t in ts]
@@ -64,7 +63,7 @@ def evaluate(program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]) -> 
     try:
         with torch.no_grad():
             if program.level == Level.EXECUTORCH:
-                loaded = load_runtime_program(pte_bytes(program.artifact))
+                loaded = load_program_in_runtime(program)
                 methods: dict[str, Any] = {}
                 for method, inputs in steps:
                     if method not in methods:

@@ -40,6 +40,12 @@ def load_runtime_program(data: bytes | Path) -> Any:
     return Runtime.get().load_program(data)
 
 
+def load_program_in_runtime(program: Program) -> Any:
+    """An EXECUTORCH ``program`` loaded in ``executorch.runtime`` from the bytes its manager
+    serialized (a transient contiguous copy: the runtime's bytes loader needs one)."""
+    return load_runtime_program(pte_bytes(program.artifact))
+
+
 def run_method(
     program: Program, method: str, inputs: Sequence[Any], *, runtime_program: Any = None
 ) -> list[torch.Tensor]:
@@ -61,7 +67,7 @@ def run_method(
             return flat_tensors(module(*inputs))
         # keep the runtime program referenced while its method runs (dropping it
         # early crashes the runtime)
-        loaded = runtime_program or load_runtime_program(pte_bytes(program.artifact))
+        loaded = runtime_program or load_program_in_runtime(program)
         loaded_method = loaded.load_method(method)
         flat = list(tree_flatten(tuple(inputs))[0])
         out = flat_tensors(loaded_method.execute(flat))

@@ -14,176 +14,37 @@ twin (exit 1 when one does).
 
     python benchmarks/conformance.py                                 # everything (long)
     python benchmarks/conformance.py --flows pteflow_xnnpack --modules add,linear
+    python benchmarks/conformance.py --jobs 2 --timeout 600        # a pytest process per core
+    python benchmarks/conformance.py --jobs 2 --timeout 600 --resume   # after ^C or SIGTERM
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
-import subprocess
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.conformance_runner import (  # noqa: E402
+    _read,
+    all_modules,
+    check_selection,
+    done_modules,
+    fold_parts,
+    run_suite,
+)
 from benchmarks.machine import machine  # noqa: E402
 from tests.conformance.flows import FLOWS, NOT_BUILT, twin  # noqa: E402
 
 OUTCOMES = ("passed", "failed", "skipped", "refused")
-#: modules per pytest process: a native crash loses one chunk, not the run
-CHUNK = 28
-
-
-def suite_dir() -> Path:
-    """The installed suite's operator tests (found without importing executorch)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("executorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise ValueError("executorch is not installed in this Python")
-    return Path(next(iter(spec.submodule_search_locations))) / "backends/test/suite/operators"
-
-
-def all_modules() -> list[str]:
-    return sorted(p.stem.removeprefix("test_") for p in suite_dir().glob("test_*.py"))
-
-
-def check_selection(flows: Sequence[str], modules: Sequence[str]) -> None:
-    """Raise ValueError for an unknown flow or operator module (before anything runs)."""
-    unknown = [f for f in flows if f not in FLOWS]
-    if unknown:
-        raise ValueError(f"unknown flow(s) {', '.join(unknown)}; one of {', '.join(FLOWS)}")
-    where = suite_dir()
-    missing = [m for m in modules if not (where / f"test_{m}.py").exists()]
-    if missing:
-        import difflib
-
-        near = difflib.get_close_matches(missing[0], all_modules(), n=3)
-        hint = f" (closest: {', '.join(near)})" if near else ""
-        raise ValueError(f"no operator module(s) {', '.join(missing)} in {where}{hint}")
-
-
-def run_suite(
-    flows: Sequence[str],
-    modules: Sequence[str],
-    results: Path,
-    *,
-    timeout: float | None = None,
-    log: Path | None = None,
-    jobs: int = 1,
-) -> list[dict]:
-    """Run ``modules`` for the pteflow ``flows`` and their twins; the plugin's JSON lines.
-
-    The modules go in chunks, one pytest process each, ``jobs`` at a time. Each chunk
-    writes its own part file (``results``'s name + ``.partN``); a finished chunk's lines
-    are appended to ``results`` in module order (``fold_parts``), so an interrupted run
-    leaves whole modules for ``--resume``.
-
-    Raises:
-        ValueError: an unknown flow or module (before anything runs).
-
-    Tests of a chunk whose pytest process died (a native crash) before reporting them are
-    missing from its results: they are added as failed ("the pytest process died").
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    check_selection(flows, modules)
-    fold_parts(results, flows)  # an earlier run's, if it was interrupted
-    size = CHUNK if jobs <= 1 else max(1, min(CHUNK, len(modules) // (jobs * 3)))
-    chunks = [modules[start : start + size] for start in range(0, len(modules), size)]
-    parts = [_part(results, i) for i in range(len(chunks))]
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
-        for _ in pool.map(_run_chunk, chunks, parts, [flows] * len(chunks),
-                          [timeout] * len(chunks), [log] * len(chunks)):  # fmt: skip
-            pass
-    fold_parts(results, flows)
-    return _read(results)
-
-
-def _part(results: Path, index: int) -> Path:
-    return results.with_name(f"{results.name}.part{index:03d}")
-
-
-def _run_chunk(
-    chunk: Sequence[str], part: Path, flows: Sequence[str], timeout: float | None, log: Path | None
-) -> None:
-    where = suite_dir()
-    # every flow of a module before the next module: an interrupted run has whole modules
-    marks = " or ".join(f"flow_{n}" for f in flows for n in (f, twin(f)))
-    cmd = [
-        sys.executable, "-m", "pytest", "-p", "tests.conformance.plugin",
-        "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
-        "-p", "no:cacheprovider", "-q", "-m", marks,
-        "--conformance-results", str(part),
-        *([f"--conformance-timeout={timeout}"] if timeout else []),
-        *(str(where / f"test_{m}.py") for m in chunk),
-    ]  # fmt: skip
-    part.unlink(missing_ok=True)
-    with open(log or os.devnull, "a") as out:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode not in (0, 1, 5):  # 1: tests failed; 5: none selected
-        _record_crash(part, [], chunk, flows, proc.returncode)
-    if part.exists():  # finished: every module in it is whole
-        part.rename(part.with_name(part.name + ".done"))
-
-
-def fold_parts(results: Path, flows: Sequence[str]) -> None:
-    """Append the chunks' part files to ``results`` in chunk order and remove them. A part
-    whose chunk did not finish (no ``.done``) keeps only its whole modules."""
-    parts = sorted(results.parent.glob(f"{results.name}.part*"))
-    if not parts:
-        return
-    with open(results, "a") as f:
-        for part in parts:
-            if not part.name.endswith(".done"):
-                done_modules(part, flows)  # trims the module it was in the middle of
-            f.writelines(json.dumps(r) + "\n" for r in _read(part))
-    for part in parts:
-        part.unlink()
-
-
-def done_modules(results: Path, flows: Sequence[str]) -> list[str]:
-    """Modules ``results`` has every flow of, but the last one (it may be incomplete).
-
-    Rewrites ``results`` without the lines of the modules it does not count as done.
-    """
-    lines = _read(results)
-    if not lines:
-        return []
-    module = [r["test"].split("::")[0].removeprefix("operators/test_")[:-3] for r in lines]
-    wanted = {n for f in flows for n in (f, twin(f))}
-    have: dict[str, set] = {}
-    for m, r in zip(module, lines, strict=True):
-        have.setdefault(m, set()).add(r["flow"])
-    done = [m for m in dict.fromkeys(module[:-1]) if m != module[-1] and have[m] >= wanted]
-    keep = [r for m, r in zip(module, lines, strict=True) if m in done]
-    results.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    return done
-
-
-def _read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _record_crash(results: Path, before: list, chunk: Sequence[str], flows, code: int) -> None:
-    """One failed line per flow of the chunk's module that had no result when it died."""
-    seen = {(r["test"].split("::")[0], r["flow"]) for r in _read(results)[len(before) :]}
-    with open(results, "a") as f:
-        for m in chunk:
-            for flow in (n for p in flows for n in (p, twin(p))):
-                if (f"operators/test_{m}.py", flow) not in seen:
-                    line = {"test": f"operators/test_{m}.py::(process died)", "flow": flow,
-                            "outcome": "failed", "detail": f"the pytest process died (exit {code})",
-                            "seconds": 0.0}  # fmt: skip
-                    f.write(json.dumps(line) + "\n")
 
 
 def pair(results: list[dict], flows: Sequence[str]) -> list[dict]:
@@ -304,6 +165,23 @@ def write_report(
     return "\n".join(table)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the run as ^C does: the chunks first
+
+
+def _lock(out: Path) -> Any:
+    """An exclusive lock on ``out`` for this process's life, or None if another holds it."""
+    import fcntl
+
+    f = open(out / ".lock", "w")  # noqa: SIM115 (held open: the lock lives with the file)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--flows", default=",".join(FLOWS), help="pteflow flows (default: all)")
@@ -341,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not results:
             ap.error(f"--report-only: no results in {out / 'results.jsonl'}; run without it first")
     else:
+        lock = _lock(out)
+        if lock is None:
+            ap.error(f"--out {out}: another conformance run is writing there; wait for it")
         if args.resume:
             fold_parts(out / "results.jsonl", flows)
             done = set(done_modules(out / "results.jsonl", flows))
@@ -348,8 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             for old in out.glob("results.jsonl*"):
                 old.unlink()
-        results = run_suite(flows, modules, out / "results.jsonl", timeout=args.timeout,
-                            log=out / "pytest.log", jobs=args.jobs)  # fmt: skip
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            results = run_suite(flows, modules, out / "results.jsonl", timeout=args.timeout,
+                                log=out / "pytest.log", jobs=args.jobs)  # fmt: skip
+        except KeyboardInterrupt:
+            print("interrupted; the modules finished so far are kept: add --resume to go on",
+                  file=sys.stderr)  # fmt: skip
+            return 130
         wall = time.perf_counter() - t0
     rows = pair(results, flows)
     print(write_report(out, rows, flows, wall, results))

@@ -85,6 +85,28 @@ def test_parts_fold_in_chunk_order_keeping_whole_modules(tmp_path):
     assert conformance.done_modules(results, flows) == ["a", "b"]  # the last may re-run
 
 
+def test_a_stopped_chunk_is_not_a_crash_and_stopping_ends_the_processes():
+    """^C or SIGTERM must not record the chunk's unrun tests as failures (resume runs
+    them); a native crash does. Stopping ends running processes and starts no more."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks.conformance_runner import _Children, chunk_ended
+
+    assert [chunk_ended(c, False) for c in (0, 1, 5, 2, -2, -15, -9, -11, -6, 3)] == [
+        *["finished"] * 3, *["stopped"] * 4, *["crashed"] * 3,
+    ]  # fmt: skip
+    assert chunk_ended(0, True) == "stopped"
+    running = _Children()
+    proc = running.start([sys.executable, "-c", "import time; time.sleep(120)"], None)
+    assert proc is not None
+    t0 = time.perf_counter()
+    running.stop()
+    assert proc.poll() is not None and time.perf_counter() - t0 < 15
+    assert running.start([sys.executable, "-c", "pass"], subprocess.DEVNULL) is None
+
+
 @pytest.mark.slow
 def test_pteflow_passes_every_sample_test_upstream_passes(tmp_path):
     results = conformance.run_suite(  # a generous timeout: CI machines may be busy

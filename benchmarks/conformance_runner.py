@@ -66,7 +66,8 @@ def run_suite(
     The modules go in chunks, one pytest process each, ``jobs`` at a time. Each chunk
     writes its own part file (``results``'s name + ``.partN``); a finished chunk's lines
     are appended to ``results`` in module order (``fold_parts``), so an interrupted run
-    leaves whole modules for ``--resume``.
+    leaves whole modules for ``--resume`` (which folds them before calling this; part
+    files found here are stale and removed).
 
     Raises:
         ValueError: an unknown flow or module (before anything runs).
@@ -77,7 +78,8 @@ def run_suite(
     from concurrent.futures import ThreadPoolExecutor
 
     check_selection(flows, modules)
-    fold_parts(results, flows)  # an earlier run's, if it was interrupted
+    for stale in results.parent.glob(f"{results.name}.part*"):  # --resume folded them first
+        stale.unlink()
     size = CHUNK if jobs <= 1 else max(1, min(CHUNK, len(modules) // (jobs * 3)))
     chunks = [modules[start : start + size] for start in range(0, len(modules), size)]
     running = _Children()
@@ -171,7 +173,7 @@ def _run_chunk(
     if ended == "stopped":  # unfinished: resume keeps its whole modules
         return
     if ended == "crashed":
-        _record_crash(part, [], chunk, flows, code)
+        _record_crash(part, chunk, flows, code)
     if part.exists():  # finished: every module in it is whole
         part.rename(part.with_name(part.name + ".done"))
 
@@ -224,10 +226,10 @@ def _read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _record_crash(results: Path, before: list, chunk: Sequence[str], flows, code: int) -> None:
+def _record_crash(part: Path, chunk: Sequence[str], flows, code: int) -> None:
     """One failed line per flow of the chunk's module that had no result when it died."""
-    seen = {(r["test"].split("::")[0], r["flow"]) for r in _read(results)[len(before) :]}
-    with open(results, "a") as f:
+    seen = {(r["test"].split("::")[0], r["flow"]) for r in _read(part)}
+    with open(part, "a") as f:
         for m in chunk:
             for flow in (n for p in flows for n in (p, twin(p))):
                 if (f"operators/test_{m}.py", flow) not in seen:

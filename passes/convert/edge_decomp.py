@@ -20,7 +20,11 @@ functions for every step it keeps (same steps, same order, same arguments):
    the test upstream itself uses to skip a decomposition of a functional graph.
 
 A skipped trace is one whose input is already functional and that contains none
-of the table's targets, so it could only re-trace the graph unchanged.
+of the table's targets, so it could only re-trace the graph unchanged. One target
+does not count: ``aten.sym_size.int``. The default table lists it (as a
+CompositeImplicitAutograd op to decompose), but re-tracing a ``sym_size`` call emits
+a ``sym_size`` call again, so every graph with a dynamic dimension (a Llama's
+sequence length) "contains a target" and upstream's test never skips for it.
 """
 
 from __future__ import annotations
@@ -45,10 +49,13 @@ def _functional(program: Any) -> bool:
 
 
 def _decompose(program: Any, table: dict[Any, Any]) -> Any:
-    """``run_decompositions(table)`` on a functional program, unless no target is in it."""
+    """``run_decompositions(table)`` on a functional program, unless no target is in it
+    (``aten.sym_size.int`` aside: a re-trace gives it back as it was)."""
+    import torch
     from executorch.exir.program._program import contains_any_call_fn_target_op
 
-    if contains_any_call_fn_target_op(program.graph_module, table):
+    changing = {op: f for op, f in table.items() if op is not torch.ops.aten.sym_size.int}
+    if contains_any_call_fn_target_op(program.graph_module, changing):
         return program.run_decompositions(table)
     return program
 

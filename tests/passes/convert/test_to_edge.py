@@ -110,6 +110,61 @@ def test_keep_whole_skips_retraces_that_change_nothing(aten_mlp, monkeypatch):
     assert _edge_ops(run.after) == theirs
 
 
+class _DynamicRows(torch.nn.Module):
+    """A linear, then a reshape by the input's (dynamic) sizes: ``aten.sym_size.int``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.silu(self.fc(x)).reshape(x.shape[0] * x.shape[1], 8)
+
+
+def _dynamic_rows_program():
+    module = _DynamicRows().eval()
+    inputs = (torch.randn(1, 5, 8),)
+    shapes = ({1: torch.export.Dim("t", min=1, max=16)},)
+    return testing.build_program(module, inputs, level=Level.ATEN, dynamic_shapes=shapes)
+
+
+def test_keep_whole_does_not_retrace_for_sym_size_alone(monkeypatch):
+    """A dynamic dimension puts ``aten.sym_size.int`` in the graph, and the default table
+    lists it; a re-trace only emits it again, so the full-table decomposition after the
+    partitioner's is skipped (seconds on a Llama, whose sequence length is dynamic): one
+    decomposition instead of upstream's three, and the same Edge graph."""
+    from executorch.exir.program._program import _gen_edge_manager_for_partitioners
+
+    from pteflow.passes.partition.keep_whole import partition_passes
+
+    program = _dynamic_rows_program()
+    ops = {n.target for n in program.exported_programs()["forward"].graph.nodes}
+    assert torch.ops.aten.sym_size.int in ops  # what this test is about
+    edge_pass = ToEdgePass(keep_whole_for=("partition-xnnpack",))
+    calls = _count_decompositions(monkeypatch)
+    run = testing.run_pass(edge_pass, program)
+    assert len(calls) == 1  # silu's decomposition; not a second one for sym_size
+    run.assert_outputs_unchanged()
+    longer = [torch.randn(1, 11, 8)]  # still dynamic
+    torch.testing.assert_close(testing.outputs(run.after, longer), testing.outputs(program, longer))
+
+    partitioners = [p.make_partitioner() for p in partition_passes(edge_pass.keep_whole_for)]
+    calls.clear()
+    with torch.no_grad():
+        upstream = _gen_edge_manager_for_partitioners(
+            {"forward": partitioners},
+            _dynamic_rows_program().exported_programs(),
+            edge_pass.compile_config(),
+            None,
+        )
+    assert len(calls) >= 3  # what the skip saves
+    theirs = upstream.exported_program("forward").graph
+    ours = run.after.exported_programs()["forward"].graph
+    assert [(n.op, str(n.target)) for n in ours.nodes] == [
+        (n.op, str(n.target)) for n in theirs.nodes
+    ]
+
+
 def test_keep_whole_still_functionalizes_a_training_ir_program(monkeypatch):
     """A program straight from torch.export (training IR, in-place ops) is functionalized."""
     module, inputs = mlp()

@@ -52,6 +52,11 @@ def main(args: argparse.Namespace) -> int:
         f"data, stored once); shared: {info.shared_bytes / 2**20:.2f} MiB the entries "
         "refer to more than once, not stored again"
     )
+    if info.linked:
+        say(
+            f"links: {info.linked} blobs ({info.linked_bytes / 2**20:.2f} MiB) are read in place "
+            "from the memory-mapped files they came from (a checkpoint), not copied"
+        )
     last = info.last_run
     if last:
         say(

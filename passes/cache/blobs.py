@@ -17,6 +17,8 @@ raises ``CorruptEntry`` (the entry is dropped and recomputed, never used).
 A tensor that covers its storage in C order is addressed by its bytes' digest, the one
 ``ir.hashing`` computed for the run's input key (``hashing.tensor_digest``): each weight
 is hashed once per process. Other tensors (views, strided) store their whole storage.
+A tensor whose bytes are a memory-mapped file's (a checkpoint) is a link to the file's
+range instead of a copy (``file_ranges.py``), read and checked the same way.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from pteflow.ir import hashing
+
+from .file_ranges import FileRange, LinkMismatch, Mappings, in_place, link_text, read_link
 
 #: Smaller values stay inside the payload.
 MIN_BLOB = 1024
@@ -55,14 +59,24 @@ class BlobDir:
     def path(self, digest: str) -> Path:
         return self.directory / digest[:2] / digest
 
+    def link_path(self, digest: str) -> Path:
+        return self.directory / digest[:2] / f"{digest}.link"
+
     def put(self, digest: str, data: Any) -> bool:
-        """Make blob ``digest`` present (written atomically) and fresh; True if written."""
+        """Make blob ``digest`` present (written atomically) and fresh; True if written.
+
+        ``data`` is the bytes, or a ``FileRange`` whose file holds them: then a link to
+        the range is written if the file's bytes hash to ``digest``, else its bytes."""
+        for path in (self.path(digest), self.link_path(digest)):
+            try:
+                os.utime(path)  # present: refresh it (eviction spares young blobs)
+                return False
+            except FileNotFoundError:
+                pass
         path = self.path(digest)
-        try:
-            os.utime(path)  # present: refresh it (eviction spares young blobs)
-            return False
-        except FileNotFoundError:
-            pass
+        if isinstance(data, FileRange):
+            text = link_text(data, digest)
+            path, data = (self.link_path(digest), text) if text else (path, data.data)
         self._mkdir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=path.parent)
         try:
@@ -82,7 +96,7 @@ class BlobDir:
                 n = f.readinto(data) if writable else len(data)
                 extra = f.read(1) if writable else b""
         except FileNotFoundError:
-            raise MissingBlob(f"blob {digest[:12]} is missing") from None
+            return self._read_link(digest, size, writable)
         why = ""
         if n != size or extra:
             why = f"blob {digest[:12]} has the wrong size"
@@ -92,6 +106,17 @@ class BlobDir:
             self.path(digest).unlink(missing_ok=True)
             raise MissingBlob(why)
         return data
+
+    def _read_link(self, digest: str, size: int, writable: bool) -> Any:
+        link = self.link_path(digest)
+        try:
+            data = read_link(link.read_bytes(), digest, size)
+        except FileNotFoundError:
+            raise MissingBlob(f"blob {digest[:12]} is missing") from None
+        except LinkMismatch as e:
+            link.unlink(missing_ok=True)
+            raise MissingBlob(f"blob {digest[:12]}: {e}") from None
+        return data if writable else bytes(data)
 
     def scrub(self, sizes: dict[str, int]) -> None:
         """Check these blobs, removing the altered ones (after one failed to read:
@@ -152,6 +177,7 @@ class BlobPickler(pickle.Pickler):
         self._seen: dict[int, int] = {}  # id(obj) -> reference index
         self._storages: dict[int, int] = {}  # storage data pointer -> reference index
         self._keep: list[Any] = []  # the objects referenced (ids stay unique)
+        self._mappings: Mappings | None = None  # read at the first tensor
         self.blobs: dict[str, int] = {}  # digest -> size
 
     def persistent_id(self, obj: Any) -> Any:
@@ -186,7 +212,8 @@ class BlobPickler(pickle.Pickler):
     def _store(self, digest: str, data: Any) -> None:
         if digest not in self.blobs:
             self._put(digest, data)
-            self.blobs[digest] = len(memoryview(data).cast("B"))
+            size = data.size if isinstance(data, FileRange) else len(memoryview(data).cast("B"))
+            self.blobs[digest] = size
 
     def _tensor(self, t: Any) -> tuple[Any, ...]:
         storage = t.untyped_storage()
@@ -196,7 +223,10 @@ class BlobPickler(pickle.Pickler):
             index = self._storages[ptr] = len(self._keep) - 1
         if _whole(t):
             digest = hashing.tensor_digest(t)
-            self._store(digest, hashing.raw_bytes(t))
+            if digest not in self.blobs:
+                if self._mappings is None:
+                    self._mappings = Mappings()
+                self._store(digest, in_place(t, self._mappings) or hashing.raw_bytes(t))
         else:
             torch = _torch()
             data = memoryview(torch.empty(0, dtype=torch.uint8).set_(storage).numpy())

@@ -44,6 +44,8 @@ from pteflow.ir.errors import UserError
 from . import auth
 from .blobs import BlobDir
 
+LINK = ".link"  # blobs/<digest[:2]>/<digest>.link: the blob is a range of another file
+
 if TYPE_CHECKING:
     from pteflow.ir import Program
 
@@ -108,6 +110,9 @@ class CacheInfo:
     blob_bytes: int = 0
     #: bytes the entries refer to beyond what is stored: what sharing blobs saved
     shared_bytes: int = 0
+    #: blobs that are links to the files they were read from (a memory-mapped checkpoint)
+    linked: int = 0
+    linked_bytes: int = 0  # what those links stand for (not stored in the cache)
 
 
 class PassCache:
@@ -262,12 +267,13 @@ class PassCache:
     def _blob_files(self) -> dict[str, tuple[float, int, Path]]:
         root = self.blobs.directory
         out = {}
-        for p in root.glob("*/*") if root.is_dir() else ():
+        for p in sorted(root.glob("*/*")) if root.is_dir() else ():  # a blob before its link
             if p.name.startswith("."):
                 continue
+            digest = p.name.removesuffix(LINK)  # a link stands for its blob (file_ranges.py)
             with contextlib.suppress(OSError):
                 st = p.stat()
-                out[p.name] = (st.st_mtime, st.st_size, p)
+                out[p.name if digest in out else digest] = (st.st_mtime, st.st_size, p)
         return out
 
     @staticmethod
@@ -330,11 +336,14 @@ class PassCache:
         entries = self._entries()
         blob_files = self._blob_files()
         referenced: dict[str, int] = {}
+        sizes: dict[str, int] = {}
         for *_, refs in entries:
             for digest, size in refs.items():
                 referenced[digest] = referenced.get(digest, 0) + int(size)
+                sizes[digest] = int(size)
+        links = [d for d, (_, _, p) in blob_files.items() if p.name.endswith(LINK)]
         blob_bytes = sum(size for _, size, _ in blob_files.values())
-        unique = sum(blob_files[d][1] for d in referenced if d in blob_files)
+        unique = sum(sizes[d] for d in referenced if d in blob_files)  # as the entries see them
         last = None
         with contextlib.suppress(OSError, ValueError):
             last = json.loads((self.directory / LAST_RUN).read_text())
@@ -347,6 +356,8 @@ class PassCache:
             blobs=len(blob_files),
             blob_bytes=blob_bytes,
             shared_bytes=sum(referenced.values()) - unique,
+            linked=len(links),
+            linked_bytes=sum(sizes.get(d, 0) for d in links),
         )
 
     def clear(self) -> int:

@@ -1,0 +1,146 @@
+"""Blobs read in place: a tensor whose bytes are a range of a file this process maps.
+
+A checkpoint loaded with ``torch.load(..., mmap=True)`` gives tensors whose storage is
+the file's own pages. Storing them as blobs would copy the model's weights into the
+cache once per run (the float weights a quantizing pipeline keeps for resuming at the
+quantizer: most of its cache). Such a tensor's blob is a *link* instead,
+``blobs/<digest[:2]>/<digest>.link``: the file's path, the range's offset and size.
+
+A link is written only after the file's range was read back and hashed to the blob's
+digest (a page modified in memory, or a file replaced since it was mapped, is stored as
+bytes instead), and it is checked again every time it is read: a file changed, moved or
+deleted since makes the link a missing blob (``MissingBlob``: the entry is dropped and
+recomputed, never used). The run's key already hashes the checkpoint, so a run whose
+checkpoint changed does not look for the old entries anyway.
+
+Linux only (``/proc/self/maps``); elsewhere every tensor is stored as bytes.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import os
+import stat
+from typing import Any
+
+import attrs
+
+#: Read and hashed in pieces this large: no copy of a whole weight is made to check it.
+_CHUNK = 1 << 22
+
+
+class LinkMismatch(Exception):
+    """A link's file range is absent or does not hash to its blob's digest."""
+
+
+@attrs.frozen
+class FileRange:
+    """Bytes of ``path`` at ``offset``; ``data`` are the same bytes in memory (stored
+    instead when the file's turn out to differ)."""
+
+    path: str
+    offset: int
+    size: int
+    data: Any = attrs.field(repr=False, eq=False)
+
+
+class Mappings:
+    """The regular files this process has memory-mapped, read once from /proc/self/maps."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._maps: list[tuple[int, int, int, int, str]] = []  # start, end, offset, inode, path
+        with contextlib.suppress(OSError):
+            with open("/proc/self/maps") as f:
+                lines = f.read().splitlines()
+            for line in lines:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 6 or not fields[5].startswith("/") or fields[4] == "0":
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                self._maps.append((start, end, int(fields[2], 16), int(fields[4]), fields[5]))
+        self._maps.sort()
+        self._starts = [m[0] for m in self._maps]
+
+    def range_of(self, address: int, size: int) -> tuple[str, int] | None:
+        """``(path, offset)`` of the file bytes mapped at ``address`` for ``size`` bytes,
+        when one mapping of a file that is still there (same inode) covers them all."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or size <= 0:
+            return None
+        start, end, offset, inode, path = self._maps[i]
+        if address + size > end:
+            return None
+        try:
+            if os.stat(path).st_ino != inode:
+                return None
+        except OSError:
+            return None
+        return path, offset + (address - start)
+
+
+def in_place(t: Any, mappings: Mappings) -> FileRange | None:
+    """A tensor covering its storage in C order whose bytes are a mapped file's, as a
+    ``FileRange`` (None: its bytes live only in memory)."""
+    from pteflow.ir import hashing
+
+    storage = t.untyped_storage()
+    found = mappings.range_of(storage.data_ptr(), storage.nbytes())
+    if found is None:
+        return None
+    return FileRange(found[0], found[1], storage.nbytes(), hashing.raw_bytes(t))
+
+
+def _file_digest(path: str, offset: int, size: int, into: bytearray | None = None) -> str:
+    """sha256 of ``size`` bytes of ``path`` at ``offset`` (copied ``into`` when given).
+    Raises LinkMismatch when the file is shorter or cannot be read."""
+    h = hashlib.sha256()
+    view = memoryview(into) if into is not None else None
+    try:  # non-blocking open: a FIFO put in a link's place must not hang the run
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LinkMismatch(f"{path} is not a regular file")
+            f.seek(offset)
+            done = 0
+            while done < size:
+                chunk = f.read(min(_CHUNK, size - done))
+                if not chunk:
+                    raise LinkMismatch(f"{path} ends before the linked range")
+                h.update(chunk)
+                if view is not None:
+                    view[done : done + len(chunk)] = chunk
+                done += len(chunk)
+    except OSError as e:
+        raise LinkMismatch(f"{path} cannot be read ({e.strerror or e})") from None
+    return h.hexdigest()
+
+
+def link_text(source: FileRange, digest: str) -> bytes | None:
+    """The link file's content for ``source``, or None when the file's range does not
+    hold the blob's bytes (then the bytes are stored)."""
+    try:
+        if _file_digest(source.path, source.offset, source.size) != digest:
+            return None
+    except LinkMismatch:
+        return None
+    record = {"path": source.path, "offset": source.offset, "size": source.size}
+    return json.dumps(record).encode()
+
+
+def read_link(text: bytes, digest: str, size: int) -> bytearray:
+    """The linked bytes, checked against ``digest``. Raises LinkMismatch."""
+    try:
+        record = json.loads(text)
+        path, offset, length = str(record["path"]), int(record["offset"]), int(record["size"])
+    except (ValueError, KeyError, TypeError):
+        raise LinkMismatch("the link is not readable") from None
+    if length != size:
+        raise LinkMismatch("the link has the wrong size")
+    data = bytearray(size)
+    if _file_digest(path, offset, size, into=data) != digest:
+        raise LinkMismatch(f"{path} changed since it was linked (checksum mismatch)")
+    return data

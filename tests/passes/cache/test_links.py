@@ -1,0 +1,131 @@
+"""Blobs of a memory-mapped checkpoint's tensors are links to the file, not copies; a link
+whose file changed, vanished, or never held the tensor's bytes is never used as one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pteflow.passes.cache import PassCache, blobs
+from pteflow.testing import write_random_checkpoint
+
+
+@pytest.fixture
+def mapped(tmp_path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """A checkpoint file and its tensors loaded memory-mapped (their bytes are the file's)."""
+    path = tmp_path / "weights.pth"
+    gen = torch.Generator().manual_seed(0)
+    torch.save(
+        {"a": torch.randn(64, 32, generator=gen), "b": torch.randn(4096, generator=gen)}, path
+    )
+    return path, torch.load(path, mmap=True, weights_only=True)
+
+
+def _dump(cache: PassCache, value) -> tuple[bytes, dict[str, int]]:
+    return blobs.dumps(value, cache.blobs.put, {})
+
+
+def _kinds(cache: PassCache) -> tuple[list[Path], list[Path]]:
+    files = [p for p in (cache.directory / "blobs").glob("*/*") if not p.name.startswith(".")]
+    return [p for p in files if p.suffix != ".link"], [p for p in files if p.suffix == ".link"]
+
+
+def test_mapped_tensors_are_linked_not_copied_and_read_back_equal(tmp_path, mapped):
+    path, weights = mapped
+    cache = PassCache(tmp_path / "cache")
+    payload, sizes = _dump(cache, weights)
+    copies, links = _kinds(cache)
+    assert copies == [] and len(links) == 2  # nothing of the weights is in the cache
+    assert sum(p.stat().st_size for p in links) < 1024
+    assert all(str(path) in p.read_text() for p in links)
+    assert sizes == {blobs.hashing.tensor_digest(t): t.nbytes for t in weights.values()}
+    back = blobs.loads(payload, cache.blobs)
+    for name, t in weights.items():
+        assert torch.equal(back[name], t)
+        assert back[name].untyped_storage().data_ptr() != t.untyped_storage().data_ptr()
+    # a plain tensor (bytes only in memory) next to them is a copy, as before
+    payload, _ = _dump(cache, {"c": torch.ones(1000)})
+    copies, links = _kinds(cache)
+    assert len(copies) == 1 and len(links) == 2
+    assert torch.equal(blobs.loads(payload, cache.blobs)["c"], torch.ones(1000))
+
+
+def test_a_tensor_changed_in_memory_is_stored_as_bytes(tmp_path, mapped):
+    """A page written after mapping (copy-on-write) no longer is the file's: a link to
+    the file would give the old values."""
+    _, weights = mapped
+    weights["a"].add_(1.0)
+    cache = PassCache(tmp_path / "cache")
+    payload, _ = _dump(cache, {"a": weights["a"]})
+    copies, links = _kinds(cache)
+    assert len(copies) == 1 and links == []
+    assert torch.equal(blobs.loads(payload, cache.blobs)["a"], weights["a"])
+
+
+@pytest.mark.parametrize("damage", ["edit", "delete", "truncate", "fifo"])
+def test_a_link_whose_file_changed_is_a_missing_blob(tmp_path, mapped, damage):
+    path, weights = mapped
+    cache = PassCache(tmp_path / "cache")
+    payload, _ = _dump(cache, weights)
+    del weights  # the mapping goes; the file may change under the links
+    data = bytearray(path.read_bytes())
+    if damage == "edit":  # flip a byte inside the tensors' bytes (the file's middle)
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif damage == "truncate":
+        path.write_bytes(bytes(data[: len(data) // 3]))
+    else:
+        path.unlink()
+        if damage == "fifo":  # reading it would block forever
+            os.mkfifo(path)
+    with pytest.raises(blobs.MissingBlob):
+        blobs.loads(payload, cache.blobs)
+    # the bad link is removed: a recomputation stores the blob again instead of finding it
+    assert len(_kinds(cache)[1]) == 1
+
+
+def test_cache_info_counts_links(capsys, tmp_path, mapped):
+    from pteflow.driver.cli import main
+
+    _, weights = mapped
+    cache = PassCache(tmp_path / "cache")
+    payload, sizes = _dump(cache, weights)
+    # an entry referring to the blobs, as the writer makes it
+    tmp = cache.write_tmp("k" * 64, {"blobs": sizes}, payload)
+    os.replace(tmp, cache.path("k" * 64))
+    info = cache.info()
+    assert (info.linked, info.linked_bytes) == (2, sum(t.nbytes for t in weights.values()))
+    assert main(["cache", "info", "--cache-dir", str(cache.directory)]) == 0
+    assert f"links: 2 blobs ({info.linked_bytes / 2**20:.2f} MiB)" in capsys.readouterr().out
+
+
+def test_pt2e_cache_links_the_float_weights_instead_of_copying_them(tmp_path):
+    """pt2e keeps the float program before its quantizer (to resume there): each run's
+    cache held a copy of the checkpoint (stories: 2.18x the .pte). Those weights are
+    links now; what is stored as bytes is the quantized side only."""
+    tiny = {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 512}
+    params, checkpoint = write_random_checkpoint(tmp_path / "model", **tiny)
+    cache, pte = tmp_path / "cache", tmp_path / "m.pte"
+    cmd = [sys.executable, "-m", "pteflow.driver", "run", "--pipeline", "xnnpack_pt2e"]
+    cmd += ["--params", str(params), "--checkpoint", str(checkpoint)]
+    cmd += ["-o", str(pte), "--cache-dir", str(cache), "--no-verify"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    copies, _links = _kinds(PassCache(cache))
+    weights = checkpoint.stat().st_size
+    assert PassCache(cache).info().linked_bytes >= 0.9 * weights
+    assert sum(p.stat().st_size for p in copies) < 0.5 * weights  # was 1.5x
+    # a resumed run (emit's options differ: not a full hit) reads blobs through links
+    again = tmp_path / "again.pte"
+    cmd[cmd.index(str(pte))] = str(again)
+    cmd += ["--set", "emit.smoke=false"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "restored from the pass cache" in done.stdout
+    assert again.read_bytes() == pte.read_bytes()

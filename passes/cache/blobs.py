@@ -49,6 +49,11 @@ class MissingBlob(Exception):
     """A blob an entry refers to is absent or does not match its digest."""
 
 
+#: Links this process found broken (and removed), and why: every entry that refers to one
+#: is dropped for the same reason, said the same way.
+_BROKEN_LINKS: dict[Path, str] = {}
+
+
 class BlobDir:
     """The ``blobs/`` directory of a cache."""
 
@@ -111,11 +116,13 @@ class BlobDir:
         link = self.link_path(digest)
         try:
             data = read_link(link.read_bytes(), digest, size)
-        except FileNotFoundError:
-            raise MissingBlob(f"blob {digest[:12]} is missing") from None
+        except FileNotFoundError:  # the same reason again, if this process removed it
+            why = _BROKEN_LINKS.get(link, f"blob {digest[:12]} is missing")
+            raise MissingBlob(why) from None
         except LinkMismatch as e:
             link.unlink(missing_ok=True)
-            raise MissingBlob(f"blob {digest[:12]}: {e}") from None
+            why = _BROKEN_LINKS[link] = f"blob {digest[:12]}: {e}"
+            raise MissingBlob(why) from None
         return data if writable else bytes(data)
 
     def scrub(self, sizes: dict[str, int]) -> None:

@@ -129,3 +129,17 @@ def test_pt2e_cache_links_the_float_weights_instead_of_copying_them(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "restored from the pass cache" in done.stdout
     assert again.read_bytes() == pte.read_bytes()
+    # the checkpoint moved: the same model (same key), links to a path that is gone; the
+    # entries are recomputed (each warning names the old path), then links go to the new
+    moved = tmp_path / "moved"
+    (tmp_path / "model").rename(moved)
+    cmd[cmd.index(str(checkpoint))] = str(moved / checkpoint.name)
+    cmd[cmd.index(str(params))] = str(moved / params.name)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dropped = [ln for ln in done.stderr.splitlines() if "dropped entry" in ln]
+    assert dropped and all(f"{checkpoint} cannot be read" in ln for ln in dropped)
+    assert again.read_bytes() == pte.read_bytes()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0 and "full hit" in done.stdout, done.stderr[-2000:]
+    assert "dropped" not in done.stderr

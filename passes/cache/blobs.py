@@ -36,7 +36,7 @@ from typing import Any
 
 from pteflow.ir import hashing
 
-from .file_ranges import FileRange, LinkMismatch, Mappings, in_place, link_text, read_link
+from . import file_ranges as fr
 
 #: Smaller values stay inside the payload.
 MIN_BLOB = 1024
@@ -75,12 +75,17 @@ class BlobDir:
         for path in (self.path(digest), self.link_path(digest)):
             try:
                 os.utime(path)  # present: refresh it (eviction spares young blobs)
-                return False
             except FileNotFoundError:
-                pass
+                continue
+            if path.suffix != ".link" or not isinstance(data, fr.FileRange):
+                return False
+            with contextlib.suppress(OSError):  # (removed meanwhile: write it again)
+                if fr.links_to(path.read_bytes(), data):
+                    return False
+            break  # a link to another file (moved since?): point it at this one
         path = self.path(digest)
-        if isinstance(data, FileRange):
-            text = link_text(data, digest)
+        if isinstance(data, fr.FileRange):
+            text = fr.link_text(data, digest)
             path, data = (self.link_path(digest), text) if text else (path, data.data)
         self._mkdir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=path.parent)
@@ -115,11 +120,11 @@ class BlobDir:
     def _read_link(self, digest: str, size: int, writable: bool) -> Any:
         link = self.link_path(digest)
         try:
-            data = read_link(link.read_bytes(), digest, size)
+            data = fr.read_link(link.read_bytes(), digest, size)
         except FileNotFoundError:  # the same reason again, if this process removed it
             why = _BROKEN_LINKS.get(link, f"blob {digest[:12]} is missing")
             raise MissingBlob(why) from None
-        except LinkMismatch as e:
+        except fr.LinkMismatch as e:
             link.unlink(missing_ok=True)
             why = _BROKEN_LINKS[link] = f"blob {digest[:12]}: {e}"
             raise MissingBlob(why) from None
@@ -184,7 +189,7 @@ class BlobPickler(pickle.Pickler):
         self._seen: dict[int, int] = {}  # id(obj) -> reference index
         self._storages: dict[int, int] = {}  # storage data pointer -> reference index
         self._keep: list[Any] = []  # the objects referenced (ids stay unique)
-        self._mappings: Mappings | None = None  # read at the first tensor
+        self._mappings: fr.Mappings | None = None  # read at the first tensor
         self.blobs: dict[str, int] = {}  # digest -> size
 
     def persistent_id(self, obj: Any) -> Any:
@@ -219,7 +224,7 @@ class BlobPickler(pickle.Pickler):
     def _store(self, digest: str, data: Any) -> None:
         if digest not in self.blobs:
             self._put(digest, data)
-            size = data.size if isinstance(data, FileRange) else len(memoryview(data).cast("B"))
+            size = data.size if isinstance(data, fr.FileRange) else len(memoryview(data).cast("B"))
             self.blobs[digest] = size
 
     def _tensor(self, t: Any) -> tuple[Any, ...]:
@@ -232,8 +237,8 @@ class BlobPickler(pickle.Pickler):
             digest = hashing.tensor_digest(t)
             if digest not in self.blobs:
                 if self._mappings is None:
-                    self._mappings = Mappings()
-                self._store(digest, in_place(t, self._mappings) or hashing.raw_bytes(t))
+                    self._mappings = fr.Mappings()
+                self._store(digest, fr.in_place(t, self._mappings) or hashing.raw_bytes(t))
         else:
             torch = _torch()
             data = memoryview(torch.empty(0, dtype=torch.uint8).set_(storage).numpy())

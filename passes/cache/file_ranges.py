@@ -131,13 +131,25 @@ def link_text(source: FileRange, digest: str) -> bytes | None:
     return json.dumps(record).encode()
 
 
-def read_link(text: bytes, digest: str, size: int) -> bytearray:
-    """The linked bytes, checked against ``digest``. Raises LinkMismatch."""
+def _record(text: bytes) -> tuple[str, int, int]:
     try:
         record = json.loads(text)
-        path, offset, length = str(record["path"]), int(record["offset"]), int(record["size"])
+        return str(record["path"]), int(record["offset"]), int(record["size"])
     except (ValueError, KeyError, TypeError):
         raise LinkMismatch("the link is not readable") from None
+
+
+def links_to(text: bytes, source: FileRange) -> bool:
+    """The link (its file's content) points at ``source``'s range."""
+    try:
+        return _record(text) == (source.path, source.offset, source.size)
+    except LinkMismatch:
+        return False
+
+
+def read_link(text: bytes, digest: str, size: int) -> bytearray:
+    """The linked bytes, checked against ``digest``. Raises LinkMismatch."""
+    path, offset, length = _record(text)
     if length != size:
         raise LinkMismatch("the link has the wrong size")
     data = bytearray(size)

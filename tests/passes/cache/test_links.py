@@ -4,6 +4,7 @@ whose file changed, vanished, or never held the tensor's bytes is never used as 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,23 @@ def test_a_tensor_changed_in_memory_is_stored_as_bytes(tmp_path, mapped):
     copies, links = _kinds(cache)
     assert len(copies) == 1 and links == []
     assert torch.equal(blobs.loads(payload, cache.blobs)["a"], weights["a"])
+
+
+def test_a_link_is_repointed_when_the_same_bytes_come_from_another_file(tmp_path, mapped):
+    """A run whose checkpoint moved stores the same digests: the links follow the file
+    it read (instead of staying on a path that may be gone)."""
+    path, weights = mapped
+    cache = PassCache(tmp_path / "cache")
+    _dump(cache, weights)
+    moved = tmp_path / "moved.pth"
+    shutil.copy(path, moved)
+    again = torch.load(moved, mmap=True, weights_only=True)
+    payload, _ = _dump(cache, again)
+    _, links = _kinds(cache)
+    assert len(links) == 2 and all(str(moved) in p.read_text() for p in links)
+    path.unlink()
+    back = blobs.loads(payload, cache.blobs)
+    assert all(torch.equal(back[k], again[k]) for k in again)
 
 
 @pytest.mark.parametrize("damage", ["edit", "delete", "truncate", "fifo"])

@@ -30,7 +30,7 @@ import pytest
 
 from pteflow.driver.cli import main
 
-from ._helpers import run
+from ._helpers import ctrl_c_works, run
 
 #: pipeline -> the passes whose entry a resume may start after (None: any non-EAGER one)
 BOUNDARIES = {
@@ -156,7 +156,9 @@ def test_sigint_during_partitioning_then_a_rerun_writes_the_same_pte(capsys, tmp
     out = tmp_path / "a.pte"
     argv = [sys.executable, "-m", "pteflow.driver", "run", "--pipeline", "xnnpack_default"]
     argv += ["--no-verify", "-o", str(out), "--cache-dir", str(tmp_path / "cache")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=ctrl_c_works
+    )
     try:
         _read_until(proc, b"partition-xnnpack-dq ...", timeout=600)
         time.sleep(0.5)  # inside the partitioner

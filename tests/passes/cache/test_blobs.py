@@ -16,7 +16,7 @@ import pytest
 
 from pteflow.passes.cache import PassCache
 
-from ...driver._helpers import MODELS, run
+from ...driver._helpers import MODELS, ctrl_c_works, run
 
 PASSES = "export,to-edge,partition-xnnpack,to-executorch,emit"
 
@@ -144,7 +144,10 @@ def test_sigint_while_the_writer_writes_leaves_no_visible_half_entry(tmp_path):
     script.write_text(INTERRUPTED)
     args = [str(marker), str(cache), str(tmp_path / "a.pte"), f"{MODELS}:mlp", PASSES]
     proc = subprocess.Popen(
-        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        [sys.executable, str(script), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=ctrl_c_works,
     )
     try:
         deadline = time.monotonic() + 300

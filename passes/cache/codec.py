@@ -54,6 +54,24 @@ def encode(program: Program) -> dict[str, Any]:
     }
 
 
+def why_unstorable(program: Program) -> str | None:
+    """Why ``program`` cannot be stored, known without trying (None: it can be).
+
+    An ATEN graph that calls submodules (pt2e's observers, between prepare and convert)
+    is not valid to ``torch.export.save``'s verifier: trying costs a failed serialization
+    and a warning every pt2e run, for a result that is expected not to be stored."""
+    if program.level != Level.ATEN:
+        return None
+    for method, ep in program.exported_programs().items():
+        calls = sorted({n.target for n in ep.graph.nodes if n.op == "call_module"})
+        if calls:
+            return (
+                f"method {method!r} calls submodules ({', '.join(map(str, calls[:2]))}"
+                f"{', ...' if len(calls) > 2 else ''}), which torch.export cannot serialize"
+            )
+    return None
+
+
 def decode(
     payload: bytes, fact_table: Mapping[str, Fact], blob_dir: blobs.BlobDir
 ) -> Program | None:

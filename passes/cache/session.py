@@ -233,7 +233,11 @@ class CacheSession:
                     self._restores(key)
             elif after.level != Level.EAGER:
                 ops = int(record.get("ops_after") or 0)
-                if self._budget.worth_storing(after.level, ops):
+                unstorable = codec.why_unstorable(after)
+                if unstorable:  # expected (pt2e's observers): a key, no failed attempt
+                    header["key_only"] = unstorable
+                    self.key_only += 1
+                elif self._budget.worth_storing(after.level, ops):
                     t0 = time.perf_counter()
                     value = codec.encode(after)
                     self._budget.stored(after.level, ops, time.perf_counter() - t0)

@@ -22,6 +22,7 @@ import pytest
 from pteflow.ir import Level, Program
 from pteflow.passes import Pass, PassContext, PassInfo, PassResult
 from pteflow.passes.cache import PassCache
+from pteflow.passes.quantize.pt2e_calibrate import Pt2eCalibratePass
 
 from .test_cache import cached, run
 from .test_integrity import entries_by_pass, split
@@ -107,3 +108,36 @@ def test_a_pass_cheaper_to_run_again_than_to_store_leaves_its_key_only(tmp_path,
     second, pte2 = run(cache, tmp_path / "b.pte", extra=extra)
     assert [r.name for r in second.records if r.cached] == order[: order.index("touch")]
     assert pte2 == pte1
+
+
+@attrs.frozen
+class _SlowCalibrate(Pt2eCalibratePass):
+    """pt2e-calibrate, slow enough that its result would be worth storing."""
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        time.sleep(2.0)
+        return super().run(program, ctx)
+
+
+def test_a_program_with_observers_leaves_its_key_without_a_failed_store(tmp_path, calls):
+    """pt2e's observed program (call_module nodes) is not valid to torch.export.save:
+    every pt2e run used to try, fail and warn. It is a key now, with the reason, and
+    what follows is stored as before."""
+    from pteflow import testing
+    from pteflow.passes.cache import codec
+    from pteflow.passes.quantize.pt2e_convert import Pt2eConvertPass
+    from pteflow.passes.quantize.pt2e_prepare import Pt2ePreparePass
+
+    from ...models import mlp
+
+    cache = PassCache(tmp_path / "cache", log=pytest.fail)  # no warning
+    extra = [Pt2ePreparePass(quantizer="xnnpack-static"), _SlowCalibrate(), Pt2eConvertPass()]
+    first, _pte = run(cache, tmp_path / "a.pte", extra=extra)
+    by_pass = entries_by_pass(cache)
+    header, payload = split(by_pass["pt2e-calibrate"].read_bytes())
+    assert "calls submodules" in header["key_only"] and not payload
+    # export's and pt2e-convert's; none for the observed programs
+    assert calls["torch.export.save", "MainThread"] == 2
+    assert first.records[[r.name for r in first.records].index("pt2e-calibrate")].modified
+    assert split(by_pass["to-edge"].read_bytes())[0]["payload_bytes"] > 0
+    assert codec.why_unstorable(testing.build_program(*mlp(), level=Level.ATEN)) is None

@@ -54,7 +54,7 @@ def _decompose(program: Any, table: dict[Any, Any]) -> Any:
     import torch
     from executorch.exir.program._program import contains_any_call_fn_target_op
 
-    changing = {op: f for op, f in table.items() if op is not torch.ops.aten.sym_size.int}
+    changing = table.keys() - {torch.ops.aten.sym_size.int}
     if contains_any_call_fn_target_op(program.graph_module, changing):
         return program.run_decompositions(table)
     return program

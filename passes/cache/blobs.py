@@ -49,9 +49,16 @@ class MissingBlob(Exception):
     """A blob an entry refers to is absent or does not match its digest."""
 
 
-#: Links this process found broken (and removed), and why: every entry that refers to one
-#: is dropped for the same reason, said the same way.
-_BROKEN_LINKS: dict[Path, str] = {}
+LINK = ".link"  # blobs/<digest[:2]>/<digest>.link: the blob is a range of another file
+
+
+def _refreshed(path: Path) -> bool:
+    """``path`` is present: its mtime is now (eviction spares young blobs)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class BlobDir:
@@ -65,28 +72,24 @@ class BlobDir:
         return self.directory / digest[:2] / digest
 
     def link_path(self, digest: str) -> Path:
-        return self.directory / digest[:2] / f"{digest}.link"
+        return self.directory / digest[:2] / f"{digest}{LINK}"
 
     def put(self, digest: str, data: Any) -> bool:
         """Make blob ``digest`` present (written atomically) and fresh; True if written.
 
         ``data`` is the bytes, or a ``FileRange`` whose file holds them: then a link to
-        the range is written if the file's bytes hash to ``digest``, else its bytes."""
-        for path in (self.path(digest), self.link_path(digest)):
-            try:
-                os.utime(path)  # present: refresh it (eviction spares young blobs)
-            except FileNotFoundError:
-                continue
-            if path.suffix != ".link" or not isinstance(data, fr.FileRange):
+        the range is written if the file's bytes hash to ``digest``, else its bytes. A
+        link to another file (moved since?) is pointed at this one."""
+        path, link = self.path(digest), self.link_path(digest)
+        if _refreshed(path):
+            return False
+        if _refreshed(link):
+            repoint = isinstance(data, fr.FileRange) and not fr.links_to(link, data)
+            if not repoint:
                 return False
-            with contextlib.suppress(OSError):  # (removed meanwhile: write it again)
-                if fr.links_to(path.read_bytes(), data):
-                    return False
-            break  # a link to another file (moved since?): point it at this one
-        path = self.path(digest)
         if isinstance(data, fr.FileRange):
             text = fr.link_text(data, digest)
-            path, data = (self.link_path(digest), text) if text else (path, data.data)
+            path, data = (link, text) if text else (path, data.data)
         self._mkdir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=path.parent)
         try:
@@ -118,16 +121,10 @@ class BlobDir:
         return data
 
     def _read_link(self, digest: str, size: int, writable: bool) -> Any:
-        link = self.link_path(digest)
         try:
-            data = fr.read_link(link.read_bytes(), digest, size)
-        except FileNotFoundError:  # the same reason again, if this process removed it
-            why = _BROKEN_LINKS.get(link, f"blob {digest[:12]} is missing")
-            raise MissingBlob(why) from None
+            data = fr.read_link(self.link_path(digest), digest, size)
         except fr.LinkMismatch as e:
-            link.unlink(missing_ok=True)
-            why = _BROKEN_LINKS[link] = f"blob {digest[:12]}: {e}"
-            raise MissingBlob(why) from None
+            raise MissingBlob(f"blob {digest[:12]}: {e}") from None
         return data if writable else bytes(data)
 
     def scrub(self, sizes: dict[str, int]) -> None:
@@ -189,7 +186,7 @@ class BlobPickler(pickle.Pickler):
         self._seen: dict[int, int] = {}  # id(obj) -> reference index
         self._storages: dict[int, int] = {}  # storage data pointer -> reference index
         self._keep: list[Any] = []  # the objects referenced (ids stay unique)
-        self._mappings: fr.Mappings | None = None  # read at the first tensor
+        self._mappings: fr.Mappings | None = None  # see _in_file
         self.blobs: dict[str, int] = {}  # digest -> size
 
     def persistent_id(self, obj: Any) -> Any:
@@ -227,6 +224,11 @@ class BlobPickler(pickle.Pickler):
             size = data.size if isinstance(data, fr.FileRange) else len(memoryview(data).cast("B"))
             self.blobs[digest] = size
 
+    def _in_file(self, t: Any) -> fr.FileRange | None:
+        if self._mappings is None:  # read once per payload, at its first tensor
+            self._mappings = fr.Mappings()
+        return fr.in_place(t, self._mappings)
+
     def _tensor(self, t: Any) -> tuple[Any, ...]:
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
@@ -235,10 +237,8 @@ class BlobPickler(pickle.Pickler):
             index = self._storages[ptr] = len(self._keep) - 1
         if _whole(t):
             digest = hashing.tensor_digest(t)
-            if digest not in self.blobs:
-                if self._mappings is None:
-                    self._mappings = fr.Mappings()
-                self._store(digest, fr.in_place(t, self._mappings) or hashing.raw_bytes(t))
+            if digest not in self.blobs:  # (where its bytes live is looked up once)
+                self._store(digest, self._in_file(t) or hashing.raw_bytes(t))
         else:
             torch = _torch()
             data = memoryview(torch.empty(0, dtype=torch.uint8).set_(storage).numpy())

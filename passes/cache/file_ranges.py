@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import stat
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -139,20 +140,33 @@ def _record(text: bytes) -> tuple[str, int, int]:
         raise LinkMismatch("the link is not readable") from None
 
 
-def links_to(text: bytes, source: FileRange) -> bool:
-    """The link (its file's content) points at ``source``'s range."""
+def links_to(link: Path, source: FileRange) -> bool:
+    """The link file points at ``source``'s range (False: elsewhere, unreadable, gone)."""
     try:
-        return _record(text) == (source.path, source.offset, source.size)
-    except LinkMismatch:
+        return _record(link.read_bytes()) == (source.path, source.offset, source.size)
+    except (LinkMismatch, OSError):
         return False
 
 
-def read_link(text: bytes, digest: str, size: int) -> bytearray:
-    """The linked bytes, checked against ``digest``. Raises LinkMismatch."""
-    path, offset, length = _record(text)
-    if length != size:
-        raise LinkMismatch("the link has the wrong size")
-    data = bytearray(size)
-    if _file_digest(path, offset, size, into=data) != digest:
-        raise LinkMismatch(f"{path} changed since it was linked (checksum mismatch)")
+#: Links this process found broken (and removed), and why: every entry that refers to one
+#: is dropped for the same reason, said the same way.
+_BROKEN: dict[Path, str] = {}
+
+
+def read_link(link: Path, digest: str, size: int) -> bytearray:
+    """The bytes ``link`` points at, checked against ``digest``. Raises LinkMismatch; a
+    link found broken is removed (asked for again, the same reason)."""
+    try:
+        path, offset, length = _record(link.read_bytes())
+        if length != size:
+            raise LinkMismatch("the link has the wrong size")
+        data = bytearray(size)
+        if _file_digest(path, offset, size, into=data) != digest:
+            raise LinkMismatch(f"{path} changed since it was linked (checksum mismatch)")
+    except FileNotFoundError:
+        raise LinkMismatch(_BROKEN.get(link, "missing (neither stored nor linked)")) from None
+    except LinkMismatch as e:
+        link.unlink(missing_ok=True)
+        _BROKEN[link] = str(e)
+        raise
     return data

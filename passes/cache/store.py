@@ -42,9 +42,7 @@ import attrs
 from pteflow.ir.errors import UserError
 
 from . import auth
-from .blobs import BlobDir
-
-LINK = ".link"  # blobs/<digest[:2]>/<digest>.link: the blob is a range of another file
+from .blobs import LINK, BlobDir
 
 if TYPE_CHECKING:
     from pteflow.ir import Program

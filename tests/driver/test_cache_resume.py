@@ -17,12 +17,11 @@ interrupt of issue 10 lost to-edge's kept-whole ops there).
 from __future__ import annotations
 
 import json
-import os
-import select
 import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -131,18 +130,24 @@ def _another_program_was_verified() -> None:
     EXIREdgeDialectVerifier(class_only=True)
 
 
-def _read_until(proc: subprocess.Popen, needle: bytes, timeout: float) -> bytes:
-    assert proc.stdout is not None
-    seen = b""
-    end = time.monotonic() + timeout
-    while needle not in seen:
-        left = end - time.monotonic()
-        assert left > 0, f"never saw {needle!r}: {seen.decode(errors='replace')}"
-        ready, _, _ = select.select([proc.stdout], [], [], left)
-        chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
-        assert chunk or proc.poll() is None, seen.decode(errors="replace")
-        seen += chunk
-    return seen
+#: the driver with XNNPACK's partitioner stopped at its start: it writes argv[1] (a
+#: marker) and waits there, so the test's SIGINT lands inside partitioning, not at a guess
+STOPPED_IN_PARTITION = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    def partition(self, program):
+        Path(sys.argv[1]).write_text("partitioning")
+        time.sleep(600)
+
+    XnnpackPartitioner.partition = partition
+    from pteflow.driver.cli import main
+
+    sys.exit(main(sys.argv[2:]))
+    """
+)
 
 
 @pytest.mark.slow
@@ -156,12 +161,20 @@ def test_sigint_during_partitioning_then_a_rerun_writes_the_same_pte(capsys, tmp
     out = tmp_path / "a.pte"
     argv = [sys.executable, "-m", "pteflow.driver", "run", "--pipeline", "xnnpack_default"]
     argv += ["--no-verify", "-o", str(out), "--cache-dir", str(tmp_path / "cache")]
+    marker, script = tmp_path / "partitioning", tmp_path / "stopped.py"
+    script.write_text(STOPPED_IN_PARTITION)
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=ctrl_c_works
+        [sys.executable, str(script), str(marker), *argv[3:]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=ctrl_c_works,
     )
     try:
-        _read_until(proc, b"partition-xnnpack-dq ...", timeout=600)
-        time.sleep(0.5)  # inside the partitioner
+        deadline = time.monotonic() + 600
+        while not marker.exists():
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the run never reached the partitioner"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:

@@ -8,6 +8,10 @@ then ``preprocess_multimethod`` preprocesses them in order. With the default
 nothing after it, so making the copy at that call (the same ``copy.deepcopy``) hands every
 preprocess the same isolated program while only one copy is alive: at SmolLM2-135M's shapes
 XNNPACK's ~210 single-linear partitions otherwise hold ~540 MB of copied weights at once.
+Once its preprocess returns, a copy lets go of its weights: the copy and the programs the
+backend's passes re-trace from it are cyclic garbage (graph <-> nodes) that only a full
+collection frees, and the weights would wait for it (~176 MB at 135M, through
+partitioning and to-executorch).
 
 Backends that override either hook (QNN and CoreML preprocess all partitions together;
 CUDA copies its own way) are left as they are. The hooks are class attributes, so the
@@ -62,7 +66,12 @@ def copies_one_at_a_time(partitioner: Any) -> Iterator[None]:
     preprocess = backend.preprocess  # type: ignore[attr-defined]
 
     def copy_then_preprocess(program: Any, compile_specs: Any) -> Any:
-        return preprocess(copy.deepcopy(program), compile_specs)
+        copied = copy.deepcopy(program)
+        try:
+            return preprocess(copied, compile_specs)
+        finally:
+            copied.state_dict.clear()
+            copied.constants.clear()
 
     backend.copy_exported_program_for_preprocess = classmethod(  # type: ignore[attr-defined]
         lambda cls, program, compile_specs: program

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from pteflow.driver.cli import main
 
-from ._helpers import ctrl_c_works, run
+from ._helpers import ctrl_c_at_marker, run
 
 #: pipeline -> the passes whose entry a resume may start after (None: any non-EAGER one)
 BOUNDARIES = {
@@ -163,24 +161,13 @@ def test_sigint_during_partitioning_then_a_rerun_writes_the_same_pte(capsys, tmp
     argv += ["--no-verify", "-o", str(out), "--cache-dir", str(tmp_path / "cache")]
     marker, script = tmp_path / "partitioning", tmp_path / "stopped.py"
     script.write_text(STOPPED_IN_PARTITION)
-    proc = subprocess.Popen(
+    code = ctrl_c_at_marker(
         [sys.executable, str(script), str(marker), *argv[3:]],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=ctrl_c_works,
+        marker,
+        timeout=600,
+        never="the run never reached the partitioner",
     )
-    try:
-        deadline = time.monotonic() + 600
-        while not marker.exists():
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the run never reached the partitioner"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0 and not out.exists()
+    assert code != 0 and not out.exists()
     # the re-run, in a new process like the user's
     again = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -5,18 +5,16 @@ program), an interrupted write leaves no visible entry."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from pteflow.passes.cache import PassCache
 
-from ...driver._helpers import MODELS, ctrl_c_works, run
+from ...driver._helpers import MODELS, ctrl_c_at_marker, run
 
 PASSES = "export,to-edge,partition-xnnpack,to-executorch,emit"
 
@@ -143,24 +141,13 @@ def test_sigint_while_the_writer_writes_leaves_no_visible_half_entry(tmp_path):
     script = tmp_path / "interrupted.py"
     script.write_text(INTERRUPTED)
     args = [str(marker), str(cache), str(tmp_path / "a.pte"), f"{MODELS}:mlp", PASSES]
-    proc = subprocess.Popen(
+    code = ctrl_c_at_marker(
         [sys.executable, str(script), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        preexec_fn=ctrl_c_works,
+        marker,
+        timeout=300,
+        never="the writer never reached its third entry",
     )
-    try:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the writer never reached its third entry"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode != 0
+    assert code != 0
     assert not list((cache / "entries").glob("*/.*.tmp")), "temporary files left behind"
     pc = PassCache(cache)
     visible = list((cache / "entries").glob("*/*.entry"))

@@ -42,6 +42,7 @@ from ..base import PassContext, PassInfo, PassResult, option_error
 from .arbitration import record as record_claims
 from .keep_whole import CONSULTED
 from .preprocess_copies import copies_one_at_a_time
+from .upstream_caches import forget_graphs_upstream_keeps
 
 
 class PartitionPass(Protocol):
@@ -128,8 +129,11 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     config = manager.compile_config
     before = len(views.delegation_summary(program))
     partitioner = pass_.make_partitioner()
-    with torch.no_grad(), _no_to_backend_deprecation(), copies_one_at_a_time(partitioner):
-        lowered = manager.to_backend(partitioner)
+    try:
+        with torch.no_grad(), _no_to_backend_deprecation(), copies_one_at_a_time(partitioner):
+            lowered = manager.to_backend(partitioner)
+    finally:
+        forget_graphs_upstream_keeps()  # each partition pass's graph: freed when replaced
     lowered.compile_config = config  # to_backend resets it; see the module docstring
     done = (*program.metadata.get(LOWERED_BY, ()), pass_)
     metadata = {**program.metadata, LOWERED_BY: done}

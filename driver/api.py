@@ -73,6 +73,7 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
     debug: DebugOptions | None = None,
     echo: Callable[..., Any] | None = None,
     warn: Echo | None = None,
+    keep_program: bool = True,
 ) -> CompileResult:
     """Compile ``model`` with a pipeline to a ``.pte``, verify it, write the report.
 
@@ -99,6 +100,8 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
         echo: where progress and the summary go (``print``, or a callable taking text
             that carries its own newlines); quiet when ``None``.
         warn: where one-line warnings go (default: the ``pteflow`` logger).
+        keep_program: ``False`` lets go of the final program before ExecuTorch's runtime
+            loads the ``.pte`` (a lower peak, as ``driver run``); ``.program`` is then None.
 
     Returns:
         ``CompileResult``: ``.pte``, ``.program``, ``.records``, ``.verification``,
@@ -138,6 +141,7 @@ def compile(  # the name users look for; it shadows the builtin only in this mod
         report=_str(report),
         cache=cache if isinstance(cache, CacheOptions) else CacheOptions(enabled=bool(cache)),
         debug=debug or DebugOptions(),
+        keep_program=keep_program,
     )
     return run(options, echo=_lines(echo), warn=warn)
 

@@ -161,3 +161,7 @@ class RunOptions:
     console: ConsoleOptions = ConsoleOptions()
     #: write ExecuTorch's ETRecord here (``driver run --etrecord PATH``)
     etrecord: str | None = None
+    #: ``False``: let go of the final program before ExecuTorch's runtime loads the
+    #: ``.pte`` (a lower peak; ``CompileResult.program`` is then ``None``). ``driver run``
+    #: does; the API keeps it unless asked not to.
+    keep_program: bool = True

@@ -198,10 +198,19 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     from .warm import full_hit_result, look_up
 
     warm_keys, full = look_up(cache, manager, model.program, pte)  # an unchanged re-run?
-    if full is not None and pte is not None and cache is not None:
-        result = full_hit_result(full, pte, progress, cache.directory)
-    else:
-        result = manager.run(model.program, observers=observers, cache=cache)
+    from . import release
+
+    releasing = not options.keep_program and etrecord is None
+    with release.deferring(releasing) as pending:  # emit's files: checked once released
+        if full is not None and pte is not None and cache is not None:
+            result = full_hit_result(full, pte, progress, cache.directory)
+            kept = release.Kept(full.constants, None)
+        else:
+            result = manager.run(model.program, observers=observers, cache=cache)
+            kept = release.keep(result, pte, cache, warm_keys)
+        if pending:
+            result = release.released(result)  # the only reference to the program: dropped
+            result = release.commit(result, pending, observers, memory, say)
 
     console.end_stage()
     verification = None
@@ -269,7 +278,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "numerics_eval_s": numerics.eval_s if numerics is not None else None,
         "arbitration": claimed.to_json() if claimed else None,
         "etrecord": options.etrecord,
-        "constants": (full.constants if full else _constant_names(result.program)) if pte else None,
+        "constants": kept.constants,
         "metadata": written,
     }
     upstream = _upstream_warnings(console, report)
@@ -286,20 +295,12 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if full is None and warm_keys is not None and pte is not None:
         from .warm import store_full_run
 
-        store_full_run(cache, warm_keys, pte, result, verification, report["constants"], written)
-    program = None if full is not None else result.program  # a full hit ran no pass
+        store_full_run(
+            cache, warm_keys, pte, kept.prepared, result, verification, kept.constants, written
+        )
+    # a full hit ran no pass; a released program is gone
+    program = None if full is not None or not options.keep_program else result.program
     return CompileResult(pte, program, result.records, verification, report, report_path, result)
-
-
-def _constant_names(program: Any) -> dict[str, Any] | None:
-    """The constants' names by content hash, for ``driver inspect`` (the .pte has none)."""
-    from pteflow.ir import Level
-
-    if program.level != Level.EXECUTORCH:
-        return None
-    from .inspect import constant_names
-
-    return constant_names(program)
 
 
 def _log_path(options: RunOptions, pte: Path | None) -> Path | None:

@@ -169,10 +169,41 @@ def look_up(
     return keys, full
 
 
+@attrs.frozen
+class PreparedRun:
+    """What ``store_full_run`` keeps of the final program, read while it is alive (the
+    driver may release it before the ``.pte`` is checked): the ``.pte``'s hash and its
+    pieces encoded as references to blobs already in the store."""
+
+    pte_sha256: str
+    raw: bytes
+    sizes: Mapping[str, int]
+
+
+def prepare_full_run(cache: Any, keys: WarmKeys | None, program: Any) -> PreparedRun | None:
+    """The full-run entry's body, from ``program`` (None: no cache, not an EXECUTORCH
+    program, or its pieces could not be encoded; best effort, as storing is)."""
+    import contextlib
+
+    from pteflow.ir import Level
+    from pteflow.ir.serialized import pte_sha256
+    from pteflow.passes.cache import blobs, codec
+
+    if cache is None or keys is None or program.level != Level.EXECUTORCH:
+        return None
+    with contextlib.suppress(Exception):
+        # the bytes emit wrote, read from the program that holds them (no copy of the file)
+        value = codec.pte_value(program)
+        raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
+        return PreparedRun(pte_sha256(program.artifact), raw, sizes)
+    return None
+
+
 def store_full_run(
     cache: Any,
     keys: WarmKeys,
     pte: Path,
+    prepared: PreparedRun | None,
     result: Any,
     verification: Any,
     constants: Any,
@@ -183,36 +214,27 @@ def store_full_run(
     import contextlib
     import os
 
-    from pteflow.ir import Level
-    from pteflow.ir.serialized import pte_sha256
-    from pteflow.passes.cache import blobs, codec
-
     from .summary import arbitration
 
-    if not pte.exists() or not (verification is None or verification.ok):
-        return
-    if result.program.level != Level.EXECUTORCH:  # the run did not emit this file
+    if prepared is None or not pte.exists() or not (verification is None or verification.ok):
         return
     records, claimed = result.records, arbitration(result.program)
-    # the bytes emit wrote, read from the program that holds them (no copy of the file)
     header = {
         "pass": "driver: full run",
         "created": time.time(),
         "level": "EXECUTORCH",
         "full_run": {
-            "pte_sha256": pte_sha256(result.program.artifact),
+            "pte_sha256": prepared.pte_sha256,
             "records": [r.to_json() for r in records],
             "arbitration": claimed.to_json() if claimed else None,
             "arbitration_text": claimed.render() if claimed else None,
             "constants": constants,
             "metadata": metadata,
         },
+        "blobs": dict(prepared.sizes),  # eviction keeps them while this entry refers to them
     }
     with contextlib.suppress(Exception):
-        value = codec.pte_value(result.program)
-        raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
-        header["blobs"] = sizes  # eviction keeps them while this entry refers to them
-        tmp = cache.write_tmp(keys.run, header, zlib.compress(raw, 6))
+        tmp = cache.write_tmp(keys.run, header, zlib.compress(prepared.raw, 6))
         try:
             os.replace(tmp, cache.path(keys.run))
         except OSError:

@@ -165,6 +165,7 @@ def options(args: argparse.Namespace) -> Any:
         ),
         console=console_options(args),
         etrecord=args.etrecord,
+        keep_program=False,  # nothing after the run reads it: release it before the load
     )
 
 

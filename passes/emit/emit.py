@@ -13,6 +13,7 @@ from pteflow.ir import Level, Program
 
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
 from ..policy import Uncacheable
+from .deferred import PendingPte, pending_list
 
 
 def write_atomically(
@@ -24,11 +25,23 @@ def write_atomically(
 
     ``data`` is the bytes, or a function that writes them to the open file it is given
     (no contiguous copy of a large output). The bytes go to a temporary file in the same
-    directory, are flushed to
-    disk, ``before_commit(temporary path)`` may check them (and raise), and the
-    file is renamed over ``path``. On any failure (or Ctrl-C) the temporary
-    file is removed and ``path`` is left as it was.
+    directory, are flushed to disk, ``before_commit(temporary path)`` may check them (and
+    raise), and the file is renamed over ``path``. On any failure (or Ctrl-C) the
+    temporary file is removed and ``path`` is left as it was.
     """
+    tmp = write_temporary(path, data)
+    try:
+        if before_commit is not None:
+            before_commit(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_temporary(path: Path, data: bytes | Callable[[BinaryIO], None]) -> Path:
+    """``data`` in a new file beside ``path`` (a dot-name ending ``.tmp``, the permissions
+    a new file gets), flushed to disk; removed again if writing fails or is interrupted."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -42,12 +55,10 @@ def write_atomically(
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if before_commit is not None:
-            before_commit(Path(tmp))
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 def _is_bool(instance: EmitPass, attribute: attrs.Attribute, value: object) -> None:
@@ -111,6 +122,12 @@ class EmitPass(Pass, Uncacheable):
             smoke_run(tmp, inputs, execute=self.smoke, skip=tuple(skip))
 
         path = Path(self.path)
+        pending = pending_list()
+        if pending is not None:  # the caller checks and renames once it let go of the program
+            tmp = write_temporary(path, lambda f: write_pte(manager, f))
+            pending.append(PendingPte(path, tmp, loads_and_runs, ctx.position))
+            ctx.log(f"wrote {self.path} ({tmp.stat().st_size / 1e6:.2f} MB; loads once released)")
+            return PassResult(program, False)
         write_atomically(path, lambda f: write_pte(manager, f), loads_and_runs)
         ctx.log(f"wrote {self.path} ({path.stat().st_size / 1e6:.2f} MB)")
         return PassResult(program, False)

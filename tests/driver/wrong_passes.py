@@ -65,3 +65,15 @@ class RaisesAtAtenPass(Pass):
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         raise ValueError(self.message)
+
+
+@attrs.frozen
+class IntegerInputsPass(Pass):
+    """Give an EXECUTORCH program integer example inputs (a bug the runtime rejects when
+    emit runs the written file: the method takes floats)."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="integer-inputs", level_in=Level.EXECUTORCH)
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        inputs = {m: tuple(x.long() for x in xs) for m, xs in program.example_inputs.items()}
+        return PassResult(program.evolve(example_inputs=inputs), True)

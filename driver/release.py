@@ -82,7 +82,7 @@ def commit(
     from pteflow.passes.observers import Observers
     from pteflow.passes.partition.upstream_caches import forget_graphs_upstream_keeps
 
-    forget_graphs_upstream_keeps()  # they would keep the payloads alive
+    forget_graphs_upstream_keeps(deep=True)  # they would keep the payloads alive
     gc.collect()  # the program's graphs are cyclic: their payloads wait for a collection
     _return_freed_memory()
     ordered = result.plan.ordered_passes()

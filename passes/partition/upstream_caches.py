@@ -11,7 +11,9 @@ give back (found by walking the referrers of a payload from a module's globals):
   the last node it was told about;
 * torch's ``ShapeEnv`` methods cached with ``lru_cache`` keep their recent ``ShapeEnv``s,
   whose fake-tensor dispatch caches are keyed by the operands of
-  ``executorch_call_delegate``: the lowered modules themselves.
+  ``executorch_call_delegate``: the lowered modules themselves. A ``ShapeEnv`` also lives
+  as long as any symbolic size made in it (C++ ``SymInt``s hold its ``SymNode``s, out of
+  the collector's sight), so ``deep=True`` empties the dispatch cache of every live one.
 
 Emptying them costs only recomputation; nothing here changes what is computed.
 """
@@ -21,8 +23,10 @@ from __future__ import annotations
 import sys
 
 
-def forget_graphs_upstream_keeps() -> None:
-    """Empty the caches above (those of packages not imported are left alone)."""
+def forget_graphs_upstream_keeps(*, deep: bool = False) -> None:
+    """Empty the caches above (those of packages not imported are left alone); ``deep``:
+    also find every live ``ShapeEnv`` (a walk over the collector's objects, ~0.1 s per
+    million) and empty its dispatch cache."""
     utils = sys.modules.get("executorch.exir.backend.utils")
     if utils is not None:
         utils.is_same_node.cache_clear()
@@ -38,6 +42,14 @@ def forget_graphs_upstream_keeps() -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear):
                 clear()
+        if deep:
+            import gc
+
+            for obj in gc.get_objects():
+                if type(obj) is shapes.ShapeEnv:
+                    cache = getattr(obj, "fake_tensor_cache", None)
+                    if isinstance(cache, dict):
+                        cache.clear()
     fake = sys.modules.get("torch._subclasses.fake_tensor")
     if fake is not None:
         fake.FakeTensorMode.cache_clear()

@@ -28,15 +28,13 @@ def _lowered(program: Program) -> list[weakref.ref]:
     ]
 
 
-def _lower(*extra) -> Program:
+def _lower(*extra, dynamic: bool = False) -> Program:
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    shapes = ({0: torch.export.Dim("batch", min=1, max=8)},) if dynamic else None
+    eager = Program.eager(module.eval(), (torch.randn(2, 16),), dynamic_shapes=shapes)
     passes = [TorchExportPass(), ToEdgePass(), PartitionXnnpackPass(), *extra]
-    return (
-        PassManager(passes, verify="off")
-        .run(Program.eager(module.eval(), (torch.randn(2, 16),)))
-        .program
-    )
+    return PassManager(passes, verify="off").run(eager).program
 
 
 def test_a_partitioned_program_is_freed_when_dropped():
@@ -56,5 +54,17 @@ def test_an_executorch_program_is_freed_once_the_caches_are_emptied():
     assert refs
     del program
     forget_graphs_upstream_keeps()
+    gc.collect()
+    assert [r() for r in refs] == [None] * len(refs)
+
+
+def test_symbolic_sizes_do_not_keep_a_dropped_program_alive():
+    """With dynamic shapes the delegate calls are cached in the ``ShapeEnv``'s own dispatch
+    cache, which lives as long as any symbolic size made in it: ``deep`` empties them."""
+    program = _lower(ToExecutorchPass(), dynamic=True)
+    refs = _lowered(program)
+    assert refs
+    del program
+    forget_graphs_upstream_keeps(deep=True)
     gc.collect()
     assert [r() for r in refs] == [None] * len(refs)

@@ -68,10 +68,15 @@ def released(result: Any) -> Any:
 
 
 def commit(
-    result: Any, pending: Sequence[Any], observers: Sequence[Any], memory: Any, say: Any
+    result: Any,
+    pending: Sequence[Any],
+    observers: Sequence[Any],
+    memory: Any,
+    console: Any,
+    say: Any,
 ) -> Any:
     """``result`` once every pending ``.pte`` loaded, ran and was renamed into place;
-    emit's record and memory row include that.
+    emit's record, memory row and log stage (the runtime's output) include that.
 
     Raises:
         PassFailedError: (emit) the runtime cannot load or run the file; nothing written.
@@ -91,6 +96,8 @@ def commit(
         rank = next(i for i, r in enumerate(records) if r.position == p.position)
         emit = ordered[rank]
         t0 = time.perf_counter()
+        stage = ("pass", rank + 1)  # emit's, as the progress lines opened it
+        console.stage(stage, console.labels.get(stage, emit.name))
         try:
             p.commit()
         except Exception as e:
@@ -98,6 +105,8 @@ def commit(
             err = PassFailedError(emit.name, p.position, options, e, (rank + 1, len(ordered)))
             Observers(observers).failed(rank, emit, err)  # the reproducer, as for any pass
             raise err from e
+        finally:
+            console.end_stage()
         took = time.perf_counter() - t0
         records[rank] = attrs.evolve(records[rank], wall_s=records[rank].wall_s + took)
         memory.after(rank, emit, None, records[rank])  # emit's peak now includes the load

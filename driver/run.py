@@ -210,7 +210,8 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
             kept = release.keep(result, pte, cache, warm_keys)
         if pending:
             result = release.released(result)  # the only reference to the program: dropped
-            result = release.commit(result, pending, observers, memory, say)
+            shown = say if verbose else _quiet
+            result = release.commit(result, pending, observers, memory, console, shown)
 
     console.end_stage()
     verification = None

@@ -161,4 +161,5 @@ def test_driver_run_parses_its_flags_into_the_apis_options_once():
         tol=0.5,
         cache=pteflow.CacheOptions(enabled=False, size="1G"),
         debug=pteflow.DebugOptions(print_ir_after="export", timing=True, repro_dir="rd"),
+        keep_program=False,  # driver run releases the program before the runtime loads
     )

@@ -64,6 +64,20 @@ def compile_run(out: Path, pipeline: str, cache_dir: Path | None) -> int:
 
 
 @pytest.fixture(scope="module")
+def _module_config(tmp_path_factory):
+    return tmp_path_factory.mktemp("xdg-config-module")
+
+
+@pytest.fixture(autouse=True)
+def _one_key_for_the_module(_private_cache_dir, _module_config, monkeypatch):
+    """One user's key for every run here, as a real user has: the cold runs' entries (made
+    in whichever test first asked) must authenticate in later tests and their child
+    processes. With a key per test, the interrupted run dropped them all and the test
+    passed only if its own recomputed entries were written before the Ctrl-C."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(_module_config))
+
+
+@pytest.fixture(scope="module")
 def cold(tmp_path_factory):
     """pipeline -> (the reference .pte bytes, a full cache directory), computed once."""
     done: dict[str, tuple[bytes, Path]] = {}
@@ -168,6 +182,7 @@ def test_sigint_during_partitioning_then_a_rerun_writes_the_same_pte(capsys, tmp
         never="the run never reached the partitioner",
     )
     assert code != 0 and not out.exists()
+    assert "fails authentication" not in (tmp_path / "partitioning.out").read_text()
     # the re-run, in a new process like the user's
     again = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
     assert again.returncode == 0, again.stdout + again.stderr

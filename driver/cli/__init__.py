@@ -108,13 +108,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"driver: {e} (run with --debug for the traceback)\n")
         _repro_hint(e)
         return 1
+    except Terminated:
+        sys.stderr.write("driver: terminated\n")
+        return 143
     except KeyboardInterrupt:
         sys.stderr.write("driver: interrupted\n")
         return 130
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean-up runs."""
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def entry() -> None:
-    """The ``driver`` command: ``main`` on ``sys.argv``, then a quick exit (cli/quick_exit.py)."""
+    """The ``driver`` command: ``main`` on ``sys.argv``, then a quick exit (cli/quick_exit.py).
+
+    SIGTERM (``kill``, ``timeout``, a job scheduler) ends a run as Ctrl-C does: temporary
+    files removed, the cache's unfinished entries left out, exit 143.
+    """
+    import signal
+
     from .quick_exit import exit_now
 
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     exit_now(main())

@@ -21,9 +21,17 @@ def ctrl_c_works() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def ctrl_c_at_marker(cmd: Sequence[str], marker: Path, *, timeout: float, never: str) -> int:
-    """Run ``cmd``, press Ctrl-C (SIGINT) once it has created ``marker`` (the child marks
-    the point to interrupt, so the signal lands there, not at a guess); its exit code.
+def ctrl_c_at_marker(
+    cmd: Sequence[str],
+    marker: Path,
+    *,
+    timeout: float,
+    never: str,
+    sig: signal.Signals = signal.SIGINT,
+) -> int:
+    """Run ``cmd``, press Ctrl-C (SIGINT, or send ``sig``) once it has created ``marker``
+    (the child marks the point to interrupt, so the signal lands there, not at a guess);
+    its exit code.
     The child's output goes to ``marker`` + ``.out`` (a pipe nobody reads could fill and
     stall it); an assertion says ``never`` if the marker does not appear in ``timeout`` s."""
     out = marker.with_name(marker.name + ".out")
@@ -37,7 +45,7 @@ def ctrl_c_at_marker(cmd: Sequence[str], marker: Path, *, timeout: float, never:
             assert proc.poll() is None, out.read_text(errors="replace")
             assert time.monotonic() < deadline, never
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         return proc.wait(timeout=120)
     finally:
         if proc.poll() is None:

@@ -5,6 +5,7 @@ not at all, and a runtime failure is still emit's."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import weakref
 
@@ -98,12 +99,16 @@ def stopped_in_the_load(*args, **kwargs):
     return real(*args, **kwargs)
 
 runnable.smoke_run = stopped_in_the_load
-from pteflow.driver.cli import main
-sys.exit(main(sys.argv[2:]))
+sys.argv[1:] = sys.argv[2:]
+from pteflow.driver.cli import entry
+entry()  # as the driver command starts: SIGTERM handled too
 """
 
 
-def test_ctrl_c_while_the_runtime_loads_the_released_pte_leaves_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_a_signal_while_the_runtime_loads_the_released_pte_leaves_nothing(tmp_path, sig, expected):
     script = tmp_path / "stop_in_load.py"
     script.write_text(SCRIPT)
     out = tmp_path / "out"
@@ -111,8 +116,9 @@ def test_ctrl_c_while_the_runtime_loads_the_released_pte_leaves_nothing(tmp_path
     pte = out / "m.pte"
     cmd = [sys.executable, str(script), str(tmp_path / "marker"), "run", "--model"]
     cmd += [f"{MODELS}:mlp", "--passes", PASSES, "-o", str(pte), "--no-cache"]
-    code = ctrl_c_at_marker(cmd, tmp_path / "marker", timeout=300, never="emit never loaded")
-    assert code != 0
+    never = "emit never loaded"
+    code = ctrl_c_at_marker(cmd, tmp_path / "marker", timeout=300, never=never, sig=sig)
+    assert code == expected, (tmp_path / "marker.out").read_text()
     assert not pte.exists()
     assert [p.name for p in out.iterdir() if p.suffix in (".tmp", ".pte")] == []
 

@@ -101,7 +101,7 @@ def commit(
         try:
             p.commit()
         except Exception as e:
-            options = emit.spec()[len(emit.name) :]
+            options = records[rank].options  # as the manager describes the pass
             err = PassFailedError(emit.name, p.position, options, e, (rank + 1, len(ordered)))
             Observers(observers).failed(rank, emit, err)  # the reproducer, as for any pass
             raise err from e

@@ -37,19 +37,27 @@ class PendingPte:
     done: bool = False
 
     def commit(self) -> None:
-        """Check the written file, then rename it over ``path``; on any failure (or
-        Ctrl-C) the temporary file is removed and ``path`` is left as it was."""
+        """``check_then_rename`` the file (removed on any failure)."""
         try:
-            self.check(self.tmp)
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.discard()
-            raise
-        self.done = True
+            check_then_rename(self.tmp, self.path, self.check)
+        finally:
+            self.done = True  # renamed or removed, either way
 
     def discard(self) -> None:
         self.tmp.unlink(missing_ok=True)
         self.done = True
+
+
+def check_then_rename(tmp: Path, path: Path, check: Callable[[Path], None] | None) -> None:
+    """``check(tmp)`` may raise; then ``tmp`` is renamed over ``path``. On any failure (or
+    Ctrl-C) ``tmp`` is removed and ``path`` is left as it was."""
+    try:
+        if check is not None:
+            check(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def pending_list() -> list[PendingPte] | None:

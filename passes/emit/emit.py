@@ -13,7 +13,7 @@ from pteflow.ir import Level, Program
 
 from ..base import Pass, PassContext, PassInfo, PassResult, option_error
 from ..policy import Uncacheable
-from .deferred import PendingPte, pending_list
+from .deferred import PendingPte, check_then_rename, pending_list
 
 
 def write_atomically(
@@ -29,14 +29,7 @@ def write_atomically(
     raise), and the file is renamed over ``path``. On any failure (or Ctrl-C) the
     temporary file is removed and ``path`` is left as it was.
     """
-    tmp = write_temporary(path, data)
-    try:
-        if before_commit is not None:
-            before_commit(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    check_then_rename(write_temporary(path, data), path, before_commit)
 
 
 def write_temporary(path: Path, data: bytes | Callable[[BinaryIO], None]) -> Path:

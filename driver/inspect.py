@@ -297,7 +297,10 @@ def constant_names(program: Any) -> dict[str, dict[str, Any]]:
     """
     import torch
 
+    from pteflow.ir import mapped_pages
+
     out: dict[str, dict[str, Any]] = {}
+    mapped = list(mapped_pages.data_file_mappings())
 
     def add(prefix: str, items: Any) -> None:
         for name, t in items:
@@ -309,6 +312,7 @@ def constant_names(program: Any) -> dict[str, dict[str, Any]]:
                 digest = hashing.tensor_digest(t)
             except (RuntimeError, TypeError):
                 continue
+            mapped_pages.release_tensor(t, mapped)  # a checkpoint's pages, read to hash
             out.setdefault(
                 digest,
                 {

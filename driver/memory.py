@@ -73,3 +73,25 @@ class MemoryWatch(PassObserver):
     def for_record(self, rank: int) -> dict[str, Any]:
         """The memory row of the pass at ``rank`` (empty for a pass that did not run)."""
         return self.rows.get(rank, {})
+
+
+class MappedPagesRelease(PassObserver):
+    """Around every pass that runs, hand back the pages of memory-mapped data files (the
+    checkpoint) that were read and not modified (``pteflow.ir.mapped_pages``): a pass
+    that read the weights (the run's key hashing them, partitioning, the emitter) does
+    not leave them resident for the rest of the run. Placed before ``MemoryWatch``, whose
+    rows then show what stays resident after each pass."""
+
+    def __init__(self) -> None:
+        self.released_mb = 0.0
+
+    def before(self, rank: int, pass_: Any, program_in: Any) -> None:
+        self.release()
+
+    def after(self, rank: int, pass_: Any, program_out: Any, record: Any) -> None:
+        self.release()
+
+    def release(self) -> None:
+        from pteflow.ir.mapped_pages import release_mapped_files
+
+        self.released_mb += release_mapped_files() / _MB

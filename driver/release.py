@@ -84,12 +84,14 @@ def commit(
     import gc
 
     from pteflow.ir.errors import PassFailedError
+    from pteflow.ir.mapped_pages import release_mapped_files
     from pteflow.passes.observers import Observers
     from pteflow.passes.partition.upstream_caches import forget_graphs_upstream_keeps
 
     forget_graphs_upstream_keeps(deep=True)  # they would keep the payloads alive
     gc.collect()  # the program's graphs are cyclic: their payloads wait for a collection
     _return_freed_memory()
+    release_mapped_files()  # the checkpoint's pages the post-run readers touched
     ordered = result.plan.ordered_passes()
     records = list(result.records)
     for p in pending:

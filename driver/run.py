@@ -187,10 +187,10 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         quantized_ref = QuantizedReference.for_run(ordered, model)
         if quantized_ref is not None:
             observers.append(quantized_ref)
-    from .memory import MemoryWatch
+    from .memory import MappedPagesRelease, MemoryWatch
 
     memory = MemoryWatch()
-    observers.append(memory)
+    observers += [MappedPagesRelease(), memory]
     watching = sorted({o.flag for o in observers if o.needs_every_pass})
     if cache is not None and watching:
         say(f"cache: not used ({', '.join(watching)} must see every pass run)")

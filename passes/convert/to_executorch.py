@@ -8,6 +8,7 @@ from pteflow.ir import Level, Program, facts, views
 from pteflow.ir.facts_quant import TORCHAO_LINEARS_DELEGATED
 
 from ..base import Pass, PassContext, PassInfo, PassResult, one_of
+from .emitter_pages import constants_pages_released
 
 
 @attrs.frozen
@@ -71,7 +72,7 @@ class ToExecutorchPass(Pass):
         if _has_quantize_ops(program):
             # their out variants (which to_executorch needs) register on import
             import executorch.kernels.quantized  # noqa: F401
-        with torch.no_grad():
+        with torch.no_grad(), constants_pages_released():
             manager = program.artifact.to_executorch(config)
         return PassResult(program.evolve(level=Level.EXECUTORCH, artifact=manager), True)
 

@@ -11,7 +11,9 @@ XNNPACK's ~210 single-linear partitions otherwise hold ~540 MB of copied weights
 Once its preprocess returns, a copy lets go of its weights: the copy and the programs the
 backend's passes re-trace from it are cyclic garbage (graph <-> nodes) that only a full
 collection frees, and the weights would wait for it (~176 MB at 135M, through
-partitioning and to-executorch).
+partitioning and to-executorch). The pages of the memory-mapped checkpoint a copy read are
+handed back as soon as it is made (``pteflow.ir.mapped_pages``): while the backend packs a
+weight, the copy and the payload hold it, not the file's pages as well.
 
 Backends that override either hook (QNN and CoreML preprocess all partitions together;
 CUDA copies its own way) are left as they are. The hooks are class attributes, so the
@@ -58,15 +60,23 @@ def _uses_default_hooks(backend: type) -> bool:
 def copies_one_at_a_time(partitioner: Any) -> Iterator[None]:
     """While lowering with ``partitioner``: its backend copies each partition's program
     when preprocessing it, not all of them before (see the module docstring)."""
+    import torch
+
     backend = backend_class(partitioner)
     if backend is None or not _uses_default_hooks(backend):
         yield
         return
+    from pteflow.ir import mapped_pages
+
     saved = {name: vars(backend).get(name) for name in _HOOKS}
     preprocess = backend.preprocess  # type: ignore[attr-defined]
+    mapped = list(mapped_pages.data_file_mappings())
 
     def copy_then_preprocess(program: Any, compile_specs: Any) -> Any:
         copied = copy.deepcopy(program)
+        for t in (*program.state_dict.values(), *program.constants.values()):
+            if isinstance(t, torch.Tensor):  # the copy has the bytes: not the file's pages
+                mapped_pages.release_tensor(t, mapped)
         try:
             return preprocess(copied, compile_specs)
         finally:

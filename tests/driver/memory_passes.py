@@ -54,3 +54,34 @@ class CountWeightCopiesPass(Pass):
         }
         Path(self.path).write_text(str(len(storages)))
         return PassResult(program, False)
+
+
+@attrs.frozen
+class ReadWeightsPass(Pass):
+    """Read every byte of the program's weights (as partitioning or the emitter does)."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="read-weights", level_in=Level.ATEN)
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        for ep in program.exported_programs().values():
+            for t in ep.state_dict.values():
+                t.double().sum()
+        return PassResult(program, False)
+
+
+@attrs.frozen
+class ResidentFilePass(Pass):
+    """Write how many kB of ``file``'s mappings are resident (``/proc/self/smaps``) to
+    ``path``, change nothing."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="resident-file", level_in=Level.ATEN)
+    file: str = ""
+    path: str = ""
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        from pathlib import Path
+
+        from tests.mapped_files import resident_kb
+
+        Path(self.path).write_text(str(resident_kb(Path(self.file))))
+        return PassResult(program, False)

@@ -143,3 +143,36 @@ def test_verbose_says_where_the_load_went_and_the_default_stays_short(tmp_path, 
     assert code == 0, out
     assert "after the release" not in out  # the README's first command stays <= 16 lines
     assert (tmp_path / "v.pte").exists() and (tmp_path / "q.pte").exists()
+
+
+def test_no_checkpoint_page_is_resident_when_the_runtime_loads(tmp_path, monkeypatch):
+    """Reading what the report keeps (the constants' names: every weight hashed, the
+    delegates' too) pages the memory-mapped checkpoint in again after the passes; at
+    135M's shapes the whole file stayed resident through the load, the run's peak."""
+    import pteflow.ir.runnable as runnable
+    from pteflow.testing import write_random_checkpoint
+
+    from ..mapped_files import resident_kb
+
+    tiny = {"dim": 256, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 2048}
+    params, checkpoint = write_random_checkpoint(tmp_path / "model", **tiny)
+    seen: list[int] = []
+    smoke_run = runnable.smoke_run
+
+    def watched_smoke_run(*args, **kwargs):
+        seen.append(resident_kb(checkpoint))
+        return smoke_run(*args, **kwargs)
+
+    monkeypatch.setattr(runnable, "smoke_run", watched_smoke_run)
+    result = pteflow.compile(
+        params=str(params),
+        checkpoint=str(checkpoint),
+        passes="export,to-edge,partition-xnnpack,to-executorch,emit",
+        output=tmp_path / "m.pte",
+        verify=False,
+        cache=False,
+        keep_program=False,
+    )
+    assert result.ok and result.report["constants"]  # the weights were hashed and named
+    assert checkpoint.stat().st_size > 8 * 2**20
+    assert len(seen) == 1 and seen[0] < 1024  # kB; 8 MB were read after the passes

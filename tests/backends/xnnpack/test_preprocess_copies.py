@@ -21,6 +21,8 @@ from pteflow.passes.convert.to_edge import ToEdgePass
 from pteflow.passes.partition.preprocess_copies import backend_class, copies_one_at_a_time
 from pteflow.testing import build_program
 
+from ...mapped_files import memory_mapped, resident_kb
+
 
 class Gapped(torch.nn.Module):
     """Three linears split by cumsum (not XNNPACK's): three partitions."""
@@ -144,3 +146,43 @@ def test_backends_with_their_own_hooks_are_left_alone():
     with copies_one_at_a_time(QnnLike()):
         assert dict(vars(QnnBackend)) == before  # preprocess_multimethod is its own
     assert backend_class(object()) is None
+
+
+class _Wide(torch.nn.Module):
+    """Two 1 MB linears split by cumsum: two partitions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = torch.nn.ModuleList(torch.nn.Linear(512, 512) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x).cumsum(-1)
+        return x
+
+
+@pytest.mark.slow
+def test_a_copy_hands_back_the_checkpoint_pages_it_read(tmp_path, monkeypatch):
+    """While the backend packs a partition's weight, its copy and its payload hold it; the
+    memory-mapped checkpoint's pages the copy was read from must not be resident too (at
+    stories' shapes the output projection three times over: partitioning's peak)."""
+    from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
+
+    path = tmp_path / "weights.pth"
+    module = memory_mapped(_Wide(), path)
+    aten = build_program(module, (torch.randn(2, 512),), level=Level.ATEN)
+    to_edge = ToEdgePass(keep_whole_for=(PartitionXnnpackPass().spec(),))
+    edge = PassManager([to_edge]).run(aten).program
+    seen: list[int] = []
+    real = XnnpackBackend.preprocess
+
+    def recording(program, compile_specs):
+        seen.append(resident_kb(path))  # the copy is made: the file's pages it read?
+        return real(program, compile_specs)
+
+    monkeypatch.setattr(XnnpackBackend, "preprocess", staticmethod(recording))
+    lowered = PassManager([PartitionXnnpackPass()]).run(edge).program
+    assert len(seen) == 2
+    assert max(seen) < 256  # kB; without the release, 1 MB more per partition (1088, 2056)
+    assert len(_payloads(lowered.artifact)) == 2

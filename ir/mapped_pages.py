@@ -1,0 +1,136 @@
+"""Hand back the clean pages of memory-mapped data files (the checkpoint's weights).
+
+A checkpoint loaded with ``torch.load(..., mmap=True)`` (or safetensors) is a mapping of
+the file: the pages a pass reads (partitioning reads every linear weight, the emitter
+every constant) join the process's resident set and stay there as long as the mapping
+lives, which is as long as any weight from it is alive. At SmolLM2-135M's shapes that is
+the whole 621 MB file, resident through the end of the run.
+
+``release_mapped_files()`` (every data file's mapping) and ``release_tensor(t)`` (the
+pages of one tensor's storage) ask the kernel (``madvise(MADV_DONTNEED)``) to drop this
+process's pages of a file mapping when none of them was modified: ``/proc/self/pagemap``
+says every resident page of the range is still the file's (a page written to in a
+private mapping becomes an anonymous copy, and then the range is left alone). The
+file's bytes stay in the page cache, and a later read faults them back in, unchanged:
+nothing observable changes but the resident size (the kernel drops clean file pages of
+a mapping by itself under memory pressure, with the same effect). Executables and
+shared objects (ELF files) are left alone, and so are locked pages (the runtime's).
+
+Linux only (``/proc/self/maps`` and ``pagemap``); elsewhere nothing is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap
+import os
+import stat
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+MADV_DONTNEED = 4
+_PAGE = mmap.PAGESIZE
+_PRESENT, _SWAPPED, _FILE = 1 << 63, 1 << 62, 1 << 61
+_is_data: dict[str, bool] = {}
+
+
+def data_file_mappings() -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of this process's mappings of data files: regular files by path,
+    not executable, not ELF objects, not deleted."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or not fields[5].startswith("/") or "x" in fields[1]:
+            continue
+        path = fields[5]
+        if path.endswith(" (deleted)") or not _data_file(path):
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        yield start, end
+
+
+def release_mapped_files() -> int:
+    """Drop the unmodified resident pages of every data file's mapping; bytes released."""
+    return sum(_release(start, end) for start, end in data_file_mappings())
+
+
+def release_tensor(t: Any, mappings: Sequence[tuple[int, int]] | None = None) -> int:
+    """Drop the resident pages wholly inside ``t``'s storage (``t``: a tensor or an untyped
+    storage) when it lies in a data file's mapping and none of them was modified; bytes
+    released. ``mappings``: ``data_file_mappings()``, read once for many tensors (read
+    here when None)."""
+    storage = t.untyped_storage() if hasattr(t, "untyped_storage") else t
+    address, size = storage.data_ptr(), storage.nbytes()
+    if size < _PAGE:
+        return 0
+    for start, end in data_file_mappings() if mappings is None else mappings:
+        if start <= address and address + size <= end:
+            return _release(address, address + size)
+    return 0
+
+
+def _release(start: int, end: int) -> int:
+    """``madvise(MADV_DONTNEED)`` on the whole pages of [start, end) if every resident
+    one is still the file's; the bytes that were resident (0: nothing done)."""
+    first = -(-start // _PAGE) * _PAGE
+    last = end // _PAGE * _PAGE
+    if last <= first:
+        return 0
+    resident = _resident_file_pages(first, last)
+    if not resident:  # none resident, or one modified (or unreadable): leave it
+        return 0
+    with contextlib.suppress(OSError, AttributeError):
+        madvise = _libc().madvise
+        if madvise(first, last - first, MADV_DONTNEED) == 0:
+            return resident * _PAGE
+    return 0
+
+
+def _resident_file_pages(first: int, last: int) -> int:
+    """How many pages of [first, last) are resident, or 0 when any resident (or swapped)
+    page is not the file's own (a private copy: modified) or pagemap cannot be read."""
+    count = (last - first) // _PAGE
+    try:
+        with open("/proc/self/pagemap", "rb", buffering=0) as f:
+            f.seek(first // _PAGE * 8)
+            raw = f.read(count * 8)
+    except OSError:
+        return 0
+    if len(raw) != count * 8:
+        return 0
+    import numpy as np
+
+    entries = np.frombuffer(raw, dtype="<u8")
+    used = entries[(entries & np.uint64(_PRESENT | _SWAPPED)) != 0]
+    if ((used & np.uint64(_SWAPPED | _FILE)) != np.uint64(_FILE)).any():
+        return 0
+    return len(used)
+
+
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        _LIBC = libc
+    return _LIBC
+
+
+def _data_file(path: str) -> bool:
+    """A regular file that is not an ELF object (remembered per path)."""
+    if path not in _is_data:
+        try:  # non-blocking: never wait on a device or FIFO
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with open(fd, "rb") as f:
+                _is_data[path] = stat.S_ISREG(os.fstat(fd).st_mode) and f.read(4) != b"\x7fELF"
+        except OSError:
+            _is_data[path] = False  # unreadable: leave it alone
+    return _is_data[path]

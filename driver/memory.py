@@ -82,16 +82,10 @@ class MappedPagesRelease(PassObserver):
     not leave them resident for the rest of the run. Placed before ``MemoryWatch``, whose
     rows then show what stays resident after each pass."""
 
-    def __init__(self) -> None:
-        self.released_mb = 0.0
-
     def before(self, rank: int, pass_: Any, program_in: Any) -> None:
-        self.release()
-
-    def after(self, rank: int, pass_: Any, program_out: Any, record: Any) -> None:
-        self.release()
-
-    def release(self) -> None:
         from pteflow.ir.mapped_pages import release_mapped_files
 
-        self.released_mb += release_mapped_files() / _MB
+        release_mapped_files()
+
+    def after(self, rank: int, pass_: Any, program_out: Any, record: Any) -> None:
+        self.before(rank, pass_, program_out)

@@ -11,6 +11,9 @@ size is unknown.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 from pteflow.passes.manager import PassObserver
@@ -89,3 +92,23 @@ class MappedPagesRelease(PassObserver):
 
     def after(self, rank: int, pass_: Any, program_out: Any, record: Any) -> None:
         self.before(rank, pass_, program_out)
+
+
+@contextlib.contextmanager
+def startup_objects_frozen() -> Iterator[None]:
+    """While the passes run, the collector leaves alone what was alive before them.
+
+    Python's cyclic collector walks every tracked object at each full collection (14-30
+    in an export; at stories 2.6 s in all, at 135M 15% of the run). The objects alive when
+    the passes start (torch's and ExecuTorch's modules, the eager model: ~310k at stories)
+    outlive the run, so walking them finds nothing: they are moved to the permanent
+    generation (``gc.freeze``, after a collection so that no garbage is frozen) and given
+    back to the collector when the passes end (``gc.unfreeze``), so that an API caller's
+    objects are collected as before. Garbage made during the run is collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -187,7 +187,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         quantized_ref = QuantizedReference.for_run(ordered, model)
         if quantized_ref is not None:
             observers.append(quantized_ref)
-    from .memory import MappedPagesRelease, MemoryWatch
+    from .memory import MappedPagesRelease, MemoryWatch, startup_objects_frozen
 
     memory = MemoryWatch()
     observers += [MappedPagesRelease(), memory]
@@ -206,7 +206,8 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
             result = full_hit_result(full, pte, progress, cache.directory)
             kept = release.Kept(full.constants, None)
         else:
-            result = manager.run(model.program, observers=observers, cache=cache)
+            with startup_objects_frozen():  # the collector skips what outlives the run
+                result = manager.run(model.program, observers=observers, cache=cache)
             kept = release.keep(result, pte, cache, warm_keys)
         if pending:
             result = release.released(result)  # the only reference to the program: dropped

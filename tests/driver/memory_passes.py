@@ -85,3 +85,18 @@ class ResidentFilePass(Pass):
 
         Path(self.path).write_text(str(resident_kb(Path(self.file))))
         return PassResult(program, False)
+
+
+@attrs.frozen
+class FrozenCountPass(Pass):
+    """Write how many objects the collector leaves alone (``gc.get_freeze_count()``)."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="frozen-count", level_in=Level.ATEN)
+    path: str = ""
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        import gc
+        from pathlib import Path
+
+        Path(self.path).write_text(str(gc.get_freeze_count()))
+        return PassResult(program, False)

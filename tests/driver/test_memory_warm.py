@@ -115,3 +115,38 @@ def test_the_checkpoint_pages_a_pass_read_are_not_kept_resident(tmp_path, cache)
     assert done.returncode == 0, done.stderr[-2000:]
     assert checkpoint.stat().st_size > 8 * 2**20
     assert int(resident.read_text()) < 1024  # kB; read in full, 8 MB would stay
+
+
+def test_the_collector_skips_what_was_alive_before_the_passes_and_only_then(tmp_path):
+    """Full collections walk every object; those alive before the passes (the imports, the
+    model) outlive the run, so the passes run with them frozen. The run ends with them
+    given back (an API caller's objects are collected as before), and garbage made
+    before the run was collected, not frozen."""
+    import gc
+    import weakref
+
+    import pteflow
+
+    class Cycle:
+        pass
+
+    garbage = Cycle()
+    garbage.me = garbage  # type: ignore[attr-defined]
+    gone = weakref.ref(garbage)
+    del garbage
+    count = tmp_path / "count"
+    gc.disable()  # only the run's own collection may free the cycle
+    try:
+        result = pteflow.compile(
+            f"{MODELS}:mlp",
+            passes=f"export,frozen-count{{path={count}}}",
+            plugins=[HOG],
+            cache=False,
+            verify=False,
+        )
+    finally:
+        gc.enable()
+    assert result.ok
+    assert int(count.read_text()) > 10_000  # torch's objects, among others
+    assert gc.get_freeze_count() == 0
+    assert gone() is None

@@ -45,6 +45,8 @@ class CountWeightCopiesPass(Pass):
         import torch
 
         want = tuple(int(d) for d in self.shape.split("x"))
+        frozen = gc.get_freeze_count()  # the driver freezes what was alive before the passes
+        gc.unfreeze()  # ... and get_objects() does not list frozen objects
         storages = {
             t.untyped_storage().data_ptr()
             for t in gc.get_objects()
@@ -52,6 +54,8 @@ class CountWeightCopiesPass(Pass):
             and t.device.type == "cpu"
             and tuple(t.shape) == want
         }
+        if frozen:
+            gc.freeze()
         Path(self.path).write_text(str(len(storages)))
         return PassResult(program, False)
 

@@ -375,7 +375,7 @@ def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -
     while index and pos + 32 <= end:
         match = None
         for view, obj in index.get(data[pos : pos + 32], ()):
-            if data.startswith(view, pos):
+            if _holds(data, pos, view, obj):
                 match = (view, obj)
                 break
         if match is None:
@@ -387,6 +387,17 @@ def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -
         pos = literal = pos + len(match[0])
     if literal < end:
         pieces.append(data[literal:] if literal else data)
+
+
+def _holds(data: bytes, pos: int, view: memoryview, obj: Any) -> bool:
+    """``data`` holds ``obj``'s bytes at ``pos``. A tensor is compared by its digest (the
+    one the run's key remembered), not byte by byte: its bytes may be a memory-mapped
+    checkpoint's, and reading them from this thread would page the file back in while the
+    emitter's copy is resident (only the main thread hands such pages back)."""
+    if isinstance(obj, bytes | bytearray) or pos + len(view) > len(data):
+        return data.startswith(view, pos)
+    here = hashlib.sha256(memoryview(data)[pos : pos + len(view)]).hexdigest()
+    return here == hashing.tensor_digest(obj)
 
 
 def _join(pieces: list[Any]) -> bytes:

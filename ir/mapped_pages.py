@@ -26,7 +26,7 @@ import ctypes
 import mmap
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 MADV_DONTNEED = 4
@@ -72,6 +72,36 @@ def release_tensor(t: Any, mappings: Sequence[tuple[int, int]] | None = None) ->
         if start <= address and address + size <= end:
             return _release(address, address + size)
     return 0
+
+
+@contextlib.contextmanager
+def released_after_each(
+    owner: type, name: str, read: Callable[..., Iterable[Any]]
+) -> Iterator[None]:
+    """While inside: after each call of the method ``owner.name``, release the pages of
+    the tensors ``read`` (called with the same arguments) says the call read. For an
+    upstream routine that reads every weight once (the emitter copying constants, a
+    constant folder quantizing them), so that at most one weight's pages are resident.
+    Restored on exit; nothing is wrapped when ``owner`` has no such method of its own
+    (renamed upstream: the pages are released after the pass instead) or no data file
+    is mapped. The caller runs it from one thread (a class attribute is replaced)."""
+    original = owner.__dict__.get(name)
+    mapped = list(data_file_mappings())
+    if original is None or not mapped:
+        yield
+        return
+
+    def then_release(*args: Any, **kwargs: Any) -> Any:
+        value = original(*args, **kwargs)
+        for t in read(*args, **kwargs):
+            release_tensor(t, mapped)
+        return value
+
+    setattr(owner, name, then_release)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 def _release(start: int, end: int) -> int:

@@ -28,22 +28,14 @@ def constants_pages_released() -> Iterator[None]:
 
     try:
         from executorch.exir.emit._emitter import _Emitter
-
-        original = _Emitter.__dict__["_tensor_spec_to_evalue"]
-    except (ImportError, KeyError):
+    except ImportError:
         yield
         return
-    mapped = list(mapped_pages.data_file_mappings())
-
-    def copy_then_release(self: Any, spec: Any, *args: Any, **kwargs: Any) -> Any:
-        value = original(self, spec, *args, **kwargs)
-        storage = getattr(spec, "storage", None) if getattr(spec, "const", False) else None
-        if storage is not None and mapped:
-            mapped_pages.release_tensor(storage, mapped)
-        return value
-
-    _Emitter._tensor_spec_to_evalue = copy_then_release
-    try:
+    with mapped_pages.released_after_each(_Emitter, "_tensor_spec_to_evalue", _copied):
         yield
-    finally:
-        _Emitter._tensor_spec_to_evalue = original
+
+
+def _copied(self: Any, spec: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    """The storage the emitter copied for ``spec`` (a constant's), if any."""
+    storage = getattr(spec, "storage", None) if getattr(spec, "const", False) else None
+    return [] if storage is None else [storage]

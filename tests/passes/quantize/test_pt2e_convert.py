@@ -206,3 +206,47 @@ def test_prepare_without_convert_is_refused_by_the_plan():
         [Pt2ePreparePass(), Pt2eCalibratePass(), Pt2eConvertPass(), TorchExportPass(), ToEdgePass()]
     ).ordered_passes()
     assert [p.name for p in ordered][-2:] == ["pt2e-convert", "to-edge"]
+
+
+def test_the_checkpoint_pages_the_folder_read_are_handed_back(tmp_path):
+    """torchao's constant folder reads every float weight to quantize it; the memory-mapped
+    checkpoint's pages of each must not stay resident beside the folded values (at
+    stories, 58 MB of pt2e-convert's peak, the run's), and the result is the same."""
+    from pteflow.ir import Program, mapped_pages
+    from pteflow.passes.convert.export import TorchExportPass
+
+    from ...mapped_files import memory_mapped, resident_kb
+    from .conftest import TokenMLP
+
+    def converted(path):
+        torch.manual_seed(0)
+        module = memory_mapped(TokenMLP(vocab=64, dim=512, hidden=1024).eval(), path)
+        inputs = (torch.randint(0, 64, (1, 8), generator=torch.Generator().manual_seed(0)),)
+        aten = TorchExportPass().apply(Program.eager(module, inputs)).program
+        observed = Pt2ePreparePass(quantizer="xnnpack-static").apply(aten).program
+        calibrated = Pt2eCalibratePass().apply(observed).program
+        mapped_pages.release_mapped_files()  # what calibration read
+        assert resident_kb(path) == 0
+        return Pt2eConvertPass().apply(calibrated).program
+
+    path = tmp_path / "weights.pth"
+    out = converted(path)
+    assert resident_kb(path) < 1024  # kB; 4 MB of linear weights were read
+    folded = {
+        k: v
+        for k, v in out.exported_programs()["forward"].state_dict.items()
+        if v.dtype == torch.int8
+    }
+    assert len(folded) == 2  # the linears' weights, quantized
+
+    import contextlib
+
+    from pteflow.passes.quantize import pt2e as pt2e_module
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pt2e_module, "folded_weights_pages_released", contextlib.nullcontext)
+        other = tmp_path / "again.pth"
+        upstream = converted(other)
+        assert resident_kb(other) >= 4096  # the folder alone leaves them resident
+    theirs = upstream.exported_programs()["forward"].state_dict
+    assert all(torch.equal(v, theirs[k]) for k, v in folded.items())

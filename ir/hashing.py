@@ -96,18 +96,31 @@ def raw_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy())  # type: ignore[arg-type]
 
 
-def tensor_digest(t: torch.Tensor) -> str:
-    """sha256 (hex) of a plain strided tensor's bytes in C order, remembered per tensor
-    object until it is modified in place (its version counter) or given other storage."""
+def remembered_digest(t: torch.Tensor) -> str | None:
+    """``tensor_digest(t)`` if it was taken and ``t`` is unchanged since, without reading
+    ``t``'s bytes; else None."""
     try:
         stamp = (t._version, t.data_ptr() if t.numel() else 0)
-    except RuntimeError:  # an inference tensor has no version counter: not remembered
-        return hashlib.sha256(raw_bytes(t)).hexdigest()
+    except RuntimeError:  # an inference tensor has no version counter: never remembered
+        return None
     with _DIGESTS_LOCK:
         known = _DIGESTS.get(id(t))
     if known is not None and known[0]() is t and known[1:3] == stamp:
-        return known[3]
+        return str(known[3])
+    return None
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """sha256 (hex) of a plain strided tensor's bytes in C order, remembered per tensor
+    object until it is modified in place (its version counter) or given other storage."""
+    known = remembered_digest(t)
+    if known is not None:
+        return known
     digest = hashlib.sha256(raw_bytes(t)).hexdigest()
+    try:
+        stamp = (t._version, t.data_ptr() if t.numel() else 0)
+    except RuntimeError:  # an inference tensor has no version counter: not remembered
+        return digest
     key = id(t)
     with contextlib.suppress(TypeError):  # a tensor without weakref support: not remembered
         ref = weakref.ref(t, lambda _r: _DIGESTS.pop(key, None))

@@ -390,14 +390,14 @@ def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -
 
 
 def _holds(data: bytes, pos: int, view: memoryview, obj: Any) -> bool:
-    """``data`` holds ``obj``'s bytes at ``pos``. A tensor is compared by its digest (the
-    one the run's key remembered), not byte by byte: its bytes may be a memory-mapped
-    checkpoint's, and reading them from this thread would page the file back in while the
-    emitter's copy is resident (only the main thread hands such pages back)."""
-    if isinstance(obj, bytes | bytearray) or pos + len(view) > len(data):
+    """``data`` holds ``obj``'s bytes at ``pos``. A tensor whose digest the run remembers
+    (its key hashed it) is compared by digest, not byte by byte: its bytes may be a
+    memory-mapped checkpoint's, and reading them from this thread would page the file back
+    in while the emitter's copy is resident (only the main thread hands such pages back)."""
+    known = None if isinstance(obj, bytes | bytearray) else hashing.remembered_digest(obj)
+    if known is None or pos + len(view) > len(data):
         return data.startswith(view, pos)
-    here = hashlib.sha256(memoryview(data)[pos : pos + len(view)]).hexdigest()
-    return here == hashing.tensor_digest(obj)
+    return hashlib.sha256(memoryview(data)[pos : pos + len(view)]).hexdigest() == known
 
 
 def _join(pieces: list[Any]) -> bytes:

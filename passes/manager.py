@@ -23,6 +23,7 @@ from pteflow.ir.errors import (
 )
 from pteflow.ir.hashing import structural_hash
 
+from . import interrupts
 from .base import Pass, PassContext
 from .observers import Observers, PassObserver, PassRecord
 from .planning import Plan, pass_label, plan, refuted_facts
@@ -198,8 +199,10 @@ class PassManager:
                         raise InvariantError(str(e), pass_name=p.name) from e
                     raise
                 except Exception as e:
+                    interrupts.check()  # a Ctrl-C that upstream code turned into an error
                     step = (rank + 1, len(order))
                     raise PassFailedError(p.name, pos, _describe_options(p), e, step) from e
+                interrupts.check()  # one it swallowed: the result is not to be trusted
                 wall, cpu = time.perf_counter() - w0, time.process_time() - c0
                 new = result.program
                 for f in p.contract.provides:
@@ -251,6 +254,7 @@ class PassManager:
                 if not pending:  # every claim so far is checked: staged results are sound
                     session.commit()
             program = new
+        interrupts.check()
         stats = session.finish() if session is not None else None
         return RunResult(program, tuple(records), the_plan, schedule_s, stats)
 

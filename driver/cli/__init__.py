@@ -85,9 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     debug = getattr(args, "debug", False)
     from pteflow.ir.errors import InvariantError, PassFailedError, UserError
+    from pteflow.passes import interrupts
 
     try:
-        return COMMANDS[args.command](args)
+        with interrupts.noticed():
+            return COMMANDS[args.command](args)
     except UserError as e:
         if debug:
             raise

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import attrs
 
+from .. import interrupts
+
 _PENDING: ContextVar[list[PendingPte] | None] = ContextVar("pteflow_pending_pte", default=None)
 
 
@@ -54,6 +56,7 @@ def check_then_rename(tmp: Path, path: Path, check: Callable[[Path], None] | Non
     try:
         if check is not None:
             check(tmp)
+        interrupts.check()  # a Ctrl-C swallowed on the way: nothing is published
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -77,3 +77,26 @@ class IntegerInputsPass(Pass):
     def run(self, program: Program, ctx: PassContext) -> PassResult:
         inputs = {m: tuple(x.long() for x in xs) for m, xs in program.example_inputs.items()}
         return PassResult(program.evolve(example_inputs=inputs), True)
+
+
+@attrs.frozen
+class SwallowsCtrlCPass(Pass):
+    """Receive a Ctrl-C and lose it, as upstream code can: ``then="return"`` catches the
+    KeyboardInterrupt and returns the program (an optional import's broad ``except``);
+    ``then="import-error"`` turns it into the ImportError pybind11 raises when a module's
+    initialization is interrupted."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="swallows-ctrl-c", level_in=Level.ATEN)
+    then: str = "return"
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        import signal
+        import time
+
+        try:
+            signal.raise_signal(signal.SIGINT)
+            time.sleep(1.0)  # the handler runs here at the latest
+        except KeyboardInterrupt as e:
+            if self.then == "import-error":
+                raise ImportError("initialization failed") from e
+        return PassResult(program, False)

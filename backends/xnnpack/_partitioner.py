@@ -15,6 +15,8 @@ from pteflow.passes.partition.lowering import is_bool
 from pteflow.passes.partition.partitioner import LoweringPass
 from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
+from .pattern_graphs import built_only_where_they_can_match
+
 
 def xnnpack_missing() -> str | None:
     """Why XNNPACK lowering cannot run here, or None."""
@@ -59,7 +61,8 @@ class XnnpackPartitionPass(LoweringPass):
         return None
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        result = super().run(program, ctx)
+        with built_only_where_they_can_match():
+            result = super().run(program, ctx)
         # took nothing: still claims no torchao linear is left outside, if none is
         fact = TORCHAO_LINEARS_DELEGATED
         if fact in result.withheld and fact.check(result.program) is None:

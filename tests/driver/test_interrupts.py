@@ -16,6 +16,15 @@ from ._helpers import MODELS, WRONG, run
 PASSES = "export,swallows-ctrl-c{then=%s},to-edge,to-executorch,emit"
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, whatever the test runner's
+    disposition (a runner started in the background ignores SIGINT)."""
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, saved)
+
+
 @pytest.mark.parametrize("then", ["return", "import-error"])
 def test_a_swallowed_ctrl_c_ends_the_run_as_interrupted(capsys, tmp_path, then):
     pte, cache = tmp_path / "a.pte", tmp_path / "cache"

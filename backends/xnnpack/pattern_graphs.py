@@ -16,13 +16,15 @@ returned (nothing matched), and no pattern is built. A graph that has the op run
 pass as upstream wrote it. On another ExecuTorch version nothing is changed.
 
 The passes' ``call`` and the pattern modules' functions are replaced while the block
-runs (pteflow lowers from one thread) and restored when it exits.
+runs and restored when it exits; which graph cannot match is per thread, so another
+thread lowering meanwhile gets upstream's patterns for its own graphs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -73,25 +75,32 @@ def built_only_where_they_can_match() -> Iterator[None]:
         for (module, cls_name), (graphs, func, empty, op) in PASSES.items():
             cls = getattr(importlib.import_module(f"{passes_pkg}.{module}"), cls_name)
             patterns = importlib.import_module(f"{graphs_pkg}.{graphs}")
-            original = cls.__dict__.get("call")
-            if original is None or not callable(getattr(patterns, func, None)):
+            original, built = cls.__dict__.get("call"), getattr(patterns, func, None)
+            if original is None or not callable(built):
                 continue  # renamed upstream: leave it as it is
-            cls.call = _skipping(original, patterns, func, empty, edge_op(op))
+            none = threading.local()  # set while this thread's graph cannot match
+            setattr(patterns, func, _unless(none, built, empty))
+            stack.callback(setattr, patterns, func, built)
+            cls.call = _skipping(original, none, edge_op(op))
             stack.callback(setattr, cls, "call", original)
         yield
 
 
-def _skipping(
-    original: Callable[..., Any], patterns: Any, func: str, empty: Callable[[], Any], op: Any
-) -> Callable[..., Any]:
+def _unless(none: threading.local, built: Callable[[], Any], empty: Callable[[], Any]) -> Any:
+    def patterns() -> Any:
+        return empty() if getattr(none, "now", False) else built()
+
+    return patterns
+
+
+def _skipping(original: Callable[..., Any], none: threading.local, op: Any) -> Any:
     def call(self: Any, graph_module: Any) -> Any:
         if holds(graph_module.graph, op):
             return original(self, graph_module)
-        built = getattr(patterns, func)
-        setattr(patterns, func, empty)  # nothing can match: nothing to build
+        none.now = True  # nothing can match: the pass gets no patterns, none is built
         try:
             return original(self, graph_module)
         finally:
-            setattr(patterns, func, built)
+            none.now = False
 
     return call

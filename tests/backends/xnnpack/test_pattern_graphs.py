@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from executorch.backends.xnnpack._passes.convert_to_sdpa import ConvertToSDPAPass
+from executorch.backends.xnnpack._passes.convert_to_upsample_bilinear2d import (
+    ConvertToUpsampleBilinear2d,
+)
 from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
 
 from pteflow.backends.xnnpack import pattern_graphs
@@ -75,8 +79,15 @@ def test_a_partition_of_linears_builds_no_pattern(upstream_as_is):
     as_is = _pte(module, x)
     assert _built() == {"bilinear_2d", "sdpa"}  # upstream builds both, for nothing
     upstream_as_is.undo()
+    originals = (ConvertToSDPAPass.__dict__["call"], ConvertToUpsampleBilinear2d.__dict__["call"])
     assert _pte(module, x) == as_is
     assert _built() == set()
+    # upstream's passes and pattern functions are its own again after partitioning
+    assert (ConvertToSDPAPass.__dict__["call"], ConvertToUpsampleBilinear2d.__dict__["call"]) == (
+        originals
+    )
+    assert (bilinear_2d._get_bilinear_2d_graphs, sdpa.get_graphs) == tuple(BUILT.values())
+    assert bilinear_2d.get_graphs_dict.__module__ == bilinear_2d.__name__
 
 
 def test_a_graph_with_the_patterns_ops_runs_the_passes_as_upstream(upstream_as_is):

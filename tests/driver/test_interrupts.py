@@ -28,21 +28,9 @@ def ctrl_c_raises():
 @pytest.mark.parametrize("then", ["return", "import-error"])
 def test_a_swallowed_ctrl_c_ends_the_run_as_interrupted(capsys, tmp_path, then):
     pte, cache = tmp_path / "a.pte", tmp_path / "cache"
-    code, out, err = run(
-        capsys,
-        "run",
-        "--model",
-        f"{MODELS}:mlp",
-        "--plugin",
-        WRONG,
-        "--passes",
-        PASSES % then,
-        "-o",
-        str(pte),
-        "--cache-dir",
-        str(cache),
-        "--no-verify",
-    )
+    args = ["run", "--model", f"{MODELS}:mlp", "--plugin", WRONG, "--passes", PASSES % then]
+    args += ["-o", str(pte), "--cache-dir", str(cache), "--no-verify"]
+    code, out, err = run(capsys, *args)
     assert code == 130, (out, err)
     assert "driver: interrupted" in err
     assert "Traceback" not in err and "initialization failed" not in err

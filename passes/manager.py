@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from pteflow.ir import Fact, Level, Program, invariants, views
+from pteflow.ir import Fact, Level, Program, interrupts, invariants, views
 from pteflow.ir.errors import (
     FactError,
     InvariantError,
@@ -23,7 +23,6 @@ from pteflow.ir.errors import (
 )
 from pteflow.ir.hashing import structural_hash
 
-from . import interrupts
 from .base import Pass, PassContext
 from .observers import Observers, PassObserver, PassRecord
 from .planning import Plan, pass_label, plan, refuted_facts

@@ -84,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         the_parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    from pteflow.ir import interrupts
     from pteflow.ir.errors import InvariantError, PassFailedError, UserError
-    from pteflow.passes import interrupts
 
     try:
         with interrupts.noticed():

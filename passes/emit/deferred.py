@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from .. import interrupts
+from pteflow.ir import interrupts
 
 _PENDING: ContextVar[list[PendingPte] | None] = ContextVar("pteflow_pending_pte", default=None)
 

@@ -1,4 +1,4 @@
-"""A Ctrl-C that upstream code swallowed still stops the run (passes/interrupts.py): no
+"""A Ctrl-C that upstream code swallowed still stops the run (ir/interrupts.py): no
 `.pte`, no cache entry of the pass it landed in, exit 130, and a hung wait for the cache
 writer is impossible (the CI failure this came from: the run went on to wait for a writer
 the test had stopped)."""
@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from pteflow.passes import interrupts
+from pteflow.ir import interrupts
 
 from ._helpers import MODELS, WRONG, run
 

@@ -96,12 +96,20 @@ def raw_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy())  # type: ignore[arg-type]
 
 
+def _stamp(t: torch.Tensor) -> tuple[int, int] | None:
+    """What a remembered digest is valid for: ``t``'s version and storage address; None
+    for an inference tensor (no version counter: its digest is never remembered)."""
+    try:
+        return (t._version, t.data_ptr() if t.numel() else 0)
+    except RuntimeError:
+        return None
+
+
 def remembered_digest(t: torch.Tensor) -> str | None:
     """``tensor_digest(t)`` if it was taken and ``t`` is unchanged since, without reading
     ``t``'s bytes; else None."""
-    try:
-        stamp = (t._version, t.data_ptr() if t.numel() else 0)
-    except RuntimeError:  # an inference tensor has no version counter: never remembered
+    stamp = _stamp(t)
+    if stamp is None:
         return None
     with _DIGESTS_LOCK:
         known = _DIGESTS.get(id(t))
@@ -117,9 +125,8 @@ def tensor_digest(t: torch.Tensor) -> str:
     if known is not None:
         return known
     digest = hashlib.sha256(raw_bytes(t)).hexdigest()
-    try:
-        stamp = (t._version, t.data_ptr() if t.numel() else 0)
-    except RuntimeError:  # an inference tensor has no version counter: not remembered
+    stamp = _stamp(t)
+    if stamp is None:
         return digest
     key = id(t)
     with contextlib.suppress(TypeError):  # a tensor without weakref support: not remembered

@@ -29,6 +29,8 @@ import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from .replaced import replaced
+
 MADV_DONTNEED = 4
 _PAGE = mmap.PAGESIZE
 _PRESENT, _SWAPPED, _FILE = 1 << 63, 1 << 62, 1 << 61
@@ -97,11 +99,8 @@ def released_after_each(
             release_tensor(t, mapped)
         return value
 
-    setattr(owner, name, then_release)
-    try:
+    with replaced(owner, name, then_release):
         yield
-    finally:
-        setattr(owner, name, original)
 
 
 def _release(start: int, end: int) -> int:

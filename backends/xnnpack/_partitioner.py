@@ -15,7 +15,7 @@ from pteflow.passes.partition.lowering import is_bool
 from pteflow.passes.partition.partitioner import LoweringPass
 from pteflow.passes.quantize.quantize_8da4w import Quantize8da4wPass
 
-from .pattern_graphs import built_only_where_they_can_match
+from . import idle_passes
 
 
 def xnnpack_missing() -> str | None:
@@ -61,7 +61,7 @@ class XnnpackPartitionPass(LoweringPass):
         return None
 
     def run(self, program: Program, ctx: PassContext) -> PassResult:
-        with built_only_where_they_can_match():
+        with idle_passes.skipped():
             result = super().run(program, ctx)
         # took nothing: still claims no torchao linear is left outside, if none is
         fact = TORCHAO_LINEARS_DELEGATED

@@ -28,7 +28,7 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-_HOOKS = ("copy_exported_program_for_preprocess", "preprocess")
+from pteflow.ir.replaced import replaced
 
 
 def backend_class(partitioner: Any) -> type | None:
@@ -68,7 +68,6 @@ def copies_one_at_a_time(partitioner: Any) -> Iterator[None]:
         return
     from pteflow.ir import mapped_pages
 
-    saved = {name: vars(backend).get(name) for name in _HOOKS}
     preprocess = backend.preprocess  # type: ignore[attr-defined]
     mapped = list(mapped_pages.data_file_mappings())
 
@@ -83,15 +82,9 @@ def copies_one_at_a_time(partitioner: Any) -> Iterator[None]:
             copied.state_dict.clear()
             copied.constants.clear()
 
-    backend.copy_exported_program_for_preprocess = classmethod(  # type: ignore[attr-defined]
-        lambda cls, program, compile_specs: program
-    )
-    backend.preprocess = staticmethod(copy_then_preprocess)  # type: ignore[attr-defined]
-    try:
+    no_copy = classmethod(lambda cls, program, compile_specs: program)
+    with (
+        replaced(backend, "copy_exported_program_for_preprocess", no_copy),
+        replaced(backend, "preprocess", staticmethod(copy_then_preprocess)),
+    ):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                delattr(backend, name)
-            else:
-                setattr(backend, name, value)

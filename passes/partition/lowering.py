@@ -42,6 +42,7 @@ from ..base import PassContext, PassInfo, PassResult, option_error
 from .arbitration import record as record_claims
 from .keep_whole import CONSULTED
 from .preprocess_copies import copies_one_at_a_time
+from .recompiled_once import recompiled_once
 from .upstream_caches import forget_graphs_upstream_keeps
 
 
@@ -130,7 +131,12 @@ def lower(pass_: PartitionPass, program: Program, ctx: PassContext) -> PassResul
     before = len(views.delegation_summary(program))
     partitioner = pass_.make_partitioner()
     try:
-        with torch.no_grad(), _no_to_backend_deprecation(), copies_one_at_a_time(partitioner):
+        with (
+            torch.no_grad(),
+            _no_to_backend_deprecation(),
+            copies_one_at_a_time(partitioner),
+            recompiled_once(),
+        ):
             lowered = manager.to_backend(partitioner)
     finally:
         forget_graphs_upstream_keeps()  # each partition pass's graph: freed when replaced

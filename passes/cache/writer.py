@@ -66,6 +66,7 @@ class Writer:
         self._jobs: list[Job] = []
         self._abandoned = False
         self._digests: dict[int, tuple[Any, str]] = {}
+        self._present: set[str] = set()  # blobs this writer put (written or refreshed)
         self._thread = threading.Thread(target=self._loop, name="pteflow-cache", daemon=True)
         self._thread.start()
         _LIVE.add(self)
@@ -135,7 +136,7 @@ class Writer:
         try:
             if job.value is not None:
                 share = codec.shared(job.value)
-                raw, sizes = blobs.dumps(job.value, self.cache.blobs.put, self._digests, share)
+                raw, sizes = blobs.dumps(job.value, self._put, self._digests, share)
                 payload = zlib.compress(raw, 6)
                 header["blobs"] = sizes
             job.value = None  # the program's data is no longer held
@@ -152,6 +153,13 @@ class Writer:
                 self._remove_tmp(job)
             elif job.committed:
                 self._publish(job)
+
+    def _put(self, digest: str, data: Any) -> None:
+        """Make a blob present, once per run: the entries after the first that hold it
+        (the weights, in every entry from export on) need not look at it again."""
+        if digest not in self._present:
+            self.cache.blobs.put(digest, data)
+            self._present.add(digest)
 
     def _publish(self, job: Job) -> None:
         """Rename the written entry into place (the lock is held)."""

@@ -77,6 +77,26 @@ def test_entries_share_blob_files_and_info_shows_it(capsys, tmp_path):
     assert (tmp_path / "a.pte").read_bytes() == (tmp_path / "b.pte").read_bytes()
 
 
+def test_a_run_puts_each_blob_once_however_many_entries_hold_it(capsys, tmp_path, monkeypatch):
+    """The weights are in every entry from export on; the writer makes each blob present
+    once, not once per entry (each put stats, refreshes or rewrites it)."""
+    from pteflow.passes.cache.blobs import BlobDir
+
+    puts: list[str] = []
+    real = BlobDir.put
+
+    def counted(self, digest, data):
+        puts.append(digest)
+        return real(self, digest, data)
+
+    monkeypatch.setattr(BlobDir, "put", counted)
+    code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", tmp_path / "cache")
+    assert code == 0, err
+    referenced = [d for r in entry_blobs(tmp_path / "cache").values() for d in r]
+    assert len(referenced) > len(set(referenced))  # shared between entries
+    assert sorted(puts) == sorted(set(referenced))  # each put once
+
+
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
 def test_a_missing_or_altered_blob_is_a_miss_with_a_warning(capsys, tmp_path, damage):
     cache = tmp_path / "cache"

@@ -34,7 +34,7 @@ from typing import Any
 from pteflow.ir import Fact, Level, Program, facts, hashing
 from pteflow.ir.serialized import pte_pieces
 
-from . import blobs, repair, strip
+from . import aten_save, blobs, repair, strip
 
 
 def encode(program: Program) -> dict[str, Any]:
@@ -148,14 +148,11 @@ def _encode_artifact(program: Program) -> Any:
     if program.level == Level.ATEN:
         # torch's own format: executorch's serde does not round-trip an ATEN program to
         # the same .pte (tests/passes/cache/test_cache.py)
-        import torch
-
         out = {}
         for method, ep in program.exported_programs().items():
-            buf = io.BytesIO()
             with strip.stripped(ep) as (shadow, held):
-                torch.export.save(shadow, buf)
-            out[method] = (buf.getvalue(), repair.positional_counts(ep), held)
+                saved = aten_save.save(shadow)
+            out[method] = (saved, repair.positional_counts(ep), held)
         return {"aten": out}
     manager = program.artifact
     methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}

@@ -84,13 +84,14 @@ def commit(
     import gc
 
     from pteflow.ir.errors import PassFailedError
+    from pteflow.ir.freed_memory import return_freed_memory
     from pteflow.ir.mapped_pages import release_mapped_files
     from pteflow.passes.observers import Observers
     from pteflow.passes.partition.upstream_caches import forget_graphs_upstream_keeps
 
     forget_graphs_upstream_keeps(deep=True)  # they would keep the payloads alive
     gc.collect()  # the program's graphs are cyclic: their payloads wait for a collection
-    _return_freed_memory()
+    return_freed_memory()  # payloads freed in heap-sized pieces stay resident otherwise
     release_mapped_files()  # the checkpoint's pages the post-run readers touched
     ordered = result.plan.ordered_passes()
     records = list(result.records)
@@ -114,13 +115,3 @@ def commit(
         memory.after(rank, emit, None, records[rank])  # emit's peak now includes the load
         say(f"        {emit.name}: checked in the runtime after the release ({took:.2f}s)")
     return attrs.evolve(result, records=tuple(records))
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap's free pages back to the system (glibc's ``malloc_trim``): payloads
-    freed in pieces small enough to come from the heap, which ``free`` does not shrink."""
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to ask
-        ctypes.CDLL(None).malloc_trim(0)

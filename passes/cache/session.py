@@ -23,6 +23,7 @@ import weakref
 from typing import Any
 
 from pteflow.ir import Level, Program, hashing
+from pteflow.ir.freed_memory import return_freed_memory
 
 from ..base import Pass
 from . import codec
@@ -240,6 +241,9 @@ class CacheSession:
                 elif self._budget.worth_storing(after.level, ops):
                     t0 = time.perf_counter()
                     value = codec.encode(after)
+                    # what serde built is freed by now, in heap-sized pieces that would
+                    # stay resident under the later passes' peaks (stories: ~15 MB)
+                    return_freed_memory()
                     self._budget.stored(after.level, ops, time.perf_counter() - t0)
                     self._restorable.add(key)
                 else:

@@ -72,7 +72,9 @@ def test_an_entry_holding_serde_json_still_restores(tmp_path):
     value = codec.encode(program)
     methods = value["artifact"]["methods"]
     for method, (tree, *rest) in list(methods.items()):
-        text = json.dumps(es._dataclass_to_dict(tree.tree), cls=es.EnumEncoder)
+        text = json.dumps(
+            es._dataclass_to_dict(codec._unpickled_tree(tree.data)), cls=es.EnumEncoder
+        )
         methods[method] = (text.encode("utf-8"), *rest)
     blob_dir = blobs.BlobDir(tmp_path, lambda d: d.mkdir(parents=True, exist_ok=True))
     raw, _sizes = blobs.dumps(value, blob_dir.put, {}, codec.shared(value))
@@ -81,3 +83,37 @@ def test_an_entry_holding_serde_json_still_restores(tmp_path):
     got = restored.artifact.exported_program().graph
     want = program.artifact.exported_program().graph
     assert [str(n.target) for n in got.nodes] == [str(n.target) for n in want.nodes]
+
+
+def test_encode_pauses_the_collector_and_keeps_no_schema_objects(monkeypatch):
+    """serde builds tens of thousands of acyclic objects per graph: with the collector
+    running, their allocations set off collections that walk every live graph. ``encode``
+    pauses it (and gives it back as it found it), and the value it returns holds each
+    graph as pickled bytes, not the objects."""
+    import gc
+
+    from executorch.exir.serde.serialize import ExportedProgramSerializer
+
+    from pteflow import testing
+
+    from ...models import mlp
+
+    real, seen = ExportedProgramSerializer.serialize, []
+
+    def noted(self, *args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExportedProgramSerializer, "serialize", noted)
+    program = testing.build_program(*mlp(), level=Level.EDGE)
+    assert gc.isenabled()
+    value = codec.encode(program)
+    assert seen == [False] and gc.isenabled()
+    (tree, *_rest) = value["artifact"]["methods"]["forward"]
+    assert isinstance(tree.data, bytes)
+    gc.disable()  # a caller's choice is kept
+    try:
+        codec.encode(program)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -190,3 +190,24 @@ def test_finding_a_mapped_constant_in_the_pte_does_not_page_the_checkpoint_in(tm
     assert blobs.split([b"header..", copy[:-8] + b"changed!"], [w])[1:] == [
         copy[:-8] + b"changed!"
     ]  # a different buffer with the same beginning is not taken for it
+
+
+@pytest.mark.parametrize("offset, size", [(0, 0), (3, 100), (7, (1 << 20) * 2 + 5)])
+def test_a_range_is_hashed_and_copied_in_pieces_to_the_same_bytes(tmp_path, offset, size):
+    """Ranges across several read pieces (``_CHUNK``), read through one buffer or straight
+    into the destination: the digest and the copy are the range's bytes."""
+    import hashlib
+
+    from pteflow.passes.cache import file_ranges
+
+    data = bytes(range(256)) * ((offset + size) // 256 + 2)
+    path = tmp_path / "weights.bin"
+    path.write_bytes(data)
+    want = data[offset : offset + size]
+    digest = hashlib.sha256(want).hexdigest()
+    assert file_ranges._file_digest(str(path), offset, size) == digest
+    into = bytearray(size)
+    assert file_ranges._file_digest(str(path), offset, size, into=into) == digest
+    assert bytes(into) == want
+    with pytest.raises(file_ranges.LinkMismatch, match="ends before"):
+        file_ranges._file_digest(str(path), len(data) - 2, 10)

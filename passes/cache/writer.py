@@ -106,6 +106,10 @@ class Writer:
             if partial is not None:  # the thread is still writing it: never to be visible
                 with contextlib.suppress(OSError):
                     partial.unlink()
+            if not self._thread.is_alive():  # what it remembered held the payloads alive
+                self._digests.clear()
+                for job in self._jobs:
+                    job.value = None
         _LIVE.discard(self)
 
     # ---------------------------------------------------------------- the thread

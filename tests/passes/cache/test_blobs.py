@@ -100,6 +100,27 @@ def test_the_writer_puts_each_blob_once_however_many_entries_hold_it(capsys, tmp
     assert sorted(puts) == sorted(set(referenced))  # each put once
 
 
+def test_a_closed_writer_holds_no_payload(capsys, tmp_path, monkeypatch):
+    """The digests the writer remembers (by id, holding the bytes: delegate payloads,
+    named data) are let go when it closes: they kept the payloads alive while the runtime
+    loaded the .pte, on top of its peak."""
+    from pteflow.passes.cache.writer import Writer
+
+    closed: list[Writer] = []
+    real = Writer.close
+
+    def noted(self, **kwargs):
+        real(self, **kwargs)
+        closed.append(self)
+
+    monkeypatch.setattr(Writer, "close", noted)
+    code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", tmp_path / "cache")
+    assert code == 0, err
+    assert closed and all(not w._digests for w in closed)
+    assert all(job.value is None for w in closed for job in w._jobs)
+    assert closed[0].stored > 0
+
+
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
 def test_a_missing_or_altered_blob_is_a_miss_with_a_warning(capsys, tmp_path, damage):
     cache = tmp_path / "cache"

@@ -36,7 +36,7 @@ from typing import Any
 from pteflow.ir import Fact, Level, Program, facts, hashing
 from pteflow.ir.serialized import pte_pieces
 
-from . import aten_save, blobs, repair, strip
+from . import aten_save, blobs, repair, strip, sym_text
 
 
 def encode(program: Program) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def encode(program: Program) -> dict[str, Any]:
     this returns, yet its allocations set off collections that walk every live graph
     (the passes' programs: ~0.1 s each at stories), on this thread or the writer's.
     """
-    with _collector_paused():
+    with _collector_paused(), sym_text.printed_once():
         return _encode(program)
 
 

@@ -1,0 +1,41 @@
+"""Symbolic sizes printed once per expression while the cache serializes a graph.
+
+serde writes every symbolic size as text (``str(SymInt)`` -> ``SymNode.str`` ->
+``f"{self.expr}"``): sympy's printer, and the ``expr`` property's own ``is_number`` walk,
+for each of the thousands of sizes in a graph that name a handful of expressions (half of
+an EXECUTORCH entry's serialization at stories). While ``printed_once()`` is active,
+``SymNode.str`` answers from a table keyed by what ``expr`` depends on (the node's raw
+expression, its ShapeEnv and that ShapeEnv's replacements version), so the text is the
+same as upstream's, computed once per expression.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from pteflow.ir.replaced import replaced
+
+
+@contextlib.contextmanager
+def printed_once() -> Iterator[None]:
+    """While inside, ``SymNode.str`` remembers its text per expression (this block only)."""
+    from torch.fx.experimental.sym_node import SymNode
+
+    upstream = SymNode.str
+    table: dict[Any, str] = {}
+
+    def remembered(self: Any) -> str:
+        env = self.shape_env
+        try:
+            key = (id(env), getattr(env, "_replacements_version_counter", None), self._expr)
+            text = table.get(key)
+        except TypeError:  # an unhashable expression: upstream's way
+            return upstream(self)
+        if text is None:
+            text = table[key] = upstream(self)
+        return text
+
+    with replaced(SymNode, "str", remembered):
+        yield

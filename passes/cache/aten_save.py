@@ -28,9 +28,7 @@ def save(ep: Any) -> bytes:
     from torch._export.serde import serialize as torch_serde
 
     buf = io.BytesIO()
-    if hasattr(torch_serde, "canonicalize"):
-        with replaced(torch_serde, "canonicalize", _as_is):
-            torch.export.save(ep, buf)
-    else:  # a torch without it: nothing to skip
+    # (a torch without it: the name is added for the call, unused, and removed after)
+    with replaced(torch_serde, "canonicalize", _as_is):
         torch.export.save(ep, buf)
     return buf.getvalue()

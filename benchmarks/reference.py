@@ -113,7 +113,15 @@ class ReferenceResult:
 
 
 class ReferenceFailedError(RuntimeError):
-    """export_llama exited with an error; the message ends with the tail of its log."""
+    """export_llama exited with an error; the message ends with the tail of its log.
+
+    ``peak_rss_mb`` is its peak until it stopped (None when it was not measured), so a run
+    killed for memory still states how far it got.
+    """
+
+    def __init__(self, message: str, peak_rss_mb: float | None = None) -> None:
+        super().__init__(message)
+        self.peak_rss_mb = peak_rss_mb
 
 
 # --------------------------------------------------------------------------- checkpoint
@@ -279,7 +287,8 @@ def run_reference(
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
         why = f"exit code {code}" if code != 0 else f"no {pte} written"
         raise ReferenceFailedError(
-            f"export_llama ({variant}) failed: {why}; command: {' '.join(cmd)}\n{tail}"
+            f"export_llama ({variant}) failed: {why}; command: {' '.join(cmd)}\n{tail}",
+            peak_rss_mb=rusage.ru_maxrss / 1024,
         )
     return ReferenceResult(
         variant=variant,

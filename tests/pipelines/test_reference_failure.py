@@ -1,0 +1,47 @@
+"""A reference run that dies (export_llama killed for memory at Llama-3.2-1B's shapes)
+still states how far it got, and the benchmark's table shows what it can compare."""
+
+from __future__ import annotations
+
+import stat
+import sys
+
+import pytest
+
+from benchmarks.bench_export import table
+from benchmarks.reference import ReferenceFailedError, run_reference, write_checkpoint
+
+
+def test_killed_reference_reports_its_peak(tmp_path):
+    # Stands in for the interpreter export_llama runs under: takes ~200 MB, then is killed
+    # the way the kernel's OOM killer kills (SIGKILL), whatever arguments it gets.
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!{sys.executable}\n"
+        "import os, signal\n"
+        "block = bytearray(200 * 2**20)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    params, ckpt = write_checkpoint(tmp_path / "ckpt", "tiny")
+    with pytest.raises(ReferenceFailedError, match="exit code -9") as failed:
+        run_reference("xnnpack_default", params, ckpt, tmp_path / "ref", python=str(python))
+    assert failed.value.peak_rss_mb is not None and failed.value.peak_rss_mb >= 200
+
+
+def test_table_marks_what_a_failed_reference_cannot_give():
+    row = {
+        "size": "llama3.2-1b",
+        "pipeline": "xnnpack_default",
+        "wall": None,
+        "wall_nocache": None,
+        "rss": 0.5,
+        "rss_nocache": 0.48,
+        "rss_bound": True,
+        "pte_size": None,
+        "decode": None,
+        "cache_per_pte": 0.6,
+        "abs": "export_llama failed at 20000 MB",
+    }
+    line = table([row]).splitlines()[-1]
+    assert line.startswith("| llama3.2-1b | xnnpack_default | - | - | <= 0.50 | <= 0.48 | - | - |")

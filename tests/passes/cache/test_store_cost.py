@@ -141,3 +141,22 @@ def test_a_program_with_observers_leaves_its_key_without_a_failed_store(tmp_path
     assert first.records[[r.name for r in first.records].index("pt2e-calibrate")].modified
     assert split(by_pass["to-edge"].read_bytes())[0]["payload_bytes"] > 0
     assert codec.why_unstorable(testing.build_program(*mlp(), level=Level.ATEN)) is None
+
+
+def test_a_result_is_stored_when_its_rerun_costs_twice_its_store():
+    """Storing is paid by every cold run, the re-run only by a run that resumes there:
+    a result is stored when re-running since the last restorable entry costs at least
+    ``PAYBACK`` (2) times what storing it is estimated to (stories' remove-redundant-
+    transposes: 0.23 s to run, 0.21 s to store, is a key)."""
+    from pteflow.passes.cache.worth import PAYBACK, StoreBudget
+
+    budget = StoreBudget()
+    assert budget.worth_storing(Level.ATEN, 100)  # the first of a level measures the rate
+    budget.stored(Level.ATEN, 100, 0.2)
+    budget.ran({"wall_s": 0.23, "check_s": 0.0})
+    assert not budget.worth_storing(Level.ATEN, 100)  # 0.23 s against 0.2 s to store
+    budget.ran({"wall_s": 0.17, "check_s": 0.01})
+    assert budget.worth_storing(Level.ATEN, 100) and PAYBACK == 2.0  # 0.41 >= 2 * 0.2
+    assert budget.worth_storing(Level.EDGE, 1000)  # another level: its own first entry
+    budget.stored(Level.ATEN, 100, 0.2)
+    assert not budget.worth_storing(Level.ATEN, 100)  # stored: nothing to re-run since

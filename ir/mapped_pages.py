@@ -123,22 +123,43 @@ def _release(start: int, end: int) -> int:
 def _resident_file_pages(first: int, last: int) -> int:
     """How many pages of [first, last) are resident, or 0 when any resident (or swapped)
     page is not the file's own (a private copy: modified) or pagemap cannot be read."""
+    used = _used_pages(first, last)
+    return len(used) if used is not None and _all_the_files(used) else 0
+
+
+def unmodified(address: int, size: int) -> bool:
+    """The bytes at [address, address + size) of a file mapping are the file's: every page
+    of the range this process has resident (or swapped) is still the file's own, none a
+    private copy made by a write. False when pagemap cannot be read."""
+    first = address // _PAGE * _PAGE
+    last = -(-(address + size) // _PAGE) * _PAGE
+    used = _used_pages(first, last)
+    return used is not None and _all_the_files(used)
+
+
+def _used_pages(first: int, last: int) -> Any:
+    """The pagemap entries of the resident or swapped pages of [first, last) (page
+    aligned), or None when pagemap cannot be read."""
     count = (last - first) // _PAGE
     try:
         with open("/proc/self/pagemap", "rb", buffering=0) as f:
             f.seek(first // _PAGE * 8)
             raw = f.read(count * 8)
     except OSError:
-        return 0
+        return None
     if len(raw) != count * 8:
-        return 0
+        return None
     import numpy as np
 
     entries = np.frombuffer(raw, dtype="<u8")
-    used = entries[(entries & np.uint64(_PRESENT | _SWAPPED)) != 0]
-    if ((used & np.uint64(_SWAPPED | _FILE)) != np.uint64(_FILE)).any():
-        return 0
-    return len(used)
+    return entries[(entries & np.uint64(_PRESENT | _SWAPPED)) != 0]
+
+
+def _all_the_files(used: Any) -> bool:
+    """Every one of these pagemap entries is a resident page of the mapped file."""
+    import numpy as np
+
+    return not ((used & np.uint64(_SWAPPED | _FILE)) != np.uint64(_FILE)).any()
 
 
 _LIBC: Any = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import types
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,13 +28,17 @@ class Kept:
     prepared: Any  # the warm store's full-run body (``warm.PreparedRun``), or None
 
 
-def keep(result: Any, pte: Any, cache: Any, warm_keys: Any) -> Kept:
-    """Read ``Kept`` from ``result.program`` while it is alive."""
+def keep(result: Any, pte: Any, cache: Any, warm_keys: Any, pending: Sequence[Any]) -> Kept:
+    """Read ``Kept`` from ``result.program`` while it is alive (``pending``: emit's files
+    not yet renamed to ``pte``, as ``deferring`` gave them)."""
     from .warm import prepare_full_run
 
-    constants = constant_names(result.program) if pte is not None else None
-    prepared = prepare_full_run(cache, warm_keys, result.program) if pte is not None else None
-    return Kept(constants, prepared)
+    if pte is None:
+        return Kept(None, None)
+    target = Path(pte).resolve()
+    written = next((p.tmp for p in pending if Path(p.path).resolve() == target), Path(pte))
+    prepared = prepare_full_run(cache, warm_keys, result.program, written)
+    return Kept(constant_names(result.program), prepared)
 
 
 def constant_names(program: Any) -> dict[str, Any] | None:

@@ -208,7 +208,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         else:
             with startup_objects_frozen():  # the collector skips what outlives the run
                 result = manager.run(model.program, observers=observers, cache=cache)
-            kept = release.keep(result, pte, cache, warm_keys)
+            kept = release.keep(result, pte, cache, warm_keys, pending)
         if pending:
             result = release.released(result)  # the only reference to the program: dropped
             shown = say if verbose else _quiet
@@ -220,8 +220,9 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         from .warm import verify_or_recall
 
         console.stage("verify", "verify")
+        digest = kept.prepared.pte_digest if kept.prepared is not None else None
         verification = verify_or_recall(
-            pte, model, quantized_ref, warm_keys, options.checks, registry, cache
+            pte, model, quantized_ref, warm_keys, options.checks, registry, cache, digest
         )
         console.end_stage()
     memory.finish()

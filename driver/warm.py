@@ -172,22 +172,27 @@ def look_up(
 @attrs.frozen
 class PreparedRun:
     """What ``store_full_run`` keeps of the final program, read while it is alive (the
-    driver may release it before the ``.pte`` is checked): the ``.pte``'s hash and its
-    pieces encoded as references to blobs already in the store."""
+    driver may release it before the ``.pte`` is checked): the ``.pte``'s hash (taken
+    from the written file, on a thread of its own) and its pieces encoded as references
+    to blobs already in the store."""
 
-    pte_sha256: str
+    pte_digest: Any  # file_digest.FileDigest
     raw: bytes
     sizes: Mapping[str, int]
 
 
-def prepare_full_run(cache: Any, keys: WarmKeys | None, program: Any) -> PreparedRun | None:
-    """The full-run entry's body, from ``program`` (None: no cache, not an EXECUTORCH
-    program, or its pieces could not be encoded; best effort, as storing is)."""
+def prepare_full_run(
+    cache: Any, keys: WarmKeys | None, program: Any, written: Path
+) -> PreparedRun | None:
+    """The full-run entry's body, from ``program`` and the file ``written`` that emit
+    wrote from it (None: no cache, not an EXECUTORCH program, or its pieces could not be
+    encoded; best effort, as storing is)."""
     import contextlib
 
     from pteflow.ir import Level
-    from pteflow.ir.serialized import pte_sha256
     from pteflow.passes.cache import blobs, codec
+
+    from .file_digest import FileDigest
 
     if cache is None or keys is None or program.level != Level.EXECUTORCH:
         return None
@@ -195,7 +200,7 @@ def prepare_full_run(cache: Any, keys: WarmKeys | None, program: Any) -> Prepare
         # the bytes emit wrote, read from the program that holds them (no copy of the file)
         value = codec.pte_value(program)
         raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
-        return PreparedRun(pte_sha256(program.artifact), raw, sizes)
+        return PreparedRun(FileDigest(written), raw, sizes)
     return None
 
 
@@ -218,13 +223,16 @@ def store_full_run(
 
     if prepared is None or not pte.exists() or not (verification is None or verification.ok):
         return
+    digest = prepared.pte_digest.result()
+    if digest is None:
+        return
     records, claimed = result.records, arbitration(result.program)
     header = {
         "pass": "driver: full run",
         "created": time.time(),
         "level": "EXECUTORCH",
         "full_run": {
-            "pte_sha256": prepared.pte_sha256,
+            "pte_sha256": digest,
             "records": [r.to_json() for r in records],
             "arbitration": claimed.to_json() if claimed else None,
             "arbitration_text": claimed.render() if claimed else None,
@@ -243,10 +251,16 @@ def store_full_run(
 
 
 def verdict_key(
-    cache: Any, keys: WarmKeys | None, pte: Path, model: Any, quantized: Any
+    cache: Any,
+    keys: WarmKeys | None,
+    pte: Path,
+    model: Any,
+    quantized: Any,
+    pte_digest: Any = None,
 ) -> str | None:
     """The key of the verdict on ``pte`` against the run's reference at its tolerance
-    (None without a cache, or when the verification inputs cannot be hashed)."""
+    (None without a cache, or when the verification inputs cannot be hashed).
+    ``pte_digest``: a ``FileDigest`` already taken of the file, if any."""
     if cache is None or keys is None:
         return None
     rank = quantized.rank if quantized is not None else -1
@@ -255,8 +269,10 @@ def verdict_key(
         reference = keys.reference(rank, model.steps, against)
     except Exception:  # inputs that cannot be hashed: verified every run
         return None
-    with open(pte, "rb") as f:  # in chunks: no copy of the whole file
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    digest = pte_digest.result() if pte_digest is not None else None
+    if digest is None:
+        with open(pte, "rb") as f:  # in chunks: no copy of the whole file
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
     return _derived("verdict", digest, reference, repr(float(model.tolerance)))
 
 
@@ -358,12 +374,14 @@ def verify_or_recall(
     checks: Any,
     registry: Any,
     cache: Any,
+    pte_digest: Any = None,
 ) -> Any:
     """The verification of ``pte``: the cached verdict on these very bytes against this
-    reference at this tolerance, else ``verify_run`` (a passed one is then cached)."""
+    reference at this tolerance, else ``verify_run`` (a passed one is then cached).
+    ``pte_digest``: a ``FileDigest`` already taken of the file, if any."""
     from .verify import verify_run
 
-    verdict = verdict_key(cache, keys, pte, model, quantized)
+    verdict = verdict_key(cache, keys, pte, model, quantized, pte_digest)
     found = load_verdict(cache, verdict) if verdict else None
     if found is not None:
         return found

@@ -7,6 +7,12 @@ an EXECUTORCH entry's serialization at stories). While ``printed_once()`` is act
 ``SymNode.str`` answers from a table keyed by what ``expr`` depends on (the node's raw
 expression, its ShapeEnv and that ShapeEnv's replacements version), so the text is the
 same as upstream's, computed once per expression.
+
+The same for the programs' symbol ranges: executorch's serde writes the whole model's
+range constraints again for every delegate's original program (26 programs at stories,
+each bound compared with sympy's infinities), a tenth of an EXECUTORCH entry. While
+``printed_once()`` is active, each (symbol, lower, upper) is converted once, by
+upstream's ``serialize_range_constraints`` itself.
 """
 
 from __future__ import annotations
@@ -37,5 +43,37 @@ def printed_once() -> Iterator[None]:
             text = table[key] = upstream(self)
         return text
 
-    with replaced(SymNode, "str", remembered):
+    with replaced(SymNode, "str", remembered), _ranges_converted_once():
+        yield
+
+
+@contextlib.contextmanager
+def _ranges_converted_once() -> Iterator[None]:
+    """executorch serde's ``serialize_range_constraints``, one symbol's range at a time,
+    each remembered (this block only)."""
+    try:
+        from executorch.exir.serde import export_serialize
+    except ImportError:  # no executorch: nothing of it to serialize
+        yield
+        return
+    upstream = export_serialize.serialize_range_constraints
+    table: dict[Any, dict[str, Any]] = {}
+
+    def remembered(range_constraints: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for symbol, bounds in range_constraints.items():
+            try:
+                key = (symbol, bounds.lower, bounds.upper)
+                one = table.get(key)
+            except TypeError:  # unhashable: upstream's way
+                one = None
+                key = None
+            if one is None:
+                one = upstream({symbol: bounds})
+                if key is not None:
+                    table[key] = one
+            out.update(one)
+        return out
+
+    with replaced(export_serialize, "serialize_range_constraints", remembered):
         yield

@@ -47,3 +47,44 @@ def test_the_same_serialization_with_sizes_printed_once(monkeypatch):
     assert once == plain
     assert 0 < len(printed) < calls  # each expression printed once, not once per size
     assert SymNode.str is counted  # given back
+
+
+class _Lowered(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(4, 8)
+        self.b = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_the_same_serialization_with_ranges_converted_once(monkeypatch):
+    """Every delegate's original program carries the model's range constraints; each
+    symbol's range is converted once, by upstream's own function, to the same text."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.exir.serde import export_serialize
+
+    n = torch.export.Dim("n", min=2, max=64)
+    ep = torch.export.export(_Lowered(), (torch.randn(3, 4),), dynamic_shapes=({0: n},))
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    lowered = edge.exported_program()
+    assert any("call_delegate" in str(node.target) for node in lowered.graph.nodes)
+    upstream = export_serialize._sympy_int_to_int
+    converted = []
+
+    def counted(val, adjust):
+        converted.append(1)
+        return upstream(val, adjust)
+
+    monkeypatch.setattr(export_serialize, "_sympy_int_to_int", counted)
+    plain = _serialized(lowered)
+    calls = len(converted)
+    converted.clear()
+    before = export_serialize.serialize_range_constraints
+    with sym_text.printed_once():
+        once = _serialized(lowered)
+    assert once == plain
+    assert 0 < len(converted) < calls  # the delegate's program: its ranges not again
+    assert export_serialize.serialize_range_constraints is before  # given back

@@ -99,3 +99,34 @@ def test_versions_name_the_pinned_packages():
     names = dict(hashing.versions())
     assert {"torch", "executorch", "torchao", "pteflow"} <= set(names)
     assert names["torch"].startswith("2.")
+
+
+def test_large_weights_are_hashed_on_several_threads_to_the_same_hash(monkeypatch):
+    """A run's first key waits for every weight's digest: past PARALLEL_DIGESTS_BYTES they
+    are taken on a pool (sha256 releases the GIL), each once, and the hash is the one
+    the sequential walk gives."""
+    import os
+    import threading
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # a pool on a one-core machine too
+
+    def model() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return torch.nn.Sequential(*(torch.nn.Linear(64, 64) for _ in range(8)))
+
+    monkeypatch.setattr(hashing, "PARALLEL_DIGESTS_BYTES", 1 << 62)
+    sequential = hashing.module_hash(model())
+
+    taken: list[str] = []
+    digest = hashing.tensor_digest
+
+    def recorded(t):
+        if hashing.remembered_digest(t) is None:
+            taken.append(threading.current_thread().name)
+        return digest(t)
+
+    monkeypatch.setattr(hashing, "tensor_digest", recorded)
+    monkeypatch.setattr(hashing, "PARALLEL_DIGESTS_BYTES", 1)
+    assert hashing.module_hash(model()) == sequential
+    assert len(taken) == 16  # 8 weights, 8 biases: each hashed once
+    assert all(name.startswith("pteflow-digest") for name in taken)

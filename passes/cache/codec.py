@@ -1,7 +1,7 @@
 """Program <-> bytes for cache entries, per level, with upstream serde traps repaired.
 
     EAGER       nothing: the key stands for it (a later ATEN entry is where a run resumes)
-    ATEN        torch.export.save bytes per method
+    ATEN        torch's serde per method (what torch.export.save writes, before its JSON)
     EDGE        executorch.exir.serde bytes per method (delegates included), the
                 constant methods and the EdgeCompileConfig
     EXECUTORCH  the .pte bytes and the serde bytes of the execution programs
@@ -171,13 +171,13 @@ def _serde(ep: Any) -> tuple[Any, ...]:
 
 def _encode_artifact(program: Program) -> Any:
     if program.level == Level.ATEN:
-        # torch's own format: executorch's serde does not round-trip an ATEN program to
-        # the same .pte (tests/passes/cache/test_cache.py)
+        # torch's own serde: executorch's does not round-trip an ATEN program to the same
+        # .pte (tests/passes/cache/test_cache.py)
         out = {}
         for method, ep in program.exported_programs().items():
             with strip.stripped(ep) as (shadow, held):
-                saved = aten_save.save(shadow)
-            out[method] = (saved, repair.positional_counts(ep), held)
+                tree, *parts = aten_save.serialize(shadow)
+            out[method] = (_GraphTree(tree), *parts, repair.positional_counts(ep), held)
         return {"aten": out}
     manager = program.artifact
     methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
@@ -335,8 +335,11 @@ def _decode_artifact(level: Level, data: Any) -> Any:
         import torch
 
         out = {}
-        for method, (saved, counts, held) in data["aten"].items():
-            out[method] = torch.export.load(io.BytesIO(saved))
+        for method, (saved, *parts, counts, held) in data["aten"].items():
+            if isinstance(saved, bytes):  # torch.export.save's (entries stored before trees)
+                out[method] = torch.export.load(io.BytesIO(saved))
+            else:
+                out[method] = aten_save.deserialize(saved, *parts)
             strip.attach(out[method], held)
             repair.restore_positional(out[method], counts)
         return out

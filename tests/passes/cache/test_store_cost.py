@@ -5,7 +5,8 @@ another thread it would still hold the GIL the passes need). So the session seri
 no program it can do without: an unmodified pass that only adds facts is an alias of its
 input's entry, and a pass cheaper to run again than to store leaves its key only. Each
 test counts the serializer calls, per thread, with a wrapper around the real serializers
-(torch's ``torch.export.save`` for ATEN entries, executorch's serde for the others).
+(torch's serde, which ``torch.export.save`` runs, for ATEN entries, executorch's for the
+others).
 The small MLP through XNNPACK (``test_cache.py``'s pipeline).
 """
 
@@ -31,21 +32,24 @@ from .test_integrity import entries_by_pass, split
 @pytest.fixture
 def calls(monkeypatch) -> Counter:
     """(serializer, thread name) -> calls, counted during the test."""
-    import torch
     from executorch.exir.serde.serialize import ExportedProgramSerializer
+    from torch._export.serde import serialize as torch_serde
 
     seen: Counter = Counter()
-    save, serialize = torch.export.save, ExportedProgramSerializer.serialize
+    aten, serialize = (
+        torch_serde.ExportedProgramSerializer.serialize,
+        ExportedProgramSerializer.serialize,
+    )
 
-    def counted_save(*args, **kwargs):
-        seen["torch.export.save", threading.current_thread().name] += 1
-        return save(*args, **kwargs)
+    def counted_aten(self, *args, **kwargs):
+        seen["torch serde", threading.current_thread().name] += 1
+        return aten(self, *args, **kwargs)
 
     def counted_serialize(self, *args, **kwargs):
         seen["exir serde", threading.current_thread().name] += 1
         return serialize(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.export, "save", counted_save)
+    monkeypatch.setattr(torch_serde.ExportedProgramSerializer, "serialize", counted_aten)
     monkeypatch.setattr(ExportedProgramSerializer, "serialize", counted_serialize)
     return seen
 
@@ -77,7 +81,7 @@ def test_an_unmodified_pass_adding_facts_is_an_alias_not_a_serialized_graph(tmp_
     assert "linear.canonical" in header["alias_with_facts"]["facts"] and not payload
     # serde runs once per program, delegates' original programs included: to-edge 1,
     # partition-xnnpack 2, to-executorch 2; not convert-to-linear (2 more before)
-    assert calls == {("torch.export.save", "MainThread"): 1, ("exir serde", "MainThread"): 5}
+    assert calls == {("torch serde", "MainThread"): 1, ("exir serde", "MainThread"): 5}
     # a resume from the alias has convert-to-linear's facts and lowers the same
     by_pass["to-executorch"].unlink()
     second, pte2 = run(cache, tmp_path / "b.pte")
@@ -98,7 +102,7 @@ def test_a_pass_cheaper_to_run_again_than_to_store_leaves_its_key_only(tmp_path,
     header, payload = split(by_pass["touch"].read_bytes())
     assert header["key_only"] and header["payload_bytes"] == 0 and not payload
     assert split(by_pass["slow-touch"].read_bytes())[0]["payload_bytes"] > 0
-    assert calls["torch.export.save", "MainThread"] == 2  # export, slow-touch (3 before)
+    assert calls["torch serde", "MainThread"] == 2  # export, slow-touch (3 before)
     assert sum(n for (_s, thread), n in calls.items() if thread != "MainThread") == 0
     assert cache.info().last_run["key_only"] == 1
     # a run that cannot start after slow-touch starts after export and runs touch again
@@ -137,7 +141,7 @@ def test_a_program_with_observers_leaves_its_key_without_a_failed_store(tmp_path
     header, payload = split(by_pass["pt2e-calibrate"].read_bytes())
     assert "calls submodules" in header["key_only"] and not payload
     # export's and pt2e-convert's; none for the observed programs
-    assert calls["torch.export.save", "MainThread"] == 2
+    assert calls["torch serde", "MainThread"] == 2
     assert first.records[[r.name for r in first.records].index("pt2e-calibrate")].modified
     assert split(by_pass["to-edge"].read_bytes())[0]["payload_bytes"] > 0
     assert codec.why_unstorable(testing.build_program(*mlp(), level=Level.ATEN)) is None

@@ -68,9 +68,7 @@ def test_a_tensor_changed_in_memory_is_stored_as_bytes(tmp_path, mapped):
     assert torch.equal(blobs.loads(payload, cache.blobs)["a"], weights["a"])
 
 
-def test_a_link_reads_the_file_only_when_a_page_may_differ_from_it(
-    tmp_path, mapped, monkeypatch
-):
+def test_a_link_reads_the_file_only_when_a_page_may_differ_from_it(tmp_path, mapped, monkeypatch):
     """Pages never written to since mapping are the file's (pagemap): the link is written
     from the digest of the bytes in memory, without reading the file again (5.7 GB per
     run at Llama-3.2-1B's shapes). A tensor whose pages were written to (here: changed and

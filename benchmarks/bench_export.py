@@ -114,14 +114,32 @@ def decode_ms(pte: Path, vocab: int, steps: int = 32) -> float:
     return statistics.median(times[4:]) * 1000  # the first steps warm caches up
 
 
-def measure(name: str, size: str, out: Path, model: tuple, max_seq_len: int, vocab: int) -> dict:
-    """One pipeline: the reference, pteflow's default (cache on, cold), pteflow --no-cache.
+def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int):
+    """pteflow cold with the cache and --no-cache, ``repeat`` times alternately: the runs of
+    the median wall of each (the cache's cost is a few percent, one run's spread as much)."""
+    params, ckpt, hf = model
+    colds, bares = [], []
+    for _ in range(repeat):
+        colds.append(run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=True))
+        bares.append(run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=False))
+
+    def median(runs: list[dict]) -> dict:
+        return sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+
+    return median(colds), median(bares)
+
+
+def measure(
+    name: str, size: str, out: Path, model: tuple, max_seq_len: int, vocab: int, repeat: int = 1
+) -> dict:
+    """One pipeline: the reference, pteflow's default (cache on, cold), pteflow --no-cache
+    (each of the two ``repeat`` times, alternately: the median run of each).
 
     A reference that fails (at Llama-3.2-1B's shapes export_llama may be killed for memory)
     still gives a row: pteflow's figures, the reference's peak until it stopped, and ratios
     only where they mean something (peak RSS against a lower bound of the reference's).
     """
-    params, ckpt, hf = model
+    params, ckpt, _hf = model
     try:
         ref = run_reference(name, params, ckpt, out / "ref", max_seq_len=max_seq_len)
     except ReferenceFailedError as e:
@@ -130,8 +148,7 @@ def measure(name: str, size: str, out: Path, model: tuple, max_seq_len: int, voc
         print(str(e).splitlines()[0], file=sys.stderr)
         ref = None
         ref_rss = e.peak_rss_mb
-    cold = run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=True)
-    bare = run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=False)
+    cold, bare = _median_runs(name, out, model, max_seq_len, repeat)
     our_ms = decode_ms(cold["pte"], vocab)
     pte_mb = cold["pte"].stat().st_size / 2**20
     row = {
@@ -198,6 +215,14 @@ def main() -> int:
     ap.add_argument("--pipelines", default=",".join(PIPELINES))
     ap.add_argument("--out", help="keep the files here (default: a temporary directory)")
     ap.add_argument("--json", metavar="PATH", help="also write the rows as JSON lines")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run pteflow with and without the cache N times each, alternately, and report "
+        "the median run of each (the reference runs once)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
@@ -212,7 +237,7 @@ def main() -> int:
             params, ckpt = write_checkpoint(out / "ckpt", args.size)
         rows = []
         for name in args.pipelines.split(","):
-            row = measure(name, args.size, out, (params, ckpt, hf), max_seq_len, vocab)
+            row = measure(name, args.size, out, (params, ckpt, hf), max_seq_len, vocab, args.repeat)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if args.json:

@@ -124,7 +124,8 @@ def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: i
         bares.append(run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=False))
 
     def median(runs: list[dict]) -> dict:
-        return sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+        chosen = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+        return chosen | {"walls": [round(r["wall_s"], 1) for r in runs]}
 
     return median(colds), median(bares)
 
@@ -154,6 +155,7 @@ def measure(
     row = {
         "size": size,
         "pipeline": name,
+        "walls": {"cache": cold["walls"], "no-cache": bare["walls"]},
         "same_bytes": cold["pte"].read_bytes() == bare["pte"].read_bytes(),
         "cache_per_pte": cold["cache_mb"] / pte_mb,
         "manager_share": cold["manager_s"] / cold["wall_s"],

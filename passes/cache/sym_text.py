@@ -18,6 +18,7 @@ upstream's ``serialize_range_constraints`` itself.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -51,11 +52,11 @@ def printed_once() -> Iterator[None]:
 def _ranges_converted_once() -> Iterator[None]:
     """executorch serde's ``serialize_range_constraints``, one symbol's range at a time,
     each remembered (this block only)."""
-    try:
-        from executorch.exir.serde import export_serialize
-    except ImportError:  # no executorch: nothing of it to serialize
+    if "executorch.exir" not in sys.modules:  # no executorch program here (nor imports)
         yield
         return
+    from executorch.exir.serde import export_serialize
+
     upstream = export_serialize.serialize_range_constraints
     table: dict[Any, dict[str, Any]] = {}
 

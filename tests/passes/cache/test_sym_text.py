@@ -88,3 +88,21 @@ def test_the_same_serialization_with_ranges_converted_once(monkeypatch):
     assert once == plain
     assert 0 < len(converted) < calls  # the delegate's program: its ranges not again
     assert export_serialize.serialize_range_constraints is before  # given back
+
+
+def test_printing_once_imports_no_executorch_of_its_own():
+    """An ATEN-only run (nothing of executorch imported) pays no import for the ranges'
+    table: there is no executorch program to serialize. In a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pteflow.passes.cache import sym_text\n"
+        "with sym_text.printed_once():\n"
+        "    pass\n"
+        "print('executorch.exir' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

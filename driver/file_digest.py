@@ -7,21 +7,16 @@ verdict by it. Hashing the program's pieces on the main thread cost 0.1 s at sto
 (a later rename does not matter) and hashes it from disk (the page cache, just written)
 on a thread: ``hashlib`` and the reads release the GIL, and the main thread meanwhile
 releases the program and has the runtime load the file. ``result()`` waits for it.
-No copy of the file is made: it is read through one buffer, mapped for the purpose
-(not from malloc: freeing a 4 MB block would raise glibc's mmap threshold, and later
-blocks of that size would stay resident in the heap).
+No copy of the file is made: ``hashlib.file_digest`` reads it through one small buffer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
-import mmap
 import threading
 from pathlib import Path
-
-#: Read and hashed in pieces this large: few GIL hand-overs per file, one buffer.
-_CHUNK = 4 << 20
 
 
 class FileDigest:
@@ -40,17 +35,8 @@ class FileDigest:
         self._thread.start()
 
     def _hash(self, file: io.FileIO) -> None:
-        with file as f, mmap.mmap(-1, _CHUNK) as block:
-            h = hashlib.sha256()
-            buffer = memoryview(block)
-            try:
-                while n := f.readinto(buffer):
-                    h.update(buffer[:n])
-            except OSError:
-                return
-            finally:
-                buffer.release()
-            self._value = h.hexdigest()
+        with file as f, contextlib.suppress(OSError):  # a read error: None
+            self._value = hashlib.file_digest(f, hashlib.sha256).hexdigest()
 
     def result(self) -> str | None:
         """The digest (None: the file could not be read)."""

@@ -14,7 +14,6 @@ from .test_cache_cli import compile_mlp
 
 
 def test_the_digest_is_the_file_as_opened_even_renamed_after(tmp_path, monkeypatch):
-    monkeypatch.setattr(file_digest, "_CHUNK", 1000)  # several pieces, a short last one
     path = tmp_path / "a.pte"
     data = bytes(range(256)) * 41
     path.write_bytes(data)

@@ -12,9 +12,9 @@ def read_pte_metadata(pte: str | Path, program: Any = None) -> dict[str, Any]:
     """``{method: value}`` for the ``.pte``'s input-less methods (``program``: an already
     loaded ``executorch.runtime`` Program of it)."""
     if program is None:
-        from executorch.runtime import Runtime
+        from pteflow.ir.runnable import load_program
 
-        program = Runtime.get().load_program(Path(pte))
+        program = load_program(Path(pte))
     out: dict[str, Any] = {}
     for name in sorted(program.method_names):
         if program.metadata(name).num_inputs() != 0:

@@ -32,12 +32,10 @@ def load_runtime_program(data: bytes | Path) -> Any:
     A .pte that uses ``llama::`` ops (custom SDPA, KV-cache update) only loads
     once ``executorch.extension.llm.custom_ops`` is imported in this process.
     """
-    from executorch.runtime import Runtime
-
-    from .runnable import load_kernel_libraries
+    from .runnable import load_kernel_libraries, load_program
 
     load_kernel_libraries()
-    return Runtime.get().load_program(data)
+    return load_program(data)
 
 
 def load_program_in_runtime(program: Program) -> Any:

@@ -14,7 +14,8 @@ private mapping becomes an anonymous copy, and then the range is left alone). Th
 file's bytes stay in the page cache, and a later read faults them back in, unchanged:
 nothing observable changes but the resident size (the kernel drops clean file pages of
 a mapping by itself under memory pressure, with the same effect). Executables and
-shared objects (ELF files) are left alone, and so are locked pages (the runtime's).
+shared objects (ELF files) are left alone, and so are locked pages (the runtime's; but
+``unlock_file`` unlocks a loaded ``.pte``'s first).
 
 Linux only (``/proc/self/maps`` and ``pagemap``); elsewhere nothing is released.
 """
@@ -59,6 +60,34 @@ def data_file_mappings() -> Iterator[tuple[int, int]]:
 def release_mapped_files() -> int:
     """Drop the unmodified resident pages of every data file's mapping; bytes released."""
     return sum(_release(start, end) for start, end in data_file_mappings())
+
+
+def unlock_file(path: str | os.PathLike[str]) -> int:
+    """Unlock (``munlock``) this process's mappings of the file ``path`` and drop their
+    unmodified resident pages; bytes released.
+
+    ExecuTorch's runtime loads a ``.pte`` by path with a memory-mapping data loader that
+    locks every segment it maps (``mlock``, errors ignored): the whole constant segment
+    (an fp32 embedding table, at stories 37 MB) is read in and pinned when the program
+    loads, while a smoke run reads a few rows of it. Unlocked, the pages fault back in
+    from the file where a method reads them; the runtime sees the same bytes.
+    """
+    try:
+        real = os.path.realpath(path)
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    released = 0
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or fields[5] != real:
+            continue
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        with contextlib.suppress(OSError, AttributeError):
+            _libc().munlock(start, end - start)
+        released += _release(start, end)
+    return released
 
 
 def release_tensor(t: Any, mappings: Sequence[tuple[int, int]] | None = None) -> int:
@@ -170,6 +199,7 @@ def _libc() -> Any:
     if _LIBC is None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+        libc.munlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
         _LIBC = libc
     return _LIBC
 

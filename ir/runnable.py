@@ -31,6 +31,21 @@ def load_kernel_libraries() -> None:
         import executorch.kernels.quantized  # noqa: F401
 
 
+def load_program(data: bytes | os.PathLike[str] | str) -> Any:
+    """``executorch.runtime``'s ``load_program(data)``; for a file, the pages its loader
+    locked are unlocked and handed back (``mapped_pages.unlock_file``): they fault back
+    in from the file where a method reads them, instead of the whole constant segment
+    staying resident and pinned while the program is alive."""
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(data)
+    if isinstance(data, (str, os.PathLike)):
+        from .mapped_pages import unlock_file
+
+        unlock_file(data)
+    return program
+
+
 def registered_operators() -> frozenset[str]:
     """Names (``aten::add.out``) of every kernel the runtime here registers."""
     from executorch.runtime import Runtime
@@ -165,7 +180,6 @@ def smoke_run(
     import sys
 
     import torch
-    from executorch.runtime import Runtime
     from torch.utils._pytree import tree_flatten
 
     load_kernel_libraries()
@@ -173,7 +187,7 @@ def smoke_run(
     log: list[str] = []
     try:
         with _captured_stderr() as log:
-            program = Runtime.get().load_program(data)
+            program = load_program(data)
             for method in sorted(program.method_names):
                 if method in skip:
                     continue

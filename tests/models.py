@@ -23,6 +23,19 @@ def mlp() -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     return MLP().eval(), (torch.randn(4, 16),)
 
 
+class Lookup(torch.nn.Module):
+    """An embedding table (``rows`` x 256 fp32: 1 MB per 1024 rows) that a portable program
+    keeps as a constant in its file."""
+
+    def __init__(self, rows: int = 1024) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.table = torch.nn.Embedding(rows, 256)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.table(ids) * 2
+
+
 class Fp16Overflow(torch.nn.Module):
     """Finite in fp32; in fp16 its logits overflow to inf and its softmax is NaN."""
 

@@ -94,3 +94,41 @@ def test_emit_load_error_says_which_operator_is_missing(no_kernel, tmp_path):
     with pytest.raises(RuntimeLoadError) as e:
         EmitPass(path=str(tmp_path / "m.pte")).apply(no_kernel)
     assert "Missing operator: [0] pteflow_test_nokernel::twice.out" in str(e.value)
+
+
+def _locked_kb() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmLck:"))
+
+
+def test_a_program_loaded_from_a_file_keeps_no_locked_pages_of_it(tmp_path):
+    """The runtime's file loader maps and locks (mlock) every segment it loads: the whole
+    constant segment is read in and pinned at load (at stories 37 MB, a peak of the run's
+    load check), though a method reads a few rows. ``load_program`` unlocks and hands
+    the file's pages back; the method reads them from the file and computes the same."""
+    from executorch.runtime import Runtime
+
+    from pteflow.ir.runnable import load_program
+    from pteflow.ir.serialized import pte_bytes
+
+    from ..mapped_files import resident_kb
+    from ..models import Lookup
+
+    ids = torch.tensor([[0, 7, 2047]])
+    program = Program.eager(Lookup(rows=2048), (ids,))
+    passes = [TorchExportPass(), ToEdgePass(), ToExecutorchPass()]
+    data = pte_bytes(PassManager(passes, verify="off").run(program).program.artifact)
+    path = tmp_path / "table.pte"
+    path.write_bytes(data)
+    want = Lookup(rows=2048)(ids)
+
+    theirs = Runtime.get().load_program(path)
+    if _locked_kb() < 2048:
+        pytest.skip("the runtime's mlock fails here (RLIMIT_MEMLOCK): nothing is pinned")
+    assert resident_kb(path) >= 2048  # upstream's load alone: the whole table, pinned
+    del theirs
+
+    ours = load_program(path)
+    assert _locked_kb() == 0 and resident_kb(path) < 256
+    got = ours.load_method("forward").execute([ids])[0]
+    assert torch.equal(got, want)

@@ -22,8 +22,6 @@ Linux only (``/proc/self/maps``); elsewhere every tensor is stored as bytes.
 
 from __future__ import annotations
 
-import bisect
-import contextlib
 import hashlib
 import json
 import os
@@ -32,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from pteflow.ir.file_mappings import Mappings
 
 #: Read and hashed in pieces this large, through one buffer per call (or straight into
 #: the destination): no copy of a whole weight is made to check it, and no stream of
@@ -55,41 +55,6 @@ class FileRange:
     size: int
     data: Any = attrs.field(repr=False, eq=False)
     unmodified: bool = attrs.field(default=False, eq=False)
-
-
-class Mappings:
-    """The regular files this process has memory-mapped, read once from /proc/self/maps."""
-
-    def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._maps: list[tuple[int, int, int, int, str]] = []  # start, end, offset, inode, path
-        with contextlib.suppress(OSError):
-            with open("/proc/self/maps") as f:
-                lines = f.read().splitlines()
-            for line in lines:
-                fields = line.split(maxsplit=5)
-                if len(fields) < 6 or not fields[5].startswith("/") or fields[4] == "0":
-                    continue
-                start, end = (int(x, 16) for x in fields[0].split("-"))
-                self._maps.append((start, end, int(fields[2], 16), int(fields[4]), fields[5]))
-        self._maps.sort()
-        self._starts = [m[0] for m in self._maps]
-
-    def range_of(self, address: int, size: int) -> tuple[str, int] | None:
-        """``(path, offset)`` of the file bytes mapped at ``address`` for ``size`` bytes,
-        when one mapping of a file that is still there (same inode) covers them all."""
-        i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or size <= 0:
-            return None
-        start, end, offset, inode, path = self._maps[i]
-        if address + size > end:
-            return None
-        try:
-            if os.stat(path).st_ino != inode:
-                return None
-        except OSError:
-            return None
-        return path, offset + (address - start)
 
 
 def in_place(t: Any, mappings: Mappings) -> FileRange | None:

@@ -9,7 +9,7 @@ from pteflow.ir.errors import OptionError
 from pteflow.passes.convert.to_executorch import ToExecutorchPass
 
 from ...mapped_files import memory_mapped, resident_kb
-from ...models import mlp
+from ...models import Lookup, mlp
 
 
 def test_to_executorch_serializes_and_runs_like_edge():
@@ -33,20 +33,8 @@ def test_unknown_sym_shape_eval_is_refused():
         ToExecutorchPass(sym_shape_eval="hint")
 
 
-class _Lookup(torch.nn.Module):
-    """An embedding table (1 MB) the portable program keeps as a constant."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.table = torch.nn.Embedding(1024, 256)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.table(ids) * 2
-
-
 def _edge_of_mapped(path) -> Program:
-    module = memory_mapped(_Lookup(), path)
+    module = memory_mapped(Lookup(), path)
     return testing.build_program(module, (torch.tensor([[1, 5, 9]]),), level=Level.EDGE)
 
 
@@ -68,3 +56,48 @@ def test_the_checkpoint_pages_the_emitter_copied_are_handed_back(tmp_path, monke
     kept = testing.run_pass(ToExecutorchPass(), _edge_of_mapped(other)).after
     assert resident_kb(other) >= 1024  # upstream's emitter alone leaves the table's pages
     assert pte_bytes(released.artifact) == pte_bytes(kept.artifact)
+
+
+def test_the_emitter_copies_a_checkpoint_weight_from_the_file(tmp_path, monkeypatch):
+    """A constant whose bytes are the memory-mapped checkpoint's is copied by reading the
+    file (``pread``), not through the mapping: its pages never join the process while the
+    copy is made (the emitter's copy and the pages were stories' peak); same program."""
+    import contextlib
+
+    from pteflow.ir import file_mappings, mapped_pages
+    from pteflow.ir.serialized import pte_bytes
+    from pteflow.passes.convert import emitter_pages, to_executorch
+
+    path = tmp_path / "weights.pth"
+    edge = _edge_of_mapped(path)
+    reads: list[tuple[int, int]] = []  # (bytes read, kB of the mapping resident then)
+    read_range = file_mappings.read_range
+
+    def recorded(name, offset, size):
+        reads.append((size, resident_kb(path)))
+        return read_range(name, offset, size)
+
+    monkeypatch.setattr(file_mappings, "read_range", recorded)
+    mapped_pages.release_mapped_files()  # as the driver does before each pass
+    from_file = ToExecutorchPass().apply(edge).program  # no checks reading the weights first
+    # the table (1 MB), read while none of it was resident (<= 64 kB: the kernel maps the
+    # neighbours of a page read, such as the pickle's header beside it)
+    assert [size for size, _ in reads] == [1024 * 256 * 4] and reads[0][1] <= 64
+
+    monkeypatch.setattr(emitter_pages, "_copies_bytes_once", lambda: False)  # upstream's copy
+    monkeypatch.setattr(to_executorch, "constants_pages_released", contextlib.nullcontext)
+    other = tmp_path / "again.pth"
+    through_mapping = ToExecutorchPass().apply(_edge_of_mapped(other)).program
+    assert len(reads) == 1
+    assert pte_bytes(from_file.artifact) == pte_bytes(through_mapping.artifact)
+
+
+def test_a_checkpoint_weight_changed_in_memory_is_copied_from_memory(tmp_path):
+    """A weight written to after loading (its pages private copies now) is not the file's:
+    the emitter copies the bytes in memory, so the program computes what eager does."""
+    module = memory_mapped(Lookup(), tmp_path / "weights.pth")
+    with torch.no_grad():
+        module.table.weight[:4] += 1.0  # the first page of the table, changed in memory
+    edge = testing.build_program(module, (torch.tensor([[0, 1, 900]]),), level=Level.EDGE)
+    run = testing.run_pass(ToExecutorchPass(), edge)
+    run.assert_outputs_unchanged()  # EDGE (memory) vs the runtime running the copy

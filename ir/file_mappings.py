@@ -1,0 +1,80 @@
+"""Which file, at which offset, this process has memory-mapped at an address.
+
+A checkpoint loaded with ``torch.load(..., mmap=True)`` (or safetensors) gives tensors
+whose storage is a mapping of the file. Knowing the file range behind an address lets
+a caller name the bytes without copying them (a cache link) or read them with
+``pread`` instead of through the mapping (``read_range``: the file's pages stay in the
+page cache and never join this process's resident set).
+
+Linux only (``/proc/self/maps``); elsewhere no address is mapped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import stat
+
+
+class Mappings:
+    """The regular files this process has memory-mapped, read once from /proc/self/maps."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._maps: list[tuple[int, int, int, int, str]] = []  # start, end, offset, inode, path
+        with contextlib.suppress(OSError):
+            with open("/proc/self/maps") as f:
+                lines = f.read().splitlines()
+            for line in lines:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 6 or not fields[5].startswith("/") or fields[4] == "0":
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                self._maps.append((start, end, int(fields[2], 16), int(fields[4]), fields[5]))
+        self._maps.sort()
+        self._starts = [m[0] for m in self._maps]
+
+    def range_of(self, address: int, size: int) -> tuple[str, int] | None:
+        """``(path, offset)`` of the file bytes mapped at ``address`` for ``size`` bytes,
+        when one mapping of a file that is still there (same inode) covers them all."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or size <= 0:
+            return None
+        start, end, offset, inode, path = self._maps[i]
+        if address + size > end:
+            return None
+        try:
+            if os.stat(path).st_ino != inode:
+                return None
+        except OSError:
+            return None
+        return path, offset + (address - start)
+
+
+def read_range(path: str, offset: int, size: int) -> bytes | None:
+    """``size`` bytes of the regular file ``path`` at ``offset``, read with ``pread`` (None
+    when it cannot be read or ends first)."""
+    try:  # non-blocking open: never wait on a FIFO put in the file's place
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = os.pread(fd, size, offset)
+        if len(data) == size:
+            return data
+        pieces = [data]  # a short read: the rest, until the file ends
+        done = len(data)
+        while done < size:
+            more = os.pread(fd, size - done, offset + done)
+            if not more:
+                return None
+            pieces.append(more)
+            done += len(more)
+        return b"".join(pieces)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import operator
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +188,54 @@ def folded_weights_pages_released() -> Iterator[None]:
         yield
 
 
+#: The targets torchao's ``ConstantFolder.is_impure`` never folds (it folds ``w -> q`` and
+#: leaves ``q -> dq`` in the graph), as it lists them; some may not exist in a build.
+_DEQUANTIZE_OPS = (
+    "quantized_decomposed.dequantize_per_channel.default",
+    "quantized_decomposed.dequantize_per_tensor.default",
+    "quantized_decomposed.dequantize_per_tensor.tensor",
+    "quantized_decomposed.convert_element_type.no_fuse",
+    "torchao.dequantize_affine",
+)
+
+
+@contextlib.contextmanager
+def dequantized_weights_not_computed() -> Iterator[None]:
+    """While converting: torchao's constant folder does not compute a dequantize node's
+    value (a float copy of the weight, and the decomposition's float temporaries).
+
+    Its ``run_node`` computes a node's value first and asks ``is_impure`` after; for a
+    dequantize op ``is_impure`` says yes, the value is thrown away, and the node is
+    reported unknown (so are its users). Reporting it unknown without computing it is
+    the same result; at stories the output layer's dequantize alone raised
+    pt2e-convert's peak by ~50 MB (the run's peak) and took time for nothing."""
+    import torch
+    from torchao.quantization.pt2e.constant_fold import ConstantFolder, is_const_source
+
+    from pteflow.ir.replaced import replaced
+
+    skipped = set()
+    for dotted in _DEQUANTIZE_OPS:
+        with contextlib.suppress(AttributeError, RuntimeError):
+            skipped.add(operator.attrgetter(dotted)(torch.ops))
+    deduce = ConstantFolder.__dict__.get("_deduce_value")
+    if deduce is None:  # renamed upstream: left as it is
+        yield
+        return
+
+    def deduce_value(folder: Any, node: Any) -> Any:
+        if (
+            node.op == "call_function"
+            and node.target in skipped
+            and not is_const_source(node, folder.lifted_constant_names)
+        ):
+            return folder.unknown_value
+        return deduce(folder, node)
+
+    with replaced(ConstantFolder, "_deduce_value", deduce_value):
+        yield
+
+
 def convert(ep: ExportedProgram) -> ExportedProgram:
     """``convert_pt2e`` + ``DuplicateDynamicQuantChainPass`` on ``ep``'s graph (as builder.py).
 
@@ -203,7 +252,7 @@ def convert(ep: ExportedProgram) -> ExportedProgram:
 
     gm = copy_graph_module(ep.graph_module, copy_observers=False)
     specs = unlift_constants(ep, gm)
-    with torch.no_grad(), folded_weights_pages_released():
+    with torch.no_grad(), folded_weights_pages_released(), dequantized_weights_not_computed():
         gm = convert_pt2e(gm)
         with one_recompile(gm):  # it regenerates the code after every duplicated chain
             DuplicateDynamicQuantChainPass()(gm)

@@ -250,3 +250,50 @@ def test_the_checkpoint_pages_the_folder_read_are_handed_back(tmp_path):
         assert resident_kb(other) >= 4096  # the folder alone leaves them resident
     theirs = upstream.exported_programs()["forward"].state_dict
     assert all(torch.equal(v, theirs[k]) for k, v in folded.items())
+
+
+def test_the_folder_does_not_compute_the_dequantized_weights(monkeypatch):
+    """torchao's constant folder computes every dequantize node's value (a float copy of
+    the weight) only to throw it away: it keeps ``q -> dq`` in the graph. pteflow reports
+    such a node unknown without computing it (at stories the output layer's alone raised
+    pt2e-convert's peak by ~50 MB); the folded program is the same."""
+    import contextlib
+
+    from pteflow.ir import Program
+    from pteflow.passes.convert.export import TorchExportPass
+    from pteflow.passes.quantize import pt2e as pt2e_module
+
+    from .conftest import TokenMLP
+
+    dequantize = {qd.dequantize_per_channel.default, qd.dequantize_per_tensor.default}
+    computed: list = []
+    run_node = torch.fx.Interpreter.run_node
+
+    def recorded(self, node):
+        computed.append(node.target)
+        return run_node(self, node)
+
+    def converted():
+        torch.manual_seed(0)
+        module = TokenMLP(vocab=64, dim=64, hidden=128).eval()
+        inputs = (torch.randint(0, 64, (1, 8), generator=torch.Generator().manual_seed(0)),)
+        aten = TorchExportPass().apply(Program.eager(module, inputs)).program
+        observed = Pt2ePreparePass(quantizer="xnnpack-static").apply(aten).program
+        calibrated = Pt2eCalibratePass().apply(observed).program
+        computed.clear()
+        with monkeypatch.context() as m:
+            m.setattr(torch.fx.Interpreter, "run_node", recorded)
+            out = Pt2eConvertPass().apply(calibrated).program
+        return out, [t for t in computed if t in dequantize]
+
+    ours, dequantized = converted()
+    assert dequantized == []
+    with monkeypatch.context() as m:
+        m.setattr(pt2e_module, "dequantized_weights_not_computed", contextlib.nullcontext)
+        theirs, dequantized = converted()
+    assert dequantized  # upstream's folder alone computes them
+    mine = ours.exported_programs()["forward"]
+    other = theirs.exported_programs()["forward"]
+    assert mine.state_dict.keys() == other.state_dict.keys()
+    assert all(torch.equal(v, other.state_dict[k]) for k, v in mine.state_dict.items())
+    assert str(mine.graph) == str(other.graph)

@@ -96,6 +96,22 @@ def raw_bytes(t: torch.Tensor) -> memoryview:
     return memoryview(flat.view(torch.uint8).numpy())  # type: ignore[arg-type]
 
 
+#: From this size a tensor's bytes are hashed in pieces, its memory-mapped file's pages
+#: handed back after each (``mapped_pages.sha256_releasing``).
+_HASHED_IN_PIECES = 8 << 20
+
+
+def _sha256(t: torch.Tensor) -> str:
+    """sha256 (hex) of ``raw_bytes(t)``; a large contiguous CPU tensor's in pieces, so a
+    memory-mapped weight's file pages do not all join the process to be hashed."""
+    data = raw_bytes(t)
+    if data.nbytes < _HASHED_IN_PIECES or t.device.type != "cpu" or not t.is_contiguous():
+        return hashlib.sha256(data).hexdigest()
+    from . import mapped_pages
+
+    return mapped_pages.sha256_releasing(data, t.data_ptr())
+
+
 def _stamp(t: torch.Tensor) -> tuple[int, int] | None:
     """What a remembered digest is valid for: ``t``'s version and storage address; None
     for an inference tensor (no version counter: its digest is never remembered)."""
@@ -124,7 +140,7 @@ def tensor_digest(t: torch.Tensor) -> str:
     known = remembered_digest(t)
     if known is not None:
         return known
-    digest = hashlib.sha256(raw_bytes(t)).hexdigest()
+    digest = _sha256(t)
     stamp = _stamp(t)
     if stamp is None:
         return digest

@@ -130,3 +130,36 @@ def test_large_weights_are_hashed_on_several_threads_to_the_same_hash(monkeypatc
     assert hashing.module_hash(model()) == sequential
     assert len(taken) == 16  # 8 weights, 8 biases: each hashed once
     assert all(name.startswith("pteflow-digest") for name in taken)
+
+
+def test_a_memory_mapped_weight_is_hashed_without_its_file_staying_resident(tmp_path):
+    """A weight of a memory-mapped checkpoint is hashed in pieces, each piece's file pages
+    handed back once hashed: hashing the output layer for the constants' names held its
+    37 MB of file pages beside the program at the end of a stories run (the peak)."""
+    import hashlib
+
+    from ..mapped_files import resident_kb
+
+    def mapped_weight(path):
+        torch.save({"w": torch.randn(4096, 1024, generator=torch.Generator().manual_seed(0))}, path)
+        return torch.load(path, mmap=True, weights_only=True)["w"]  # 16 MB
+
+    path = tmp_path / "weights.pth"
+    weight = mapped_weight(path)
+    want = hashlib.sha256(weight.numpy().tobytes()).hexdigest()
+    from pteflow.ir import mapped_pages
+
+    mapped_pages.release_mapped_files()  # reading it for `want`
+    assert hashing.tensor_digest(weight) == want
+    assert resident_kb(path) < 4096 + 256  # kB: at most one 4 MB piece and neighbours
+
+    changed = mapped_weight(tmp_path / "changed.pth")
+    changed[0, 0] += 1.0  # a private copy of the first page: the rest are still the file's
+    assert hashing.tensor_digest(changed) == hashlib.sha256(changed.numpy().tobytes()).hexdigest()
+    assert changed[0, 0] == weight[0, 0] + 1.0  # the written page is never dropped
+
+    other = tmp_path / "whole.pth"
+    whole = mapped_weight(other)
+    mapped_pages.release_mapped_files()
+    hashlib.sha256(hashing.raw_bytes(whole)).hexdigest()  # read in one piece, as before
+    assert resident_kb(other) >= 16 * 1024

@@ -36,7 +36,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.reference import SIZES, _wait, pteflow_command, write_checkpoint
+from benchmarks.reference import (
+    SIZES,
+    _wait,
+    measured_popen,
+    pteflow_command,
+    write_checkpoint,
+)
 
 IMPORTS = (
     "import torch, executorch.exir, torchao, pteflow.driver.cli, pteflow.passes.registry; "
@@ -52,7 +58,7 @@ def timed(cmd: list[str], log: Path) -> float:
     """Wall time of ``cmd`` in a subprocess; its own peak RSS goes to ``PEAK_MB``."""
     with open(log, "wb") as f:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        proc = measured_popen(cmd, log.with_suffix(".peak"), stdout=f, stderr=subprocess.STDOUT)
         _status, rusage = _wait(proc, None)
         wall = time.perf_counter() - t0
     if proc.returncode != 0:

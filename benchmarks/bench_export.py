@@ -36,6 +36,7 @@ from benchmarks.reference import (
     SIZES,
     ReferenceFailedError,
     _wait,
+    measured_popen,
     pteflow_command,
     run_reference,
     write_checkpoint,
@@ -75,7 +76,9 @@ def run_pteflow(
     log = out / f"{pipeline}.{tag}.pteflow.log"
     with open(log, "wb") as f:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=out)
+        proc = measured_popen(
+            cmd, out / f"{pipeline}.{tag}.peak", stdout=f, stderr=subprocess.STDOUT, cwd=out
+        )
         status, rusage = _wait(proc, None)
         wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:

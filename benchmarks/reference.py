@@ -21,6 +21,7 @@ makes it fail with a TypeError, so the params written here never carry one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -279,7 +280,9 @@ def run_reference(
     with open(log_path, "wb") as log:
         t0 = time.perf_counter()
         # cwd=out: export_llama may drop side files (etrecord, .pt2) in the working directory.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=out, env=env)
+        proc = measured_popen(
+            cmd, out / f"{name}.peak", stdout=log, stderr=subprocess.STDOUT, cwd=out, env=env
+        )
         status, rusage = _wait(proc, timeout_s)
         wall = time.perf_counter() - t0
     code = os.waitstatus_to_exitcode(status)
@@ -301,20 +304,73 @@ def run_reference(
     )
 
 
+#: Runs ``argv[2:]`` and writes its wait status and peak RSS (KiB) to ``argv[1]``. The
+#: peak of a process started by ``subprocess`` (vfork) from this one counts this process's
+#: high-water mark as its own (the kernel records the parent's at the child's exec): after
+#: a decode measurement that is ~580 MB at stories, so every later run's peak read at least
+#: that. Started from this small interpreter instead, a command's peak is its own.
+_OWN_PEAK = (
+    "import os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, usage = os.wait4(child.pid, 0)\n"
+    "with open(sys.argv[1], 'w') as f:\n"
+    "    f.write(f'{status} {usage.ru_maxrss}')\n"
+    "code = os.waitstatus_to_exitcode(status)\n"
+    "sys.exit(code if code >= 0 else 128 - code)\n"
+)
+
+
+def measured_popen(cmd: Sequence[str], report: Path, **kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(cmd, **kwargs)`` through ``_OWN_PEAK`` (report: where it writes),
+    in a session of its own so a timeout or Ctrl-C kills both; reap with ``_wait``."""
+    report.unlink(missing_ok=True)
+    wrapped = [sys.executable, "-S", "-c", _OWN_PEAK, str(report), *cmd]
+    proc = subprocess.Popen(wrapped, start_new_session=True, **kwargs)
+    proc.own_peak_report = report  # type: ignore[attr-defined]
+    return proc
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def _wait(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, Any]:
-    """Reap ``proc`` with os.wait4: its own rusage, not the max over every child so far."""
+    """Reap ``proc`` with os.wait4: its own wait status and rusage, not the max over every
+    child so far; for a ``measured_popen`` process, the command's own (see ``_OWN_PEAK``)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from re-waiting
-            return status, rusage
-        if deadline is not None and time.monotonic() > deadline:
-            proc.kill()
-            pid, status, rusage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            raise ReferenceFailedError(f"export_llama timed out after {timeout_s} s")
-        time.sleep(0.05)
+    try:
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG if deadline else 0)
+            if pid == proc.pid:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                _kill(proc)
+                pid, status, rusage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                raise ReferenceFailedError(f"export_llama timed out after {timeout_s} s")
+            time.sleep(0.05)
+    except BaseException:  # Ctrl-C: its session does not get the terminal's signal
+        if proc.returncode is None:
+            _kill(proc)
+        raise
+    proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from re-waiting
+    report = getattr(proc, "own_peak_report", None)
+    if report is not None and report.is_file():
+        own_status, peak_kib = (int(x) for x in report.read_text().split())
+        report.unlink()
+        proc.returncode = os.waitstatus_to_exitcode(own_status)
+        return own_status, attrs.evolve(_Usage(), ru_maxrss=peak_kib)
+    return status, rusage
+
+
+@attrs.frozen
+class _Usage:
+    """The part of ``os.wait4``'s rusage the benchmarks read."""
+
+    ru_maxrss: int = 0  # KiB
 
 
 # --------------------------------------------------------------------------- CLI

@@ -102,8 +102,8 @@ _HASHED_IN_PIECES = 8 << 20
 
 
 def _sha256(t: torch.Tensor) -> str:
-    """sha256 (hex) of ``raw_bytes(t)``; a large contiguous CPU tensor's in pieces, so a
-    memory-mapped weight's file pages do not all join the process to be hashed."""
+    """sha256 (hex) of ``raw_bytes(t)``; a large contiguous CPU tensor's through
+    ``mapped_pages.sha256_releasing`` (its memory-mapped file's pages handed back)."""
     data = raw_bytes(t)
     if data.nbytes < _HASHED_IN_PIECES or t.device.type != "cpu" or not t.is_contiguous():
         return hashlib.sha256(data).hexdigest()

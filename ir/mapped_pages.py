@@ -96,13 +96,17 @@ def sha256_releasing(data: Any, address: int, piece: int = 4 << 20) -> str:
     handed back once hashed (those never modified), so hashing a memory-mapped weight
     never holds more than one piece of its file resident (a run hashes its weights for
     cache keys and ``driver inspect``'s names; at stories the output layer's 37 MB was a
-    peak of the run's end)."""
+    peak of the run's end). Off the main thread it is hashed whole: another thread (the
+    cache's writer) could drop a page the main thread writes between check and drop."""
     import hashlib
+    import threading
 
     view = memoryview(data).cast("B")
     size = view.nbytes
     h = hashlib.sha256()
-    inside = any(s <= address and address + size <= e for s, e in data_file_mappings())
+    inside = threading.current_thread() is threading.main_thread() and any(
+        s <= address and address + size <= e for s, e in data_file_mappings()
+    )
     if not inside or size <= piece:
         h.update(view)
         return h.hexdigest()

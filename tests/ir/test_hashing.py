@@ -163,3 +163,22 @@ def test_a_memory_mapped_weight_is_hashed_without_its_file_staying_resident(tmp_
     mapped_pages.release_mapped_files()
     hashlib.sha256(hashing.raw_bytes(whole)).hexdigest()  # read in one piece, as before
     assert resident_kb(other) >= 16 * 1024
+
+
+def test_pages_are_handed_back_only_by_the_main_thread(tmp_path):
+    """Another thread (the cache's writer, the digest pool) hashes a mapped weight whole:
+    dropping pages there could race a write on the main thread (a private page lost)."""
+    import threading
+
+    from pteflow.ir import mapped_pages
+
+    from ..mapped_files import resident_kb
+
+    path = tmp_path / "weights.pth"
+    torch.save({"w": torch.randn(4096, 1024, generator=torch.Generator().manual_seed(0))}, path)
+    weight = torch.load(path, mmap=True, weights_only=True)["w"]
+    mapped_pages.release_mapped_files()
+    worker = threading.Thread(target=hashing.tensor_digest, args=(weight,))
+    worker.start()
+    worker.join()
+    assert resident_kb(path) >= 16 * 1024  # read whole, nothing handed back

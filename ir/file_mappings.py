@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import io
 import os
 import stat
 
@@ -35,6 +36,11 @@ class Mappings:
         self._maps.sort()
         self._starts = [m[0] for m in self._maps]
 
+    def of_file(self, path: str) -> list[tuple[int, int]]:
+        """``(start, end)`` of every mapping of the file ``path`` (as /proc names it: a
+        resolved path)."""
+        return [(m[0], m[1]) for m in self._maps if m[4] == path]
+
     def range_of(self, address: int, size: int) -> tuple[str, int] | None:
         """``(path, offset)`` of the file bytes mapped at ``address`` for ``size`` bytes,
         when one mapping of a file that is still there (same inode) covers them all."""
@@ -52,29 +58,31 @@ class Mappings:
         return path, offset + (address - start)
 
 
+class NotRegularFile(OSError):
+    """A path that should name a regular file names something else (a FIFO, a device)."""
+
+
+def open_regular(path: str) -> io.FileIO:
+    """``path`` opened for reading, unbuffered, without blocking on a FIFO or device put in
+    a file's place.
+
+    Raises:
+        OSError: it cannot be opened; ``NotRegularFile`` when it is not a regular file.
+    """
+    f = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)  # noqa: SIM115
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise NotRegularFile(f"not a regular file: {path}")
+    return f
+
+
 def read_range(path: str, offset: int, size: int) -> bytes | None:
-    """``size`` bytes of the regular file ``path`` at ``offset``, read with ``pread`` (None
-    when it cannot be read or ends first)."""
-    try:  # non-blocking open: never wait on a FIFO put in the file's place
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
+    """``size`` bytes of the regular file ``path`` at ``offset``, read with one ``pread``
+    (None when it cannot be read or the read comes back short: the file ends first, or
+    the range is beyond what one read returns, ~2 GB)."""
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = os.pread(fd, size, offset)
-        if len(data) == size:
-            return data
-        pieces = [data]  # a short read: the rest, until the file ends
-        done = len(data)
-        while done < size:
-            more = os.pread(fd, size - done, offset + done)
-            if not more:
-                return None
-            pieces.append(more)
-            done += len(more)
-        return b"".join(pieces)
+        with open_regular(path) as f:
+            data = os.pread(f.fileno(), size, offset)
     except OSError:
         return None
-    finally:
-        os.close(fd)
+    return data if len(data) == size else None

@@ -26,7 +26,6 @@ import contextlib
 import ctypes
 import mmap
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -72,18 +71,10 @@ def unlock_file(path: str | os.PathLike[str]) -> int:
     loads, while a smoke run reads a few rows of it. Unlocked, the pages fault back in
     from the file where a method reads them; the runtime sees the same bytes.
     """
-    try:
-        real = os.path.realpath(path)
-        with open("/proc/self/maps") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return 0
+    from .file_mappings import Mappings
+
     released = 0
-    for line in lines:
-        fields = line.split(maxsplit=5)
-        if len(fields) < 6 or fields[5] != real:
-            continue
-        start, end = (int(x, 16) for x in fields[0].split("-"))
+    for start, end in Mappings().of_file(os.path.realpath(path)):
         with contextlib.suppress(OSError, AttributeError):
             _libc().munlock(start, end - start)
         released += _release(start, end)
@@ -237,10 +228,11 @@ def _libc() -> Any:
 def _data_file(path: str) -> bool:
     """A regular file that is not an ELF object (remembered per path)."""
     if path not in _is_data:
-        try:  # non-blocking: never wait on a device or FIFO
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-            with open(fd, "rb") as f:
-                _is_data[path] = stat.S_ISREG(os.fstat(fd).st_mode) and f.read(4) != b"\x7fELF"
+        from .file_mappings import open_regular
+
+        try:  # a FIFO, a device or an unreadable file: left alone
+            with open_regular(path) as f:
+                _is_data[path] = f.read(4) != b"\x7fELF"
         except OSError:
-            _is_data[path] = False  # unreadable: leave it alone
+            _is_data[path] = False
     return _is_data[path]

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from pteflow.ir.file_mappings import Mappings
+from pteflow.ir.file_mappings import Mappings, open_regular
 
 #: Read and hashed in pieces this large, through one buffer per call (or straight into
 #: the destination): no copy of a whole weight is made to check it, and no stream of
@@ -77,11 +75,8 @@ def _file_digest(path: str, offset: int, size: int, into: bytearray | None = Non
     h = hashlib.sha256()
     view = memoryview(into) if into is not None else None
     scratch = memoryview(bytearray(min(_CHUNK, size) if view is None else 0))
-    try:  # non-blocking open: a FIFO put in a link's place must not hang the run
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with open(fd, "rb", buffering=0) as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise LinkMismatch(f"{path} is not a regular file")
+    try:  # a FIFO put in a link's place must not hang the run
+        with open_regular(path) as f:
             f.seek(offset)
             done = 0
             while done < size:

@@ -29,3 +29,14 @@ def replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
             delattr(owner, name)
         else:
             setattr(owner, name, own)
+
+
+def installed_is(package: str, release: str) -> bool:
+    """Whether ``package``'s installed release is ``release``: a swap written against one
+    release's private code is made only there (elsewhere upstream runs as it is)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package) == release
+    except importlib.metadata.PackageNotFoundError:
+        return False

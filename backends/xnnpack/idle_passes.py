@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import importlib.metadata
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pteflow.ir.replaced import replaced
+from pteflow.ir.replaced import installed_is, replaced
 
 #: the ExecuTorch release whose passes the tests below were read from
 CHECKED_RELEASE = "1.5.1"
@@ -123,10 +122,7 @@ def work() -> dict[tuple[str, str], HasWork]:
 
 
 def _checked_release() -> bool:
-    try:
-        return importlib.metadata.version("executorch") == CHECKED_RELEASE
-    except importlib.metadata.PackageNotFoundError:
-        return False
+    return installed_is("executorch", CHECKED_RELEASE)
 
 
 @contextlib.contextmanager

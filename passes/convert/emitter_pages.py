@@ -16,9 +16,10 @@ the embedding twice, the run's peak. While ``to_executorch`` runs:
 
 Nothing the emitter computes changes. The names are upstream's private ones, swapped for
 the duration of the call (pteflow converts from one thread) and restored after: the
-module's ``bytes`` (its only call of it is that copy in ExecuTorch 1.5.1; other
-releases keep the builtin) and the method; if a later ExecuTorch renames the method,
-nothing is wrapped and the pages are handed back after the pass instead.
+module's ``bytes`` (its only call of it is that copy in ExecuTorch 1.5.1,
+``CHECKED_RELEASE``; other releases keep the builtin) and the method; if a later
+ExecuTorch renames the method, nothing is wrapped and the pages are handed back after
+the pass instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ import contextlib
 import ctypes
 from collections.abc import Callable, Iterator
 from typing import Any
+
+#: The ExecuTorch release whose emitter's one ``bytes`` call is the constant copy.
+CHECKED_RELEASE = "1.5.1"
 
 #: Below this a copy is read through the mapping as upstream does (a syscall per norm
 #: weight would cost more than the page it saves).
@@ -39,6 +43,7 @@ def constants_pages_released() -> Iterator[None]:
     """While converting: constants copied from the file where they are its bytes, and each
     constant's file pages released once the emitter copied it."""
     from pteflow.ir import mapped_pages
+    from pteflow.ir.replaced import replaced
 
     try:
         from executorch.exir.emit import _emitter
@@ -47,8 +52,6 @@ def constants_pages_released() -> Iterator[None]:
         return
     with contextlib.ExitStack() as stack:
         if _copies_bytes_once():
-            from pteflow.ir.replaced import replaced
-
             stack.enter_context(replaced(_emitter, "bytes", _file_reader()))
         stack.enter_context(
             mapped_pages.released_after_each(_emitter._Emitter, "_tensor_spec_to_evalue", _copied)
@@ -58,13 +61,10 @@ def constants_pages_released() -> Iterator[None]:
 
 def _copies_bytes_once() -> bool:
     """Whether the installed emitter is the one whose only ``bytes`` call is the constant
-    copy (ExecuTorch 1.5.x)."""
-    from importlib.metadata import PackageNotFoundError, version
+    copy (the release it was read in)."""
+    from pteflow.ir.replaced import installed_is
 
-    try:
-        return version("executorch").startswith("1.5.")
-    except PackageNotFoundError:
-        return False
+    return installed_is("executorch", CHECKED_RELEASE)
 
 
 def _file_reader() -> Callable[..., bytes]:

@@ -362,7 +362,7 @@ def _wait(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, Any]:
         own_status, peak_kib = (int(x) for x in report.read_text().split())
         report.unlink()
         proc.returncode = os.waitstatus_to_exitcode(own_status)
-        return own_status, attrs.evolve(_Usage(), ru_maxrss=peak_kib)
+        return own_status, _Usage(peak_kib)
     return status, rusage
 
 
@@ -370,7 +370,7 @@ def _wait(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, Any]:
 class _Usage:
     """The part of ``os.wait4``'s rusage the benchmarks read."""
 
-    ru_maxrss: int = 0  # KiB
+    ru_maxrss: int  # KiB
 
 
 # --------------------------------------------------------------------------- CLI

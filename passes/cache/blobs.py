@@ -91,7 +91,8 @@ class BlobDir:
             text = fr.link_text(data, digest)
             path, data = (link, text) if text else (path, data.data)
         self._mkdir(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:12]}.", suffix=".tmp", dir=path.parent)
+        prefix = f".{digest[:12]}.{os.getpid()}."  # the pid: a forked writer's leftovers
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)

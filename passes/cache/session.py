@@ -7,6 +7,9 @@ When a pass fails on a program that was restored, the manager calls ``drop_resto
 and runs again from the original input with a session that does not read
 (``read=False``): the failure is reported only if it happens without the cache too.
 
+Results are stored by a forked child per result (``forked.py``; on Linux) or by a writer
+thread (``writer.py``): ``stage`` hands them over, ``commit`` and ``finish`` publish them.
+
 A pass that changed nothing (``modified=False``) stores an alias to its input's entry
 (``alias``; ``alias_with_facts`` when only the facts it provides differ: a restore puts
 them on the aliased program). A result whose pass is cheaper to run again than to store
@@ -16,6 +19,7 @@ is stored as its key only (``worth.py``): a resume starts before it and runs it 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -28,6 +32,7 @@ from pteflow.ir.freed_memory import return_freed_memory
 from ..base import Pass
 from . import codec
 from .blobs import MissingBlob
+from .forked import ForkedWriter, writer_for
 from .keys import chain_keys
 from .store import LAST_RUN, CorruptEntry, PassCache
 from .worth import StoreBudget
@@ -72,7 +77,9 @@ class CacheSession:
         self._budget = StoreBudget()
         self._restorable: set[str] = set()  # keys whose entry restores a program
         self._staged: list[Job] = []
-        self._writer: Writer | None = None
+        self._jobs: dict[str, Job] = {}
+        self._measuring: list[tuple[str, Level, int]] = []  # (key, level, ops) in a child
+        self._writer: Writer | ForkedWriter | None = None
         self._finalizer: Any = None  # abandons the writer of a run that did not finish
         known = set(program.facts)
         for p in ordered:
@@ -185,8 +192,10 @@ class CacheSession:
     ) -> None:
         """Hand the output of the pass at ``rank`` to the writer; ``commit`` makes it visible.
 
-        Its graphs are serialized now (a later pass may edit them in place); its tensors
-        are pickled, hashed and written by the writer thread (``writer.py``).
+        A forked child serializes and writes it while the next passes run
+        (``forked.py``); with the thread writer (``writer.py``), its graphs are serialized
+        now (a later pass may edit them in place) and its tensors pickled, hashed and
+        written by the writer thread.
         """
         key = self.keys[rank]
         if key is None:
@@ -207,6 +216,9 @@ class CacheSession:
         record: dict[str, Any],
     ) -> None:
         self._budget.ran(record)
+        if self._writer is not None:
+            self._writer.collect()
+            self._measured()
         final = self.cache.path(key)
         if final.exists():
             with contextlib.suppress(OSError):
@@ -219,7 +231,7 @@ class CacheSession:
             "record": record,
             "created": time.time(),
         }
-        value = None
+        value = encode = None
         previous = self.keys[rank - 1] if rank > 0 else None
         try:
             if not modified and previous and _same(before, after):
@@ -238,13 +250,18 @@ class CacheSession:
                 if unstorable:  # expected (pt2e's observers): a key, no failed attempt
                     header["key_only"] = unstorable
                     self.key_only += 1
-                elif self._budget.worth_storing(after.level, ops):
-                    t0 = time.perf_counter()
-                    value = codec.encode(after)
-                    # what serde built is freed by now, in heap-sized pieces that would
-                    # stay resident under the later passes' peaks (stories: ~15 MB)
-                    return_freed_memory()
-                    self._budget.stored(after.level, ops, time.perf_counter() - t0)
+                elif self._budget.worth_storing(after.level, ops, self._busy_s()):
+                    if self._open_writer().snapshots:  # encoded in a forked child
+                        encode = functools.partial(codec.encode, after)
+                        self._budget.restorable()  # its rate: once the child reports
+                        self._measuring.append((key, after.level, ops))
+                    else:
+                        t0 = time.perf_counter()
+                        value = codec.encode(after)
+                        # what serde built is freed by now, in heap-sized pieces that
+                        # would stay resident under the later passes' peaks (~15 MB)
+                        return_freed_memory()
+                        self._budget.stored(after.level, ops, time.perf_counter() - t0)
                     self._restorable.add(key)
                 else:
                     header["key_only"] = "cheaper to run again than to store"
@@ -256,12 +273,30 @@ class CacheSession:
                 f"({type(e).__name__}: {e})"
             )
             return
-        if self._writer is None:
-            self._writer = Writer(self.cache)
-            self._finalizer = weakref.finalize(self, self._writer.close, abandon=True, wait=0)
-        job = Job(key, header, value, self.ordered[rank].describe())
-        self._writer.submit(job)
+        job = Job(key, header, value, self.ordered[rank].describe(), encode=encode)
+        self._open_writer().submit(job)
         self._staged.append(job)
+        self._jobs[key] = job
+
+    def _open_writer(self) -> Writer | ForkedWriter:
+        if self._writer is None:
+            self._writer = writer_for(self.cache)
+            self._finalizer = weakref.finalize(self, self._writer.close, abandon=True, wait=0)
+        return self._writer
+
+    def _busy_s(self) -> float:
+        return self._writer.busy_s() if self._writer is not None else 0.0
+
+    def _measured(self) -> None:
+        """Give the budget the serialization times the forked children reported."""
+        waiting = []
+        for key, level, ops in self._measuring:
+            seconds = self._jobs[key].encode_s
+            if seconds is None:
+                waiting.append((key, level, ops))
+            else:
+                self._budget.measured(level, ops, seconds)
+        self._measuring = waiting
 
     def _stored_before(self, key: str) -> None:
         """An entry another run stored under ``key``: note whether it restores a program."""

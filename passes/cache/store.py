@@ -248,7 +248,8 @@ class PassCache:
         mac = auth.sign(self.secret, MAGIC, raw)
         final = self.path(key)
         self._mkdir(final.parent)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:12]}.", suffix=".tmp", dir=final.parent)
+        prefix = f".{key[:12]}.{os.getpid()}."  # the pid: a forked writer's leftovers
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
         self.partial[threading.get_ident()] = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as f:

@@ -1,5 +1,6 @@
-"""The background writer: entries are pickled, hashed, compressed and written off the
-critical path, while the next passes run.
+"""The background thread writer: entries are pickled, hashed, compressed and written off
+the critical path, while the next passes run. (On Linux the forked writer, ``forked.py``,
+is used instead: it takes the graph serialization off the critical path too.)
 
 A session hands each pass result over as a ``Job`` (its header and the value to pickle:
 graphs already serialized, tensors and byte strings as references, never copies: they
@@ -51,10 +52,14 @@ class Job:
     committed: bool = False
     tmp: Path | None = None
     done: bool = False
+    encode: Any = None  # a forked writer's: makes ``value`` in the child (forked.py)
+    encode_s: float | None = None  # how long that took (the child's report)
 
 
 class Writer:
     """One thread writing one session's jobs in order; see the module docstring."""
+
+    snapshots = False  # ``submit`` takes encoded values (see forked.py for the other)
 
     def __init__(self, cache: PassCache):
         self.cache = cache
@@ -72,6 +77,12 @@ class Writer:
         _LIVE.add(self)
 
     # ---------------------------------------------------------------- the session's side
+
+    def collect(self) -> None:
+        """(The forked writer's: reports to take. This one's jobs were encoded.)"""
+
+    def busy_s(self) -> float:
+        return 0.0
 
     def submit(self, job: Job) -> None:
         with self._lock:

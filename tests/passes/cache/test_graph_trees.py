@@ -36,7 +36,9 @@ def to_dict_calls(monkeypatch) -> Counter:
     return seen
 
 
-def test_the_writer_pickles_trees_not_json_and_a_resume_lowers_the_same(tmp_path, to_dict_calls):
+def test_the_writer_pickles_trees_not_json_and_a_resume_lowers_the_same(
+    tmp_path, to_dict_calls, writer_kind
+):
     cache = PassCache(tmp_path / "cache", log=pytest.fail)
     first, pte1 = run(cache, tmp_path / "a.pte")
     assert to_dict_calls["pteflow-cache"] == 0

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import blobs, codec
-from .writer import _LIVE, Job, Writer
+from .writer import _LIVE, Job, Writer, publish, remove_tmp
 
 if TYPE_CHECKING:
     from .store import PassCache
@@ -180,7 +180,7 @@ class ForkedWriter:
         for job in self._jobs:
             self._publish(job)  # committed and written (never the terminated child's)
             if not job.done:
-                Writer._remove_tmp(job)
+                remove_tmp(job)
             job.value = job.encode = None
         _LIVE.discard(self)  # type: ignore[arg-type]
 
@@ -225,21 +225,13 @@ class ForkedWriter:
                 self.puts.append(digest)
         job.tmp = Path(report["tmp"])
         if self._closed:
-            Writer._remove_tmp(job)
+            remove_tmp(job)
         else:
             self._publish(job)  # if it was committed already
 
     def _publish(self, job: Job) -> None:
-        if not (job.committed and job.tmp is not None and not job.done):
-            return
-        try:
-            os.replace(job.tmp, self.cache.path(job.key))
-        except OSError as e:
-            self.cache.log(f"pass cache: cannot store {job.key[:12]}: {e}")
-            Writer._remove_tmp(job)
-            return
-        job.done, job.tmp = True, None
-        self.stored += 1
+        if job.committed and publish(self.cache, job):
+            self.stored += 1
 
     def _terminate(self, wait: float) -> None:
         child = self._child

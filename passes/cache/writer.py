@@ -112,7 +112,7 @@ class Writer:
             self._abandoned = True
             for job in self._jobs:
                 if not job.done:
-                    self._remove_tmp(job)
+                    remove_tmp(job)
             partial = self.cache.partial.pop(self._thread.ident or 0, None)
             if partial is not None:  # the thread is still writing it: never to be visible
                 with contextlib.suppress(OSError):
@@ -165,7 +165,7 @@ class Writer:
         with self._lock:
             job.tmp = tmp
             if self._abandoned:
-                self._remove_tmp(job)
+                remove_tmp(job)
             elif job.committed:
                 self._publish(job)
 
@@ -178,23 +178,30 @@ class Writer:
 
     def _publish(self, job: Job) -> None:
         """Rename the written entry into place (the lock is held)."""
-        if job.done or job.tmp is None:
-            return
-        try:
-            os.replace(job.tmp, self.cache.path(job.key))
-        except OSError as e:
-            self.cache.log(f"pass cache: cannot store {job.key[:12]}: {e}")
-            self._remove_tmp(job)
-            return
-        job.done, job.tmp = True, None
-        self.stored += 1
+        if publish(self.cache, job):
+            self.stored += 1
 
-    @staticmethod
-    def _remove_tmp(job: Job) -> None:
-        if job.tmp is not None:
-            with contextlib.suppress(OSError):
-                job.tmp.unlink()
-            job.tmp = None
+
+def publish(cache: PassCache, job: Job) -> bool:
+    """Rename ``job``'s written entry into place; True if it became visible (now)."""
+    if job.done or job.tmp is None:
+        return False
+    try:
+        os.replace(job.tmp, cache.path(job.key))
+    except OSError as e:
+        cache.log(f"pass cache: cannot store {job.key[:12]}: {e}")
+        remove_tmp(job)
+        return False
+    job.done, job.tmp = True, None
+    return True
+
+
+def remove_tmp(job: Job) -> None:
+    """Remove ``job``'s temporary file, if it has one."""
+    if job.tmp is not None:
+        with contextlib.suppress(OSError):
+            job.tmp.unlink()
+        job.tmp = None
 
 
 def _close_all() -> None:

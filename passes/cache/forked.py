@@ -39,13 +39,11 @@ import signal
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import blobs, codec
-from .writer import _LIVE, Job, Writer, publish, remove_tmp
+from .writer import _LIVE, Job, Writer, publish, remove_tmp, write_entry
 
 if TYPE_CHECKING:
     from .store import PassCache
@@ -317,8 +315,6 @@ def _store(writer: ForkedWriter, job: Job, encode: Callable[[], Any]) -> dict[st
             present.add(digest)
             put.append(digest)
 
-    raw, sizes = blobs.dumps(value, put_once, {}, codec.shared(value))
-    header = {**job.header, "blobs": sizes}
-    tmp = writer.cache.write_tmp(job.key, header, zlib.compress(raw, 6))
+    tmp = write_entry(writer.cache, job.key, job.header, value, put_once, {})
     wall = time.perf_counter() - t0
     return {"tmp": str(tmp), "put": put, "encode_s": encode_s, "wall_s": wall}

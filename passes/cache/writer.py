@@ -29,6 +29,7 @@ import threading
 import time
 import weakref
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,16 +147,9 @@ class Writer:
                     self._lock.notify_all()
 
     def _write(self, job: Job) -> None:
-        header = dict(job.header)
-        payload = b""
         try:
-            if job.value is not None:
-                share = codec.shared(job.value)
-                raw, sizes = blobs.dumps(job.value, self._put, self._digests, share)
-                payload = zlib.compress(raw, 6)
-                header["blobs"] = sizes
+            tmp = write_entry(self.cache, job.key, job.header, job.value, self._put, self._digests)
             job.value = None  # the program's data is no longer held
-            tmp = self.cache.write_tmp(job.key, header, payload)
         except Exception as e:  # a result we cannot store is just not cached
             job.value = None
             self.cache.log(
@@ -180,6 +174,24 @@ class Writer:
         """Rename the written entry into place (the lock is held)."""
         if publish(self.cache, job):
             self.stored += 1
+
+
+def write_entry(
+    cache: PassCache,
+    key: str,
+    header: dict[str, Any],
+    value: Any,
+    put: Callable[[str, Any], None],
+    digests: dict[int, tuple[Any, str]],
+) -> Path:
+    """Pickle ``value`` (None: a header-only entry), its blobs stored through ``put``,
+    compress it and write the entry to a temporary file beside its final path."""
+    payload = b""
+    if value is not None:
+        raw, sizes = blobs.dumps(value, put, digests, codec.shared(value))
+        payload = zlib.compress(raw, 6)
+        header = {**header, "blobs": sizes}
+    return cache.write_tmp(key, header, payload)
 
 
 def publish(cache: PassCache, job: Job) -> bool:

@@ -33,12 +33,16 @@ def keep(result: Any, pte: Any, cache: Any, warm_keys: Any, pending: Sequence[An
     not yet renamed to ``pte``, as ``deferring`` gave them)."""
     from .warm import prepare_full_run
 
-    if pte is None:
-        return Kept(None, None)
-    target = Path(pte).resolve()
-    written = next((p.tmp for p in pending if Path(p.path).resolve() == target), Path(pte))
-    prepared = prepare_full_run(cache, warm_keys, result.program, written)
-    return Kept(constant_names(result.program), prepared)
+    try:
+        if pte is None:
+            return Kept(None, None)
+        target = Path(pte).resolve()
+        written = next((p.tmp for p in pending if Path(p.path).resolve() == target), Path(pte))
+        prepared = prepare_full_run(cache, warm_keys, result.program, written)
+        return Kept(constant_names(result.program), prepared)
+    finally:
+        if cache is not None:  # the digests held the program's payloads: let them go
+            cache.digests.clear()
 
 
 def constant_names(program: Any) -> dict[str, Any] | None:

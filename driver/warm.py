@@ -199,7 +199,8 @@ def prepare_full_run(
     with contextlib.suppress(Exception):
         # the bytes emit wrote, read from the program that holds them (no copy of the file)
         value = codec.pte_value(program)
-        raw, sizes = blobs.dumps(value, cache.blobs.put, {}, codec.shared(value))
+        # the payloads' digests the cache's writer took (``cache.digests``): not re-hashed
+        raw, sizes = blobs.dumps(value, cache.blobs.put, cache.digests, codec.shared(value))
         return PreparedRun(FileDigest(written), raw, sizes)
     return None
 

@@ -210,6 +210,19 @@ def pte_value(program: Program) -> dict[str, Any]:
     return {"artifact": {"pte": blobs.PteBytes(pte_pieces(manager), known)}}
 
 
+def byte_blobs(program: Program) -> list[bytes]:
+    """The byte strings an entry of ``program`` stores as blobs (delegate payloads, named
+    data), found without encoding it: a forked writer's parent holds them while its child
+    takes their digests, so the digests can come back (``forked.py``)."""
+    if program.level == Level.EAGER:
+        return []
+    found = [x for ep in program.exported_programs().values() for x in strip.byte_strings(ep)]
+    if program.level == Level.EXECUTORCH:
+        named = getattr(program.artifact, "_named_data", None)
+        found += list(getattr(named, "buffers", None) or ())
+    return [x for x in found if type(x) is bytes and len(x) >= blobs.MIN_BLOB]
+
+
 def shared(value: dict[str, Any]) -> list[Any]:
     """The byte strings of an ``encode``d value that are blobs (delegate payloads, named
     data); its other bytes (graphs) stay in the entry, compressed."""

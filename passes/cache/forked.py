@@ -21,6 +21,12 @@ reports what it did on a pipe and exits. The parent goes straight on to the next
   the writer (a pass failed, ^C, process exit) terminates the running child, kills it if
   it has not exited within ``wait`` seconds, and removes whatever temporary file it or
   an uncommitted entry left: nothing half-written, nothing uncommitted visible.
+- A child's digests of the byte strings its program held (delegate payloads, named data:
+  ``job.held``, which the parent holds until the report) come back in its report and go
+  into ``cache.digests``: the next children and the run's full-run entry do not hash the
+  same payload again (the to-executorch child and the driver re-hashed every delegate
+  payload the partition child had: ~1 s at 135M parameters, most of it on the critical
+  path). Tensors' digests need no such thing: the parent took the weights' for the keys.
 - A child runs no thread and no atexit handler (``os._exit``); torch computes on one
   thread in it (the parent's OpenMP pool does not exist in the child).
 
@@ -121,7 +127,6 @@ class ForkedWriter:
         self.stored = 0
         self.puts: list[str] = []  # blobs the children put, in order (each once a run)
         self._present: set[str] = set()
-        self._digests: dict[int, tuple[Any, str]] = {}  # (the thread writer's; empty)
         self._jobs: list[Job] = []
         self._child: _Child | None = None
         self._closed = False
@@ -172,6 +177,7 @@ class ForkedWriter:
         committed and written, remove every other temporary file."""
         if abandon:
             self._terminate(2.0 if wait is None else wait)
+            self.cache.digests.clear()  # no full-run entry follows: let the payloads go
         else:
             self._reap(None)
         self._closed = True
@@ -179,7 +185,7 @@ class ForkedWriter:
             self._publish(job)  # committed and written (never the terminated child's)
             if not job.done:
                 remove_tmp(job)
-            job.value = job.encode = None
+            job.value = job.encode = job.held = None
         _LIVE.discard(self)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- the parent's work
@@ -211,6 +217,12 @@ class ForkedWriter:
         why it is not stored."""
         self.write_s += float(report.get("wall_s") or 0.0)
         job.encode_s = report.get("encode_s")
+        digests = report.get("digests") or {}
+        for data in job.held or ():  # held since the fork: their ids are theirs still
+            digest = digests.get(str(id(data)))
+            if isinstance(digest, str):
+                self.cache.digests[id(data)] = (data, digest)
+        job.held = None
         if "error" in report or "tmp" not in report:
             if pid != os.getpid():
                 _remove_leftovers(self.cache, job, pid)
@@ -315,6 +327,18 @@ def _store(writer: ForkedWriter, job: Job, encode: Callable[[], Any]) -> dict[st
             present.add(digest)
             put.append(digest)
 
-    tmp = write_entry(writer.cache, job.key, job.header, value, put_once, {})
+    known = writer.cache.digests  # (the child's copy; the parent's own without a child)
+    tmp = write_entry(writer.cache, job.key, job.header, value, put_once, known)
     wall = time.perf_counter() - t0
-    return {"tmp": str(tmp), "put": put, "encode_s": encode_s, "wall_s": wall}
+    digests = {
+        str(id(data)): known[id(data)][1]
+        for data in job.held or ()
+        if id(data) in known and known[id(data)][0] is data
+    }
+    return {
+        "tmp": str(tmp),
+        "put": put,
+        "digests": digests,
+        "encode_s": encode_s,
+        "wall_s": wall,
+    }

@@ -231,7 +231,7 @@ class CacheSession:
             "record": record,
             "created": time.time(),
         }
-        value = encode = None
+        value = encode = held = None
         previous = self.keys[rank - 1] if rank > 0 else None
         try:
             if not modified and previous and _same(before, after):
@@ -253,6 +253,7 @@ class CacheSession:
                 elif self._budget.worth_storing(after.level, ops, self._busy_s()):
                     if self._open_writer().snapshots:  # encoded in a forked child
                         encode = functools.partial(codec.encode, after)
+                        held = codec.byte_blobs(after)
                         self._budget.restorable()  # its rate: once the child reports
                         self._measuring.append((key, after.level, ops))
                     else:
@@ -273,7 +274,7 @@ class CacheSession:
                 f"({type(e).__name__}: {e})"
             )
             return
-        job = Job(key, header, value, self.ordered[rank].describe(), encode=encode)
+        job = Job(key, header, value, self.ordered[rank].describe(), encode=encode, held=held)
         self._open_writer().submit(job)
         self._staged.append(job)
         self._jobs[key] = job

@@ -134,6 +134,10 @@ class PassCache:
         self._key: bytes | None = None
         #: thread id -> the temporary entry file it is writing (removed if abandoned)
         self.partial: dict[int, Path] = {}
+        #: id -> (byte string, its sha256): digests a forked writer's children took of
+        #: payloads the run still holds (``forked.py``), for the next children and the
+        #: full-run entry; holds them: cleared once the run's program is let go
+        self.digests: dict[int, tuple[Any, str]] = {}
 
     @property
     def secret(self) -> bytes:

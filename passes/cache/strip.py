@@ -50,6 +50,16 @@ def _delegates(ep: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def byte_strings(ep: Any) -> Iterator[Any]:
+    """The byte strings ``stripped`` would hold of ``ep`` (delegate payloads and named
+    data, nested delegates' included), found without stripping it."""
+    for _target, lowered in _delegates(ep):
+        yield lowered.processed_bytes
+        named = lowered.named_data_store_output
+        yield from (named.buffers if named is not None else ())
+        yield from byte_strings(lowered.original_module)
+
+
 @contextlib.contextmanager
 def stripped(ep: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     """``(stand-in program, held data)``; see the module docstring."""

@@ -55,6 +55,7 @@ class Job:
     done: bool = False
     encode: Any = None  # a forked writer's: makes ``value`` in the child (forked.py)
     encode_s: float | None = None  # how long that took (the child's report)
+    held: Any = None  # the byte strings the parent holds while the child hashes them
 
 
 class Writer:

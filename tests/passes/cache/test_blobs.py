@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pteflow.passes.cache import PassCache
+from pteflow.passes.cache.writer import Writer
 
 from ...driver._helpers import MODELS, ctrl_c_at_marker, run
 
@@ -127,15 +128,59 @@ def test_the_writer_puts_each_blob_once_however_many_entries_hold_it(
 
 def test_a_closed_writer_holds_no_payload(capsys, tmp_path, closed_writers):
     """The digests the writer remembers (by id, holding the bytes: delegate payloads,
-    named data) are let go when it closes: they kept the payloads alive while the runtime
-    loaded the .pte, on top of its peak. (A forked writer's jobs hold no program: its
-    encoder is dropped once the child is forked.)"""
+    named data) are let go when it closes (the thread writer's) or once the full-run
+    entry is prepared (the cache's, which forked children's reports fill): they kept the
+    payloads alive while the runtime loaded the .pte, on top of its peak. (A forked
+    writer's jobs hold no program: its encoder is dropped once the child is forked.)"""
     code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", tmp_path / "cache")
     assert code == 0, err
     closed = closed_writers
-    assert closed and all(not w._digests for w in closed)
-    assert all(job.value is None and job.encode is None for w in closed for job in w._jobs)
+    assert closed and all(not w.cache.digests for w in closed)
+    assert all(not w._digests for w in closed if isinstance(w, Writer))
+    assert all(
+        job.value is None and job.encode is None and job.held is None
+        for w in closed
+        for job in w._jobs
+    )
     assert closed[0].stored > 0
+
+
+def test_a_delegate_payload_is_hashed_once(capsys, tmp_path, monkeypatch, writer_kind):
+    """A forked child's digests of the payloads its program held come back to the run:
+    neither the next child nor the full-run entry (prepared in the run's process) hashes
+    the payload again, so this process hashes no payload at all; the thread writer hashes
+    them here (the counter sees them). The digests that came back are right: the re-run
+    is a full hit that writes the same bytes."""
+    from pteflow.passes.cache import blobs
+
+    hashed: list[int] = []
+    real = blobs.hashlib
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def sha256(data=b"", **kwargs):
+            if type(data) is bytes and len(data) >= blobs.MIN_BLOB:
+                hashed.append(len(data))
+            return real.sha256(data, **kwargs)
+
+    monkeypatch.setattr(blobs, "hashlib", Counting())
+    cache = tmp_path / "cache"
+    code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", cache)
+    assert code == 0, err
+    if writer_kind == "fork":
+        assert hashed == []
+    else:
+        assert hashed  # the writer thread's and the full-run entry's
+    code, out, err = run(
+        capsys, "run", "--model", f"{MODELS}:mlp", "--passes", PASSES,
+        "-o", str(tmp_path / "b.pte"), "--cache-dir", str(cache), "-v",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "full hit" in out
+    assert (tmp_path / "a.pte").read_bytes() == (tmp_path / "b.pte").read_bytes()
 
 
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])

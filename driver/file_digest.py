@@ -43,7 +43,7 @@ class FileDigest:
             file = open(path, "rb", buffering=0)  # noqa: SIM115 (closed once handed over)
         except OSError:
             return
-        if os.name == "posix":
+        if os.name == "posix" and sys.executable:  # (embedded: no interpreter to start)
             with file, contextlib.suppress(OSError, ValueError):
                 self._process = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-c", _HASHER, str(file.fileno())],

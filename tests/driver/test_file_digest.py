@@ -60,6 +60,18 @@ def test_where_no_process_starts_a_thread_hashes_it(tmp_path, monkeypatch):
     assert threads == ["pteflow-pte-digest"]
 
 
+def test_without_an_interpreter_to_start_a_thread_hashes_it(tmp_path, monkeypatch):
+    """An embedded Python has no ``sys.executable``: the thread hashes it."""
+    path = tmp_path / "a.pte"
+    data = b"pte" * 5000
+    path.write_bytes(data)
+    expected = hashlib.sha256(data).hexdigest()
+    monkeypatch.setattr(file_digest.sys, "executable", "")
+    threads = _counted_sha256(monkeypatch)
+    assert FileDigest(path).result() == expected
+    assert threads == ["pteflow-pte-digest"]
+
+
 def test_a_hasher_that_fails_gives_no_digest(tmp_path, monkeypatch):
     """A digest that cannot be trusted is none (the full run is then not stored)."""
     path = tmp_path / "a.pte"

@@ -136,7 +136,8 @@ class PassCache:
         self.partial: dict[int, Path] = {}
         #: id -> (byte string, its sha256): digests a forked writer's children took of
         #: payloads the run still holds (``forked.py``), for the next children and the
-        #: full-run entry; holds them: cleared once the run's program is let go
+        #: full-run entry; holds them: the driver clears them before it lets the run's
+        #: program go (``driver/release.keep``), an abandoned writer at once
         self.digests: dict[int, tuple[Any, str]] = {}
 
     @property

@@ -44,7 +44,7 @@ class FileDigest:
         except OSError:
             return
         if os.name == "posix" and sys.executable:  # (embedded: no interpreter to start)
-            with file, contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
                 self._process = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-c", _HASHER, str(file.fileno())],
                     stdin=subprocess.DEVNULL,
@@ -53,8 +53,8 @@ class FileDigest:
                     pass_fds=(file.fileno(),),
                 )
             if self._process is not None:
+                file.close()  # the process has its own descriptor
                 return
-            file = open(path, "rb", buffering=0)  # noqa: SIM115 (the thread closes it)
         self._thread = threading.Thread(
             target=self._hash, args=(file,), name="pteflow-pte-digest", daemon=True
         )

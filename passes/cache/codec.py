@@ -190,9 +190,7 @@ def _encode_artifact(program: Program) -> Any:
     if getattr(manager, "_tensor_data", None):
         raise hashing.Unhashable("the program keeps tensor data outside the .pte")
     known = [x for m in methods.values() for x in _held_data(m[-1])]
-    named = getattr(manager, "_named_data", None)
-    known += list(getattr(named, "buffers", None) or ())
-    pte = blobs.PteBytes(pte_pieces(manager), known)
+    pte = blobs.PteBytes(pte_pieces(manager), known + _named_buffers(manager))
     return {"methods": methods, "config_methods": manager._config_methods, "pte": pte}
 
 
@@ -205,9 +203,9 @@ def pte_value(program: Program) -> dict[str, Any]:
     for method in sorted(manager.methods):
         with strip.stripped(manager.exported_program(method)) as (_shadow, held):
             known += list(_held_data(held))
-    named = getattr(manager, "_named_data", None)
-    known += list(getattr(named, "buffers", None) or ())
-    return {"artifact": {"pte": blobs.PteBytes(pte_pieces(manager), known)}}
+    return {
+        "artifact": {"pte": blobs.PteBytes(pte_pieces(manager), known + _named_buffers(manager))}
+    }
 
 
 def byte_blobs(program: Program) -> list[bytes]:
@@ -218,9 +216,14 @@ def byte_blobs(program: Program) -> list[bytes]:
         return []
     found = [x for ep in program.exported_programs().values() for x in strip.byte_strings(ep)]
     if program.level == Level.EXECUTORCH:
-        named = getattr(program.artifact, "_named_data", None)
-        found += list(getattr(named, "buffers", None) or ())
+        found += _named_buffers(program.artifact)
     return [x for x in found if type(x) is bytes and len(x) >= blobs.MIN_BLOB]
+
+
+def _named_buffers(manager: Any) -> list[Any]:
+    """An ExecutorchProgramManager's named data (the .pte holds these byte strings)."""
+    named = getattr(manager, "_named_data", None)
+    return list(getattr(named, "buffers", None) or ())
 
 
 def shared(value: dict[str, Any]) -> list[Any]:

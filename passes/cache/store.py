@@ -134,10 +134,11 @@ class PassCache:
         self._key: bytes | None = None
         #: thread id -> the temporary entry file it is writing (removed if abandoned)
         self.partial: dict[int, Path] = {}
-        #: id -> (byte string, its sha256): digests a forked writer's children took of
-        #: payloads the run still holds (``forked.py``), for the next children and the
-        #: full-run entry; holds them: the driver clears them before it lets the run's
-        #: program go (``driver/release.keep``), an abandoned writer at once
+        #: id -> (byte string, its sha256): digests the run's writer took of payloads
+        #: the run still holds (the writer thread's, or a forked writer's children's,
+        #: reported back: ``forked.py``), for the next entries and the full-run entry;
+        #: holds them: the driver clears them before it lets the run's program go
+        #: (``driver/release.keep``), an abandoned writer at once
         self.digests: dict[int, tuple[Any, str]] = {}
 
     @property

@@ -72,7 +72,9 @@ class Writer:
         self._pending = 0
         self._jobs: list[Job] = []
         self._abandoned = False
-        self._digests: dict[int, tuple[Any, str]] = {}
+        # the run's digests of byte strings (``PassCache.digests``, as the forked writer's
+        # children fill it): the full-run entry does not hash the payloads again
+        self._digests = cache.digests
         self._present: set[str] = set()  # blobs this writer put (written or refreshed)
         self._thread = threading.Thread(target=self._loop, name="pteflow-cache", daemon=True)
         self._thread.start()
@@ -120,7 +122,8 @@ class Writer:
                 with contextlib.suppress(OSError):
                     partial.unlink()
             if not self._thread.is_alive():  # what it remembered held the payloads alive
-                self._digests.clear()
+                if abandon:  # (else the full-run entry uses them; the driver clears them)
+                    self._digests.clear()
                 for job in self._jobs:
                     job.value = None
         _LIVE.discard(self)

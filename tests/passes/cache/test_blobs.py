@@ -128,10 +128,10 @@ def test_the_writer_puts_each_blob_once_however_many_entries_hold_it(
 
 def test_a_closed_writer_holds_no_payload(capsys, tmp_path, closed_writers):
     """The digests the writer remembers (by id, holding the bytes: delegate payloads,
-    named data) are let go when it closes (the thread writer's) or once the full-run
-    entry is prepared (the cache's, which forked children's reports fill): they kept the
-    payloads alive while the runtime loaded the .pte, on top of its peak. (A forked
-    writer's jobs hold no program: its encoder is dropped once the child is forked.)"""
+    named data; the cache's, which the writer thread or the forked children's reports
+    fill) are let go once the full-run entry is prepared: they kept the payloads alive
+    while the runtime loaded the .pte, on top of its peak. (A forked writer's jobs hold
+    no program: its encoder is dropped once the child is forked.)"""
     code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", tmp_path / "cache")
     assert code == 0, err
     closed = closed_writers
@@ -149,8 +149,8 @@ def test_a_delegate_payload_is_hashed_once(capsys, tmp_path, monkeypatch, writer
     """A forked child's digests of the payloads its program held come back to the run:
     neither the next child nor the full-run entry (prepared in the run's process) hashes
     the payload again, so this process hashes no payload at all; the thread writer hashes
-    them here (the counter sees them). The digests that came back are right: the re-run
-    is a full hit that writes the same bytes."""
+    each here once (the full-run entry takes its digests). The digests are right: the
+    re-run is a full hit that writes the same bytes."""
     from pteflow.passes.cache import blobs
 
     hashed: list[int] = []
@@ -163,7 +163,7 @@ def test_a_delegate_payload_is_hashed_once(capsys, tmp_path, monkeypatch, writer
         @staticmethod
         def sha256(data=b"", **kwargs):
             if type(data) is bytes and len(data) >= blobs.MIN_BLOB:
-                hashed.append(len(data))
+                hashed.append(id(data))  # (alive through the run: ids are theirs)
             return real.sha256(data, **kwargs)
 
     monkeypatch.setattr(blobs, "hashlib", Counting())
@@ -172,8 +172,8 @@ def test_a_delegate_payload_is_hashed_once(capsys, tmp_path, monkeypatch, writer
     assert code == 0, err
     if writer_kind == "fork":
         assert hashed == []
-    else:
-        assert hashed  # the writer thread's and the full-run entry's
+    else:  # the writer thread's, each once: the full-run entry uses its digests
+        assert hashed and len(hashed) == len(set(hashed))
     code, out, err = run(
         capsys, "run", "--model", f"{MODELS}:mlp", "--passes", PASSES,
         "-o", str(tmp_path / "b.pte"), "--cache-dir", str(cache), "-v",

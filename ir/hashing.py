@@ -134,6 +134,20 @@ def remembered_digest(t: torch.Tensor) -> str | None:
     return None
 
 
+def remembered_tensors() -> list[tuple[torch.Tensor, str]]:
+    """The live tensors whose digest this process remembers and that are unchanged since,
+    each with it (``ir.known_bytes`` compares byte strings with them)."""
+    with _DIGESTS_LOCK:
+        refs = [entry[0] for entry in _DIGESTS.values()]
+    out = []
+    for ref in refs:
+        t = ref()
+        digest = None if t is None else remembered_digest(t)
+        if digest is not None:
+            out.append((t, digest))
+    return out
+
+
 def tensor_digest(t: torch.Tensor) -> str:
     """sha256 (hex) of a plain strided tensor's bytes in C order, remembered per tensor
     object until it is modified in place (its version counter) or given other storage."""

@@ -90,25 +90,58 @@ def sha256_releasing(data: Any, address: int, piece: int = 4 << 20) -> str:
     peak of the run's end). Off the main thread it is hashed whole: another thread (the
     cache's writer) could drop a page the main thread writes between check and drop."""
     import hashlib
-    import threading
 
     view = memoryview(data).cast("B")
-    size = view.nbytes
     h = hashlib.sha256()
-    inside = threading.current_thread() is threading.main_thread() and any(
-        s <= address and address + size <= e for s, e in data_file_mappings()
+    for lo, hi in pieces_releasing(address, view.nbytes, piece):
+        h.update(view[lo:hi])
+    return h.hexdigest()
+
+
+def equal_releasing(data: Any, address: int, piece: int = 4 << 20) -> bool:
+    """``data`` (a buffer) holds the bytes at [address, address + len): ``memcmp`` a piece
+    at a time, each piece of a data file's mapping handed back once compared (as
+    ``sha256_releasing``). A tenth of hashing them: a byte string equal to a weight whose
+    digest the run took has that digest (``ir.known_bytes``)."""
+    import numpy as np
+
+    view = memoryview(data).cast("B")
+    if not view.nbytes:
+        return True
+    mine = np.frombuffer(view, dtype=np.uint8)  # (read-only is fine: only read)
+    base = int(mine.ctypes.data)
+    memcmp = _libc().memcmp
+    for lo, hi in pieces_releasing(address, view.nbytes, piece):
+        if memcmp(base + lo, address + lo, hi - lo):
+            return False
+    return True
+
+
+def pieces_releasing(address: int, size: int, piece: int = 4 << 20) -> Iterator[tuple[int, int]]:
+    """``(lo, hi)``: the offsets of [address, address + size) one piece at a time. Where
+    the range lies in a data file's mapping and this is the main thread, the whole pages
+    of each piece are handed back when the caller asks for the next (or stops); elsewhere
+    it is one piece: another thread could drop a page the main thread writes between
+    check and drop."""
+    import threading
+
+    inside = (
+        size > piece
+        and threading.current_thread() is threading.main_thread()
+        and any(s <= address and address + size <= e for s, e in data_file_mappings())
     )
-    if not inside or size <= piece:
-        h.update(view)
-        return h.hexdigest()
+    if not inside:
+        yield 0, size
+        return
     done = 0
     while done < size:
         end = min(size, ((address + done + piece) // _PAGE) * _PAGE - address)
         end = size if end <= done else end
-        h.update(view[done:end])
-        _release(address + done, address + end)
+        try:
+            yield done, end
+        finally:
+            _release(address + done, address + end)
         done = end
-    return h.hexdigest()
 
 
 def release_tensor(t: Any, mappings: Sequence[tuple[int, int]] | None = None) -> int:
@@ -221,6 +254,8 @@ def _libc() -> Any:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
         libc.munlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        libc.memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+        libc.memcmp.restype = ctypes.c_int
         _LIBC = libc
     return _LIBC
 

@@ -30,19 +30,16 @@ import os
 import pickle
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from pteflow.ir import hashing
+from pteflow.ir import hashing, known_bytes
 
 from . import file_ranges as fr
 
 #: Smaller values stay inside the payload.
 MIN_BLOB = 1024
-#: Smallest known buffer looked for inside a .pte (see ``PteBytes``).
-MIN_SPLIT = 4096
-_STEP = 8
 
 
 class MissingBlob(Exception):
@@ -188,6 +185,7 @@ class BlobPickler(pickle.Pickler):
         self._storages: dict[int, int] = {}  # storage data pointer -> reference index
         self._keep: list[Any] = []  # the objects referenced (ids stay unique)
         self._mappings: fr.Mappings | None = None  # see _in_file
+        self._weights = known_bytes.WeightBytes()
         self.blobs: dict[str, int] = {}  # digest -> size
 
     def persistent_id(self, obj: Any) -> Any:
@@ -195,8 +193,6 @@ class BlobPickler(pickle.Pickler):
             if len(obj) < MIN_BLOB or id(obj) not in self._share:
                 return None
             return self._ref(obj, lambda: ("b", self._bytes(obj), len(obj)))
-        if isinstance(obj, PteBytes):
-            return None
         if _torch() is None or not _plain(obj) or obj.nbytes < MIN_BLOB:
             return None
         return self._ref(obj, lambda: self._tensor(obj))
@@ -213,8 +209,8 @@ class BlobPickler(pickle.Pickler):
         known = self._digests.get(id(data))
         if known is not None and known[0] is data:
             digest = known[1]
-        else:
-            digest = hashlib.sha256(data).hexdigest()
+        else:  # a weight's copy (named data) takes the weight's digest, compared
+            digest = self._weights.digest_of(data) or hashlib.sha256(data).hexdigest()
             self._digests[id(data)] = (data, digest)
         self._store(digest, data)
         return digest
@@ -326,90 +322,3 @@ def loads(payload: bytes, blobs: BlobDir) -> Any:
 
 
 # --------------------------------------------------------------------------- .pte bytes
-
-
-class PteBytes:
-    """A .pte pickled as pieces: the runs of it that are known buffers (delegate payloads,
-    named data, constant tensors, found where ExecuTorch placed them) become references to
-    their blobs, the rest stays literal. Unpickles to the same bytes as one ``bytes``.
-
-    ``pieces`` are the .pte as ExecuTorch holds it (``ir.serialized.pte_pieces``), searched
-    one by one: no contiguous copy of the .pte is made to store it."""
-
-    def __init__(self, pieces: Sequence[bytes], known: Iterable[Any]):
-        self.pieces = list(pieces)
-        self.known = list(known)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_join, (split(self.pieces, self.known),))
-
-
-def _view(obj: Any) -> memoryview | None:
-    if isinstance(obj, bytes | bytearray):
-        return memoryview(obj)
-    if _plain(obj) and obj.is_contiguous():
-        return hashing.raw_bytes(obj)
-    return None
-
-
-def split(data: Sequence[bytes], known: Iterable[Any]) -> list[Any]:
-    """``data`` (consecutive pieces of bytes) as literal bytes and the ``known`` objects
-    whose bytes it holds, in order.
-
-    Walks each piece in steps of 8 bytes (ExecuTorch aligns segments and constants to at
-    least that) and, where the next 32 bytes start a known buffer, takes that buffer whole.
-    """
-    index: dict[bytes, list[tuple[memoryview, Any]]] = {}
-    for obj in known:
-        view = _view(obj)
-        if view is not None and len(view) >= MIN_SPLIT:
-            index.setdefault(bytes(view[:32]), []).append((view, obj))
-    pieces: list[Any] = []
-    for part in data:
-        _split_into(pieces, part, index)
-    return pieces
-
-
-def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -> None:
-    literal = pos = 0
-    end = len(data)
-    while index and pos + 32 <= end:
-        match = None
-        for view, obj in index.get(data[pos : pos + 32], ()):
-            if _holds(data, pos, view, obj):
-                match = (view, obj)
-                break
-        if match is None:
-            pos += _STEP
-            continue
-        if literal < pos:
-            pieces.append(data[literal:pos])
-        pieces.append(match[1])
-        pos = literal = pos + len(match[0])
-    if literal < end:
-        pieces.append(data[literal:] if literal else data)
-
-
-def _holds(data: bytes, pos: int, view: memoryview, obj: Any) -> bool:
-    """``data`` holds ``obj``'s bytes at ``pos``. A tensor whose digest the run remembers
-    (its key hashed it) is compared by digest, not byte by byte: its bytes may be a
-    memory-mapped checkpoint's, and reading them from this thread would page the file back
-    in while the emitter's copy is resident (only the main thread hands such pages back).
-    A piece that is the known byte string itself (ExecuTorch's ``.pte`` holds the named
-    data's objects: 5 GB at 1B) is not compared with itself."""
-    if pos == 0 and data is obj and isinstance(obj, bytes):  # immutable: the same bytes
-        return True
-    known = None if isinstance(obj, bytes | bytearray) else hashing.remembered_digest(obj)
-    if known is None or pos + len(view) > len(data):
-        return data.startswith(view, pos)
-    return hashlib.sha256(memoryview(data)[pos : pos + len(view)]).hexdigest() == known
-
-
-def _join(pieces: list[Any]) -> bytes:
-    out = io.BytesIO()
-    for piece in pieces:
-        if isinstance(piece, bytes | bytearray):
-            out.write(piece)
-        else:
-            out.write(hashing.raw_bytes(piece))
-    return out.getvalue()

@@ -36,7 +36,7 @@ from typing import Any
 from pteflow.ir import Fact, Level, Program, facts, hashing
 from pteflow.ir.serialized import pte_pieces
 
-from . import aten_save, blobs, repair, strip, sym_text
+from . import aten_save, blobs, pte_split, repair, strip, sym_text
 
 
 def encode(program: Program) -> dict[str, Any]:
@@ -190,7 +190,7 @@ def _encode_artifact(program: Program) -> Any:
     if getattr(manager, "_tensor_data", None):
         raise hashing.Unhashable("the program keeps tensor data outside the .pte")
     known = [x for m in methods.values() for x in _held_data(m[-1])]
-    pte = blobs.PteBytes(pte_pieces(manager), known + _named_buffers(manager))
+    pte = pte_split.PteBytes(pte_pieces(manager), known + _named_buffers(manager))
     return {"methods": methods, "config_methods": manager._config_methods, "pte": pte}
 
 
@@ -203,9 +203,8 @@ def pte_value(program: Program) -> dict[str, Any]:
     for method in sorted(manager.methods):
         with strip.stripped(manager.exported_program(method)) as (_shadow, held):
             known += list(_held_data(held))
-    return {
-        "artifact": {"pte": blobs.PteBytes(pte_pieces(manager), known + _named_buffers(manager))}
-    }
+    pte = pte_split.PteBytes(pte_pieces(manager), known + _named_buffers(manager))
+    return {"artifact": {"pte": pte}}
 
 
 def byte_blobs(program: Program) -> list[bytes]:
@@ -233,7 +232,7 @@ def shared(value: dict[str, Any]) -> list[Any]:
     methods = [*artifact.get("methods", {}).values(), *artifact.get("aten", {}).values()]
     out = [x for m in methods for x in _held_data(m[-1])]
     pte = artifact.get("pte")
-    return out + (pte.known if isinstance(pte, blobs.PteBytes) else [])
+    return out + (pte.known if isinstance(pte, pte_split.PteBytes) else [])
 
 
 def _held_data(held: dict[str, Any]) -> Iterator[Any]:

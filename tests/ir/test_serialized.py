@@ -14,7 +14,7 @@ import io
 from pteflow.ir import Level
 from pteflow.ir.invariants import check_level
 from pteflow.ir.serialized import pte_bytes, pte_pieces, pte_sha256, pte_size, write_pte
-from pteflow.passes.cache import blobs
+from pteflow.passes.cache import pte_split
 from pteflow.passes.emit.emit import EmitPass
 from pteflow.testing import build_program
 
@@ -58,11 +58,11 @@ def test_pte_pieces_store_as_blob_references_and_join_back():
     program = build_program(module, (torch.randn(1, 64),), level=Level.EXECUTORCH)
     manager = program.artifact
     weights = [t.detach().contiguous() for t in module.state_dict().values()]
-    known = [w for w in weights if w.numel() * w.element_size() >= blobs.MIN_SPLIT]
+    known = [w for w in weights if w.numel() * w.element_size() >= pte_split.MIN_SPLIT]
     assert known, "the 64x64 weight is big enough to be a blob"
-    split = blobs.split(pte_pieces(manager), known)
+    split = pte_split.split(pte_pieces(manager), known)
     assert any(s is k for s in split for k in known)  # referenced, not copied
-    assert blobs._join(split) == pte_bytes(manager)
+    assert pte_split._join(split) == pte_bytes(manager)
     assert manager._buffer is None
 
 
@@ -100,8 +100,8 @@ def test_a_piece_that_is_the_known_bytes_is_not_compared_with_itself():
 
     named = Uncompared(bytes(range(256)) * 64)
     head, tail = b"\x01" * 64, b"\x02" * 40
-    assert blobs.split([head, named, tail], [named]) == [head, named, tail]
+    assert pte_split.split([head, named, tail], [named]) == [head, named, tail]
     copy = bytes(named)
-    assert blobs.split([copy], [named])[0] is named  # found by comparing
+    assert pte_split.split([copy], [named])[0] is named  # found by comparing
     other = bytes(reversed(copy))
-    assert blobs.split([other], [named]) == [other]
+    assert pte_split.split([other], [named]) == [other]

@@ -283,3 +283,38 @@ def test_tiny_llama_cache_is_about_the_size_of_its_pte(tmp_path):
     assert "cached: 9 of 9 passes restored" in done.stdout  # a full hit
     assert "full hit" in done.stdout
     assert warm.read_bytes() == pte.read_bytes()
+
+
+def test_a_copy_of_a_weight_is_stored_under_its_digest_without_hashing_it(tmp_path, monkeypatch):
+    """XNNPACK's named data are the delegated weights' bytes: the blob pickler takes the
+    digest the run's key remembered for the weight (compared, ``ir.known_bytes``); a byte
+    string no weight holds is hashed, as before. The blob read back is checked against its
+    digest, so a wrong one could not pass."""
+    import torch
+
+    from pteflow.ir import hashing
+    from pteflow.passes.cache import blobs
+
+    weight = torch.randn(256, 256)
+    digest = hashing.tensor_digest(weight)
+    copy = bytes(hashing.raw_bytes(weight))
+    other = bytes(reversed(copy))
+    hashed: list[int] = []
+    real = blobs.hashlib
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def sha256(data=b"", **kwargs):
+            hashed.append(id(data))
+            return real.sha256(data, **kwargs)
+
+    monkeypatch.setattr(blobs, "hashlib", Counting())
+    cache = PassCache(tmp_path / "cache")
+    value = {"named": [copy, other]}
+    payload, sizes = blobs.dumps(value, cache.blobs.put, {}, [copy, other])
+    assert hashed == [id(other)]
+    assert sizes == {digest: len(copy), real.sha256(other).hexdigest(): len(other)}
+    assert blobs.loads(payload, cache.blobs) == value

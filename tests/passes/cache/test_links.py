@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pteflow.passes.cache import PassCache, blobs
+from pteflow.passes.cache import PassCache, blobs, pte_split
 from pteflow.testing import write_random_checkpoint
 
 
@@ -199,11 +199,16 @@ def test_pt2e_cache_links_the_float_weights_instead_of_copying_them(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/pagemap")
-def test_finding_a_mapped_constant_in_the_pte_does_not_page_the_checkpoint_in(tmp_path):
+@pytest.mark.parametrize("thread", ["main", "writer"])
+def test_finding_a_mapped_constant_in_the_pte_does_not_page_the_checkpoint_in(tmp_path, thread):
     """The writer stores the .pte as pieces, finding the known constants in it. Comparing
     a memory-mapped constant byte by byte read the checkpoint's pages back in from the
     writer thread, which cannot hand them back, while the emitter's copy was resident
-    (portable at stories: +60 MB on the run's peak with the cache on)."""
+    (portable at stories: +60 MB on the run's peak with the cache on). The main thread
+    (a forked writer's child, the full-run entry) compares piece by piece, handing each
+    piece's pages back; another thread compares the remembered digest."""
+    import threading
+
     from pteflow.ir import hashing, mapped_pages
 
     from ...mapped_files import resident_kb
@@ -216,13 +221,24 @@ def test_finding_a_mapped_constant_in_the_pte_does_not_page_the_checkpoint_in(tm
     mapped_pages.release_mapped_files()
     assert resident_kb(path) == 0
 
-    pieces = blobs.split([b"header..", copy, b"tail"], [w])
+    found: list[list] = []
+
+    def split() -> None:
+        found.append(pte_split.split([b"header..", copy, b"tail"], [w]))
+
+    if thread == "main":
+        split()
+    else:
+        worker = threading.Thread(target=split)
+        worker.start()
+        worker.join()
+    pieces = found[0]
 
     assert [p is w for p in pieces] == [False, True, False]
     # kB: reading its first bytes maps the page cache's folio around them (2 MB here);
     # compared byte by byte, all 16 MB
     assert resident_kb(path) <= 4096
-    assert blobs.split([b"header..", copy[:-8] + b"changed!"], [w])[1:] == [
+    assert pte_split.split([b"header..", copy[:-8] + b"changed!"], [w])[1:] == [
         copy[:-8] + b"changed!"
     ]  # a different buffer with the same beginning is not taken for it
 

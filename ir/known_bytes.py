@@ -38,6 +38,7 @@ class WeightBytes:
 
     def __init__(self) -> None:
         self._by_size: dict[int, list[tuple[Any, str]]] | None = None
+        self._mappings: list[tuple[int, int]] = []
 
     def digest_of(self, data: Any) -> str | None:
         """The digest of a remembered weight whose bytes are ``data``'s (a buffer), or None."""
@@ -45,6 +46,7 @@ class WeightBytes:
             return None
         if self._by_size is None:
             self._by_size = _by_size()
+            self._mappings = list(mapped_pages.data_file_mappings())
         view = memoryview(data).cast("B")
         candidates = self._by_size.get(view.nbytes)
         if not candidates:
@@ -58,7 +60,7 @@ class WeightBytes:
             if compared == FULL_COMPARES:
                 return None
             compared += 1
-            if mapped_pages.equal_releasing(view, address):
+            if mapped_pages.equal_releasing(view, address, mappings=self._mappings):
                 return digest
         return None
 

@@ -98,11 +98,17 @@ def sha256_releasing(data: Any, address: int, piece: int = 4 << 20) -> str:
     return h.hexdigest()
 
 
-def equal_releasing(data: Any, address: int, piece: int = 4 << 20) -> bool:
+def equal_releasing(
+    data: Any,
+    address: int,
+    piece: int = 4 << 20,
+    mappings: Sequence[tuple[int, int]] | None = None,
+) -> bool:
     """``data`` (a buffer) holds the bytes at [address, address + len): ``memcmp`` a piece
     at a time, each piece of a data file's mapping handed back once compared (as
     ``sha256_releasing``). A tenth of hashing them: a byte string equal to a weight whose
-    digest the run took has that digest (``ir.known_bytes``)."""
+    digest the run took has that digest (``ir.known_bytes``). ``mappings``: as for
+    ``pieces_releasing``."""
     import numpy as np
 
     view = memoryview(data).cast("B")
@@ -111,24 +117,33 @@ def equal_releasing(data: Any, address: int, piece: int = 4 << 20) -> bool:
     mine = np.frombuffer(view, dtype=np.uint8)  # (read-only is fine: only read)
     base = int(mine.ctypes.data)
     memcmp = _libc().memcmp
-    for lo, hi in pieces_releasing(address, view.nbytes, piece):
+    for lo, hi in pieces_releasing(address, view.nbytes, piece, mappings):
         if memcmp(base + lo, address + lo, hi - lo):
             return False
     return True
 
 
-def pieces_releasing(address: int, size: int, piece: int = 4 << 20) -> Iterator[tuple[int, int]]:
+def pieces_releasing(
+    address: int,
+    size: int,
+    piece: int = 4 << 20,
+    mappings: Sequence[tuple[int, int]] | None = None,
+) -> Iterator[tuple[int, int]]:
     """``(lo, hi)``: the offsets of [address, address + size) one piece at a time. Where
     the range lies in a data file's mapping and this is the main thread, the whole pages
     of each piece are handed back when the caller asks for the next (or stops); elsewhere
     it is one piece: another thread could drop a page the main thread writes between
-    check and drop."""
+    check and drop. ``mappings``: ``data_file_mappings()``, read once for many ranges
+    (read here when None)."""
     import threading
 
     inside = (
         size > piece
         and threading.current_thread() is threading.main_thread()
-        and any(s <= address and address + size <= e for s, e in data_file_mappings())
+        and any(
+            s <= address and address + size <= e
+            for s, e in (data_file_mappings() if mappings is None else mappings)
+        )
     )
     if not inside:
         yield 0, size

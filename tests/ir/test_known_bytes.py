@@ -74,9 +74,9 @@ def test_weights_alike_but_for_their_end_are_compared_whole_at_most_twice(monkey
     compared = []
     real = mapped_pages.equal_releasing
 
-    def counting(data, address, *args):
+    def counting(data, address, *args, **kwargs):
         compared.append(address)
-        return real(data, address, *args)
+        return real(data, address, *args, **kwargs)
 
     monkeypatch.setattr(mapped_pages, "equal_releasing", counting)
     found = known_bytes.WeightBytes()

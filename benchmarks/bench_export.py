@@ -125,8 +125,8 @@ DECODE_ROUNDS = 3
 def decode_pair_ms(ours: Path, ref: Path, vocab: int, rounds: int = DECODE_ROUNDS):
     """``(ours, reference)``: each file's median over ``rounds`` alternating measurements
     (ours then the reference, then the other way round, ...). Measured once each, one
-    after the other, the second file's reading was often the lower (the machine warmed up
-    by the first): 135M pt2e read 1.44 in one run and 1.00 alternately."""
+    after the other, the ratio moved by up to 45% between runs (135M pt2e read 1.44 in
+    one run and ~1.00 alternately after; 1B 100 against 146 ms for files run alike)."""
     mine, theirs = [], []
     for i in range(rounds):
         if i % 2 == 0:
@@ -139,13 +139,16 @@ def decode_pair_ms(ours: Path, ref: Path, vocab: int, rounds: int = DECODE_ROUND
 
 
 def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int):
-    """pteflow cold with the cache and --no-cache, ``repeat`` times alternately: the runs of
-    the median wall of each (the cache's cost is a few percent, one run's spread as much)."""
+    """pteflow cold with the cache and --no-cache, ``repeat`` times alternately (the first
+    of each pair alternating too: the run right after export_llama may find the checkpoint
+    out of the page cache, at 1B 15 s slower): the runs of the median wall of each (the
+    cache's cost is a few percent, one run's spread as much)."""
     params, ckpt, hf = model
     colds, bares = [], []
-    for _ in range(repeat):
-        colds.append(run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=True))
-        bares.append(run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=False))
+    for i in range(repeat):
+        for cache in (True, False) if i % 2 == 0 else (False, True):
+            run = run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=cache)
+            (colds if cache else bares).append(run)
 
     def median(runs: list[dict]) -> dict:
         chosen = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
@@ -246,8 +249,9 @@ def main() -> int:
         type=int,
         default=1,
         metavar="N",
-        help="run pteflow with and without the cache N times each, alternately, and report "
-        "the median run of each (the reference runs once)",
+        help="run pteflow with and without the cache N times each, alternately (which of "
+        "the two goes first alternates too), and report the median run of each (the "
+        "reference runs once)",
     )
     args = ap.parse_args()
     if args.repeat < 1:

@@ -60,19 +60,25 @@ def split(data: Sequence[bytes], known: Iterable[Any]) -> list[Any]:
         view = _view(obj)
         if view is not None and len(view) >= MIN_SPLIT:
             index.setdefault(bytes(view[:32]), []).append((view, obj))
+    tensors = any(
+        not isinstance(obj, bytes | bytearray) for views in index.values() for _v, obj in views
+    )
+    mappings = list(mapped_pages.data_file_mappings()) if tensors else []
     pieces: list[Any] = []
     for part in data:
-        _split_into(pieces, part, index)
+        _split_into(pieces, part, index, mappings)
     return pieces
 
 
-def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -> None:
+def _split_into(
+    pieces: list[Any], data: bytes, index: dict[bytes, list[Any]], mappings: list[tuple[int, int]]
+) -> None:
     literal = pos = 0
     end = len(data)
     while index and pos + 32 <= end:
         match = None
         for view, obj in index.get(data[pos : pos + 32], ()):
-            if _holds(data, pos, view, obj):
+            if _holds(data, pos, view, obj, mappings):
                 match = (view, obj)
                 break
         if match is None:
@@ -86,7 +92,9 @@ def _split_into(pieces: list[Any], data: bytes, index: dict[bytes, list[Any]]) -
         pieces.append(data[literal:] if literal else data)
 
 
-def _holds(data: bytes, pos: int, view: memoryview, obj: Any) -> bool:
+def _holds(
+    data: bytes, pos: int, view: memoryview, obj: Any, mappings: list[tuple[int, int]]
+) -> bool:
     """``data`` holds ``obj``'s bytes at ``pos``. A piece that is the known byte string
     itself (ExecuTorch's ``.pte`` holds the named data's objects: 5 GB at 1B) is not
     compared with itself. A tensor's bytes may be a memory-mapped checkpoint's: on the
@@ -100,7 +108,8 @@ def _holds(data: bytes, pos: int, view: memoryview, obj: Any) -> bool:
         return False
     tensor = not isinstance(obj, bytes | bytearray)
     if tensor and threading.current_thread() is threading.main_thread():
-        return mapped_pages.equal_releasing(memoryview(data)[pos : pos + len(view)], obj.data_ptr())
+        piece = memoryview(data)[pos : pos + len(view)]
+        return mapped_pages.equal_releasing(piece, obj.data_ptr(), mappings=mappings)
     known = hashing.remembered_digest(obj) if tensor else None
     if known is None:
         return data.startswith(view, pos)

@@ -119,7 +119,7 @@ def decode_ms(pte: Path, vocab: int, steps: int = 32) -> float:
 
 
 #: Rounds of the decode comparison: each measures both files, in alternating order.
-DECODE_ROUNDS = 3
+DECODE_ROUNDS = 5
 
 
 def decode_pair_ms(ours: Path, ref: Path, vocab: int, rounds: int = DECODE_ROUNDS):

@@ -24,6 +24,18 @@ def _bytes(t: torch.Tensor) -> bytes:
     return bytes(hashing.raw_bytes(t))
 
 
+def _mapped(tmp_path, *shape: int) -> tuple:
+    """A checkpoint's weight loaded memory-mapped, its digest taken (the run's key), a copy
+    of its bytes (the emitter's, a backend's), then none of its pages resident."""
+    path = tmp_path / "weights.pth"
+    torch.save({"w": _weight(0, *shape)}, path)
+    w = torch.load(path, mmap=True, weights_only=True)["w"]
+    digest = hashing.tensor_digest(w)
+    copy = _bytes(w.clone())
+    mapped_pages.release_mapped_files()
+    return path, w, copy, digest
+
+
 def test_a_copy_of_a_remembered_weight_takes_its_digest():
     weights = [_weight(i, 64, 64) for i in range(4)]  # same size: found by their bytes
     digests = [hashing.tensor_digest(w) for w in weights]
@@ -103,12 +115,7 @@ def test_equal_releasing_compares_every_piece(size):
 def test_comparing_with_a_mapped_weight_hands_its_pages_back(tmp_path):
     """The weight's bytes are a memory-mapped checkpoint's: compared piece by piece, its
     pages do not stay resident (the forked writer's child reads 5 GB of them at 1B)."""
-    path = tmp_path / "weights.pth"
-    torch.save({"w": _weight(0, 4096, 1024)}, path)  # 16 MB
-    w = torch.load(path, mmap=True, weights_only=True)["w"]
-    digest = hashing.tensor_digest(w)
-    copy = _bytes(w.clone())
-    mapped_pages.release_mapped_files()
+    path, _w, copy, digest = _mapped(tmp_path, 4096, 1024)  # 16 MB
     assert resident_kb(path) == 0
     assert known_bytes.WeightBytes().digest_of(copy) == digest
     assert resident_kb(path) <= 4096 + 256  # kB: at most one piece and its neighbours
@@ -121,12 +128,8 @@ def test_a_small_mapped_weight_is_handed_back_too(tmp_path):
     (portable at stories: +23 MB on the run's peak when they were not)."""
     from pteflow.passes.cache import pte_split
 
-    path = tmp_path / "weights.pth"
-    torch.save({"w": _weight(0, 256, 1024)}, path)  # 1 MB
-    w = torch.load(path, mmap=True, weights_only=True)["w"]
-    digest = hashing.tensor_digest(w)
-    copy = _bytes(w.clone())
-    mapped_pages.release_mapped_files()
+    path, w, copy, digest = _mapped(tmp_path, 256, 1024)  # 1 MB
+    assert resident_kb(path) == 0
     assert known_bytes.WeightBytes().digest_of(copy) == digest
     assert resident_kb(path) <= 64  # kB: the pages it shares with the file's header
     pieces = pte_split.split([b"header..", copy, b"tail"], [w])

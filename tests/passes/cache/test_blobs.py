@@ -4,6 +4,7 @@ program), an interrupted write leaves no visible entry."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -46,6 +47,26 @@ def entry_blobs(cache: Path) -> dict[str, dict[str, int]]:
         assert header is not None
         out[path.stem] = header.get("blobs") or {}
     return out
+
+
+def hashed_in_blobs(monkeypatch) -> list[int]:
+    """The ids of the byte strings (``MIN_BLOB`` or more) ``blobs.py`` will sha256."""
+    from pteflow.passes.cache import blobs
+
+    hashed: list[int] = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(hashlib, name)
+
+        @staticmethod
+        def sha256(data=b"", **kwargs):
+            if type(data) is bytes and len(data) >= blobs.MIN_BLOB:
+                hashed.append(id(data))
+            return hashlib.sha256(data, **kwargs)
+
+    monkeypatch.setattr(blobs, "hashlib", Counting())
+    return hashed
 
 
 def blob_files(cache: Path) -> list[Path]:
@@ -151,22 +172,7 @@ def test_a_delegate_payload_is_hashed_once(capsys, tmp_path, monkeypatch, writer
     the payload again, so this process hashes no payload at all; the thread writer hashes
     each here once (the full-run entry takes its digests). The digests are right: the
     re-run is a full hit that writes the same bytes."""
-    from pteflow.passes.cache import blobs
-
-    hashed: list[int] = []
-    real = blobs.hashlib
-
-    class Counting:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        @staticmethod
-        def sha256(data=b"", **kwargs):
-            if type(data) is bytes and len(data) >= blobs.MIN_BLOB:
-                hashed.append(id(data))  # (alive through the run: ids are theirs)
-            return real.sha256(data, **kwargs)
-
-    monkeypatch.setattr(blobs, "hashlib", Counting())
+    hashed = hashed_in_blobs(monkeypatch)  # (payloads alive through the run: ids are theirs)
     cache = tmp_path / "cache"
     code, _out, err = compile_mlp(capsys, tmp_path, "a.pte", cache)
     assert code == 0, err
@@ -299,22 +305,10 @@ def test_a_copy_of_a_weight_is_stored_under_its_digest_without_hashing_it(tmp_pa
     digest = hashing.tensor_digest(weight)
     copy = bytes(hashing.raw_bytes(weight))
     other = bytes(reversed(copy))
-    hashed: list[int] = []
-    real = blobs.hashlib
-
-    class Counting:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        @staticmethod
-        def sha256(data=b"", **kwargs):
-            hashed.append(id(data))
-            return real.sha256(data, **kwargs)
-
-    monkeypatch.setattr(blobs, "hashlib", Counting())
+    hashed = hashed_in_blobs(monkeypatch)
     cache = PassCache(tmp_path / "cache")
     value = {"named": [copy, other]}
     payload, sizes = blobs.dumps(value, cache.blobs.put, {}, [copy, other])
     assert hashed == [id(other)]
-    assert sizes == {digest: len(copy), real.sha256(other).hexdigest(): len(other)}
+    assert sizes == {digest: len(copy), hashlib.sha256(other).hexdigest(): len(other)}
     assert blobs.loads(payload, cache.blobs) == value

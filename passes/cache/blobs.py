@@ -319,6 +319,3 @@ def dumps(
 def loads(payload: bytes, blobs: BlobDir) -> Any:
     """The value ``dumps`` pickled. Raises MissingBlob."""
     return BlobUnpickler(io.BytesIO(payload), blobs).load()
-
-
-# --------------------------------------------------------------------------- .pte bytes

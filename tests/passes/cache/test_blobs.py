@@ -262,12 +262,18 @@ def test_sigint_while_the_writer_writes_leaves_no_visible_half_entry(tmp_path, w
     assert code != 0
     assert not list((cache / "entries").glob("*/.*.tmp")), "temporary files left behind"
     pc = PassCache(cache)
-    visible = list((cache / "entries").glob("*/*.entry"))
-    assert len(visible) == 2  # export's and to-edge's; not partition-xnnpack's, half written
-    for path in visible:  # every visible entry is whole, its blobs too
+    visible = {}
+    for path in (cache / "entries").glob("*/*.entry"):  # every visible entry is whole
         header, _payload = pc.read(path.stem)
         for digest, size in (header.get("blobs") or {}).items():
-            pc.blobs.read(digest, size)
+            pc.blobs.read(digest, size)  # its blobs too
+        visible[header["pass"].split("{")[0]] = header
+    # export's and to-edge's programs; not partition-xnnpack's, half written
+    programs = sorted(name for name, header in visible.items() if header.get("payload_bytes"))
+    assert programs == ["export", "to-edge"], visible
+    # the parent goes on while the child is stuck: to-executorch's key (header only, cheaper
+    # to run again) may be visible by the time the Ctrl-C lands; it restores nothing
+    assert set(visible) <= {"export", "to-edge", "to-executorch"}, visible
 
 
 @pytest.mark.slow

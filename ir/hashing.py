@@ -86,6 +86,19 @@ _DIGESTS: dict[int, tuple[Any, int, int, str]] = {}
 _DIGESTS_LOCK = threading.Lock()
 
 
+def plain_cpu(t: Any) -> bool:
+    """A CPU strided tensor of torch's own classes (no subclass), not quantized: its
+    bytes are its value (the pass cache, ``known_bytes`` and the parallel digests ask)."""
+    torch = sys.modules.get("torch")
+    return (
+        torch is not None
+        and type(t) in (torch.Tensor, torch.nn.Parameter)
+        and t.layout == torch.strided
+        and t.device.type == "cpu"
+        and not t.is_quantized
+    )
+
+
 def raw_bytes(t: torch.Tensor) -> memoryview:
     """A plain strided tensor's bytes in C order (a view when it is contiguous on CPU)."""
     import torch
@@ -258,15 +271,11 @@ def _digests_taken_in_parallel(tensors: list[torch.Tensor]) -> None:
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    import torch
-
     todo = {
         id(t): t
         for t in tensors
-        if type(t) in (torch.Tensor, torch.nn.Parameter)
-        and t.device.type == "cpu"
-        and t.layout == torch.strided
-        and not (t.is_quantized or t.is_inference())  # (an inference tensor's is not kept)
+        if plain_cpu(t)
+        and not t.is_inference()  # (an inference tensor's digest is not kept)
         and remembered_digest(t) is None
     }
     workers = min(4, os.cpu_count() or 1)

@@ -66,11 +66,8 @@ class WeightBytes:
 
 
 def _by_size() -> dict[int, list[tuple[Any, str]]]:
-    import torch
-
     out: dict[int, list[tuple[Any, str]]] = {}
     for t, digest in hashing.remembered_tensors():
-        plain = type(t) in (torch.Tensor, torch.nn.Parameter) and t.layout == torch.strided
-        if plain and t.device.type == "cpu" and t.is_contiguous() and t.numel():
+        if hashing.plain_cpu(t) and t.is_contiguous() and t.numel():
             out.setdefault(t.numel() * t.element_size(), []).append((t, digest))
     return out

@@ -133,18 +133,13 @@ def pieces_releasing(
     the range lies in a data file's mapping and this is the main thread, the whole pages
     of each piece are handed back when the caller asks for the next (or stops); elsewhere
     it is one piece: another thread could drop a page the main thread writes between
-    check and drop. ``mappings``: ``data_file_mappings()``, read once for many ranges; a
-    range of one piece is released only when they are given (reading ``/proc/self/maps``,
-    ~1 ms, for each small weight hashed for a key would cost more than it saves)."""
+    check and drop. ``mappings``: ``data_file_mappings()``, read once for many ranges
+    (else here: ~1 ms, so callers hand small ranges in only with the mappings read)."""
     import threading
 
-    inside = (
-        (size > piece or mappings is not None)
-        and threading.current_thread() is threading.main_thread()
-        and any(
-            s <= address and address + size <= e
-            for s, e in (data_file_mappings() if mappings is None else mappings)
-        )
+    inside = threading.current_thread() is threading.main_thread() and any(
+        s <= address and address + size <= e
+        for s, e in (data_file_mappings() if mappings is None else mappings)
     )
     if not inside:
         yield 0, size

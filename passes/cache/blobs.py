@@ -138,18 +138,9 @@ def _torch() -> Any:
 
 
 def _plain(t: Any) -> bool:
-    """A CPU strided tensor whose bytes are all it holds (no subclass, no quantizer)."""
-    torch = _torch()
-    return (
-        torch is not None
-        and type(t) in (torch.Tensor, torch.nn.Parameter)
-        and t.layout == torch.strided
-        and t.device.type == "cpu"
-        and not t.is_quantized
-        and t.grad_fn is None
-        and not t.is_conj()
-        and not t.is_neg()
-    )
+    """A CPU strided tensor whose bytes are all it holds (no subclass, no quantizer, not
+    a lazily conjugated or negated view)."""
+    return hashing.plain_cpu(t) and t.grad_fn is None and not t.is_conj() and not t.is_neg()
 
 
 def _whole(t: Any) -> bool:

@@ -63,7 +63,8 @@ def split(data: Sequence[bytes], known: Iterable[Any]) -> list[Any]:
     tensors = any(
         not isinstance(obj, bytes | bytearray) for views in index.values() for _v, obj in views
     )
-    mappings = list(mapped_pages.data_file_mappings()) if tensors else []
+    compared = tensors and threading.current_thread() is threading.main_thread()
+    mappings = list(mapped_pages.data_file_mappings()) if compared else []  # (see _holds)
     pieces: list[Any] = []
     for part in data:
         _split_into(pieces, part, index, mappings)

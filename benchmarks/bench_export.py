@@ -2,9 +2,9 @@
 
 For each named pipeline and the matching export_llama flags (benchmarks/reference.py),
 both flows export the same random checkpoint in their own subprocess; then both .pte
-files decode the same tokens in executorch.runtime (``DECODE_ROUNDS`` alternating
-rounds, the median of each file's). Ratios are pteflow / reference:
-the targets are <= 1.0 for wall time, peak RSS and size, and <= 1.05 for decode latency.
+files decode the same tokens in executorch.runtime, their steps alternating
+(``benchmarks/decode.py``). Ratios are pteflow / reference: the targets (issue 12) are
+wall <= 0.5, peak RSS <= 0.75, size and decode <= 1.0, the cache within 5% of --no-cache.
 The manager's own share (scheduling + checks, from pteflow's JSON report) is printed too.
 
     python benchmarks/bench_export.py --size tiny
@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.decode import decode_ms, decode_pair_ms
 from benchmarks.hf_checkpoint import HF_SIZES, pteflow_hf_command, write_hf_checkpoint
 from benchmarks.machine import machine
 from benchmarks.reference import (
@@ -99,45 +99,6 @@ def run_pteflow(
     }
 
 
-def decode_ms(pte: Path, vocab: int, steps: int = 32) -> float:
-    """Median wall time of one single-token decode step in executorch.runtime."""
-    import torch
-
-    from pteflow.ir.evaluate import load_runtime_program
-
-    program = load_runtime_program(pte.read_bytes())
-    method = program.load_method("forward")
-    gen = torch.Generator().manual_seed(0)
-    times = []
-    for pos in range(steps):
-        tok = torch.randint(0, vocab, (1, 1), generator=gen)
-        t0 = time.perf_counter()
-        method.execute([tok, torch.tensor([pos])])
-        times.append(time.perf_counter() - t0)
-    del method, program
-    return statistics.median(times[4:]) * 1000  # the first steps warm caches up
-
-
-#: Rounds of the decode comparison: each measures both files, in alternating order.
-DECODE_ROUNDS = 5
-
-
-def decode_pair_ms(ours: Path, ref: Path, vocab: int, rounds: int = DECODE_ROUNDS):
-    """``(ours, reference)``: each file's median over ``rounds`` alternating measurements
-    (ours then the reference, then the other way round, ...). Measured once each, one
-    after the other, the ratio moved by up to 45% between runs (135M pt2e read 1.44 in
-    one run and ~1.00 alternately after; 1B 100 against 146 ms for files run alike)."""
-    mine, theirs = [], []
-    for i in range(rounds):
-        if i % 2 == 0:
-            mine.append(decode_ms(ours, vocab))
-            theirs.append(decode_ms(ref, vocab))
-        else:
-            theirs.append(decode_ms(ref, vocab))
-            mine.append(decode_ms(ours, vocab))
-    return statistics.median(mine), statistics.median(theirs)
-
-
 def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int):
     """pteflow cold with the cache and --no-cache, ``repeat`` times alternately (the first
     of each pair alternating too: the run right after export_llama may find the checkpoint
@@ -203,7 +164,7 @@ def measure(
             "abs": f"{ours} MB; export_llama failed at {ref_rss:.0f} MB; decode {our_ms:.3f} ms",
         }
     ref_pte = Path(ref.pte_path)
-    our_ms, ref_ms = decode_pair_ms(cold["pte"], ref_pte, vocab)
+    our_ms, ref_ms = decode_pair_ms(cold["pte"], ref_pte, vocab, max_seq_len)
     return row | {
         "wall": cold["wall_s"] / ref.wall_s,
         "rss": cold["peak_rss_mb"] / ref.peak_rss_mb,

@@ -152,7 +152,7 @@ def measure(
         f" s; rss {cold['peak_rss_mb']:.0f} ({bare['peak_rss_mb']:.0f})"
     )
     if ref is None:
-        our_ms = decode_ms(cold["pte"], vocab)
+        our_ms = decode_ms(cold["pte"], vocab, max_seq_len)
         return row | {
             "wall": None,
             "wall_nocache": None,

@@ -58,51 +58,49 @@ def _tokens(vocab: int, steps: int) -> list[Any]:
     return [torch.randint(0, vocab, (1, 1), generator=gen) for _ in range(steps)]
 
 
-def decode_ms(pte: Path, vocab: int, steps: int = 32) -> float:
+def decode_ms(pte: Path, vocab: int, max_seq_len: int = 128) -> float:
     """Median wall time (ms) of one single-token decode step of ``pte`` alone."""
-    decoder = _Decoder(pte)
-    times = [decoder.step(tok, pos) for pos, tok in enumerate(_tokens(vocab, steps))]
-    return statistics.median(times[4:]) * 1000  # the first steps warm caches up
+    return _timed([_Decoder(pte)], vocab, max_seq_len)[0]
 
 
 def decode_pair_ms(
     ours: Path, ref: Path, vocab: int, max_seq_len: int = 128
 ) -> tuple[float, float]:
     """``(ours, reference)``: each file's median ms per decode step over ``DECODE_ROUNDS``
-    rounds, each round loading both afresh (module doc); positions stay below
-    ``max_seq_len``."""
+    rounds, each round loading both afresh, which first alternating (module doc);
+    positions stay below ``max_seq_len``."""
     together = ours.stat().st_size + ref.stat().st_size <= INTERLEAVE_MAX_BYTES
     mine, theirs = [], []
     for i in range(DECODE_ROUNDS):
+        ours_first = i % 2 == 0
         if together:
-            a, b = _interleaved(ours, ref, vocab, max_seq_len, ours_first=i % 2 == 0)
-        elif i % 2 == 0:
-            a, b = decode_ms(ours, vocab), decode_ms(ref, vocab)
+            if ours_first:
+                a = _Decoder(ours)
+                b = _Decoder(ref)
+            else:
+                b = _Decoder(ref)
+                a = _Decoder(ours)
+            m, t = _timed([a, b], vocab, max_seq_len)
+        elif ours_first:
+            m, t = decode_ms(ours, vocab, max_seq_len), decode_ms(ref, vocab, max_seq_len)
         else:
-            b, a = decode_ms(ref, vocab), decode_ms(ours, vocab)
-        mine.append(a)
-        theirs.append(b)
+            t, m = decode_ms(ref, vocab, max_seq_len), decode_ms(ours, vocab, max_seq_len)
+        mine.append(m)
+        theirs.append(t)
     return statistics.median(mine), statistics.median(theirs)
 
 
-def _interleaved(
-    ours: Path, ref: Path, vocab: int, max_seq_len: int, ours_first: bool
-) -> tuple[float, float]:
-    """Both loaded (in the round's order), their steps alternating one by one."""
-    if ours_first:
-        a = _Decoder(ours)
-        b = _Decoder(ref)
-    else:
-        b = _Decoder(ref)
-        a = _Decoder(ours)
+def _timed(decoders: list[_Decoder], vocab: int, max_seq_len: int) -> list[float]:
+    """Each decoder's median step (ms) over the same tokens at the same positions, the
+    first steps left out (they warm caches up); two decoders' steps alternate one by one,
+    which first alternating."""
     steps = min(WARMUP_STEPS + MEASURED_STEPS, max_seq_len)
-    mine, theirs = [], []
+    warm = min(WARMUP_STEPS, steps // 4)
+    times: list[list[float]] = [[] for _ in decoders]
     for pos, tok in enumerate(_tokens(vocab, steps)):
-        if pos % 2 == 0:
-            t_a, t_b = a.step(tok, pos), b.step(tok, pos)
-        else:
-            t_b, t_a = b.step(tok, pos), a.step(tok, pos)
-        if pos >= min(WARMUP_STEPS, steps // 4):
-            mine.append(t_a)
-            theirs.append(t_b)
-    return statistics.median(mine) * 1000, statistics.median(theirs) * 1000
+        order = list(range(len(decoders)))
+        for k in order if pos % 2 == 0 else order[::-1]:
+            took = decoders[k].step(tok, pos)
+            if pos >= warm:
+                times[k].append(took)
+    return [statistics.median(t) * 1000 for t in times]

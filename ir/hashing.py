@@ -35,7 +35,6 @@ import re
 import sys
 import threading
 import types
-import weakref
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +42,14 @@ import attrs
 
 from .code_hash import VERSIONED, Unhashable, is_own_code, source_hash, versions
 from .levels import Level
+from .tensor_digests import (
+    digests_in_parallel,
+    plain_cpu,
+    raw_bytes,
+    remembered_digest,
+    remembered_tensors,
+    tensor_digest,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +57,17 @@ if TYPE_CHECKING:
     from .program import Program
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-__all__ = ["VERSIONED", "Unhashable", "source_hash", "versions"]  # re-exported (code_hash)
+__all__ = [  # re-exported (code_hash, tensor_digests)
+    "VERSIONED",
+    "Unhashable",
+    "plain_cpu",
+    "raw_bytes",
+    "remembered_digest",
+    "remembered_tensors",
+    "source_hash",
+    "tensor_digest",
+    "versions",
+]
 
 
 def _h() -> hashlib._Hash:
@@ -76,107 +93,30 @@ def _tensor_bytes(t: torch.Tensor) -> Iterator[bytes]:
         torch.save(t.detach().cpu(), buf)
         yield buf.getvalue()
         return
-    yield tensor_digest(t).encode()
+    tokens = getattr(_WALK, "tensors", None)
+    if tokens is None:
+        yield tensor_digest(t).encode()
+    else:  # its place in the list instead: the caller takes the digest (``tensors_as_tokens``)
+        tokens.append(t)
+        yield f"#{len(tokens) - 1}".encode()
 
 
-#: id(tensor) -> (weak reference, version, data pointer, sha256 of its bytes): each weight
-#: is hashed once per process (the input's key, then the cache's blob addresses) while it
-#: stays unchanged. Keyed by identity: tensors compare elementwise.
-_DIGESTS: dict[int, tuple[Any, int, int, str]] = {}
-_DIGESTS_LOCK = threading.Lock()
+_WALK = threading.local()
 
 
-def plain_cpu(t: Any) -> bool:
-    """A CPU strided tensor of torch's own classes (no subclass), not quantized: its
-    bytes are its value (the pass cache, ``known_bytes`` and the parallel digests ask)."""
-    torch = sys.modules.get("torch")
-    return (
-        torch is not None
-        and type(t) in (torch.Tensor, torch.nn.Parameter)
-        and t.layout == torch.strided
-        and t.device.type == "cpu"
-        and not t.is_quantized
-    )
-
-
-def raw_bytes(t: torch.Tensor) -> memoryview:
-    """A plain strided tensor's bytes in C order (a view when it is contiguous on CPU)."""
-    import torch
-
-    flat = t.detach().cpu().contiguous().reshape(-1)
-    if not flat.numel():
-        return memoryview(b"")
-    return memoryview(flat.view(torch.uint8).numpy())  # type: ignore[arg-type]
-
-
-#: From this size a tensor's bytes are hashed in pieces, its memory-mapped file's pages
-#: handed back after each (``mapped_pages.sha256_releasing``).
-_HASHED_IN_PIECES = 8 << 20
-
-
-def _sha256(t: torch.Tensor) -> str:
-    """sha256 (hex) of ``raw_bytes(t)``; a large contiguous CPU tensor's through
-    ``mapped_pages.sha256_releasing`` (its memory-mapped file's pages handed back)."""
-    data = raw_bytes(t)
-    if data.nbytes < _HASHED_IN_PIECES or t.device.type != "cpu" or not t.is_contiguous():
-        return hashlib.sha256(data).hexdigest()
-    from . import mapped_pages
-
-    return mapped_pages.sha256_releasing(data, t.data_ptr())
-
-
-def _stamp(t: torch.Tensor) -> tuple[int, int] | None:
-    """What a remembered digest is valid for: ``t``'s version and storage address; None
-    for an inference tensor (no version counter: its digest is never remembered)."""
+@contextlib.contextmanager
+def tensors_as_tokens() -> Iterator[list[torch.Tensor]]:
+    """While inside, on this thread: a tensor whose bytes a hash would take is not read;
+    it joins the list this yields, and the hash takes its place in that list (``#0``,
+    ``#1``, ...). The structure is hashed now, the weights' digests whenever the caller
+    takes them (``passes.cache.input_key``: beside the first pass)."""
+    tensors: list[torch.Tensor] = []
+    outer = getattr(_WALK, "tensors", None)
+    _WALK.tensors = tensors
     try:
-        return (t._version, t.data_ptr() if t.numel() else 0)
-    except RuntimeError:
-        return None
-
-
-def remembered_digest(t: torch.Tensor) -> str | None:
-    """``tensor_digest(t)`` if it was taken and ``t`` is unchanged since, without reading
-    ``t``'s bytes; else None."""
-    stamp = _stamp(t)
-    if stamp is None:
-        return None
-    with _DIGESTS_LOCK:
-        known = _DIGESTS.get(id(t))
-    if known is not None and known[0]() is t and known[1:3] == stamp:
-        return str(known[3])
-    return None
-
-
-def remembered_tensors() -> list[tuple[torch.Tensor, str]]:
-    """The live tensors whose digest this process remembers and that are unchanged since,
-    each with it (``ir.known_bytes`` compares byte strings with them)."""
-    with _DIGESTS_LOCK:
-        refs = [entry[0] for entry in _DIGESTS.values()]
-    out = []
-    for ref in refs:
-        t = ref()
-        digest = None if t is None else remembered_digest(t)
-        if digest is not None:
-            out.append((t, digest))
-    return out
-
-
-def tensor_digest(t: torch.Tensor) -> str:
-    """sha256 (hex) of a plain strided tensor's bytes in C order, remembered per tensor
-    object until it is modified in place (its version counter) or given other storage."""
-    known = remembered_digest(t)
-    if known is not None:
-        return known
-    digest = _sha256(t)
-    stamp = _stamp(t)
-    if stamp is None:
-        return digest
-    key = id(t)
-    with contextlib.suppress(TypeError):  # a tensor without weakref support: not remembered
-        ref = weakref.ref(t, lambda _r: _DIGESTS.pop(key, None))
-        with _DIGESTS_LOCK:
-            _DIGESTS[key] = (ref, *stamp, digest)
-    return digest
+        yield tensors
+    finally:
+        _WALK.tensors = outer
 
 
 def _is_tensor(value: Any) -> bool:
@@ -258,38 +198,11 @@ _MODULE_BOOKKEEPING = frozenset(
 )
 
 
-#: Weights at least this large in all are hashed on several threads first (below it the
-#: threads cost more than they save).
-PARALLEL_DIGESTS_BYTES = 64 << 20
-
-
-def _digests_taken_in_parallel(tensors: list[torch.Tensor]) -> None:
-    """Take (and remember) the digests of the plain weights among ``tensors`` on up to
-    ``os.cpu_count()`` (at most 4) threads: sha256 releases the GIL, and a run's first key
-    waits for every weight's digest (5.7 GB at Llama-3.2-1B's shapes: 6.5 s on one
-    thread). The walk after finds them remembered."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    todo = {
-        id(t): t
-        for t in tensors
-        if plain_cpu(t)
-        and not t.is_inference()  # (an inference tensor's digest is not kept)
-        and remembered_digest(t) is None
-    }
-    workers = min(4, os.cpu_count() or 1)
-    if workers < 2 or sum(t.nbytes for t in todo.values()) < PARALLEL_DIGESTS_BYTES:
-        return
-    biggest_first = sorted(todo.values(), key=lambda t: -t.nbytes)
-    with ThreadPoolExecutor(workers, thread_name_prefix="pteflow-digest") as pool:
-        list(pool.map(tensor_digest, biggest_first))
-
-
 def module_hash(module: torch.nn.Module) -> str:
     """Code of every submodule class, every parameter/buffer, and plain attributes."""
     h = _h()
-    _digests_taken_in_parallel([*module.parameters(), *module.buffers()])
+    if getattr(_WALK, "tensors", None) is None:
+        digests_in_parallel([*module.parameters(), *module.buffers()])
     for name, sub in module.named_modules(remove_duplicate=False):
         cls = type(sub)
         mod = sys.modules.get(cls.__module__)

@@ -114,19 +114,21 @@ def test_large_weights_are_hashed_on_several_threads_to_the_same_hash(monkeypatc
         torch.manual_seed(0)
         return torch.nn.Sequential(*(torch.nn.Linear(64, 64) for _ in range(8)))
 
-    monkeypatch.setattr(hashing, "PARALLEL_DIGESTS_BYTES", 1 << 62)
+    from pteflow.ir import tensor_digests
+
+    monkeypatch.setattr(tensor_digests, "PARALLEL_DIGESTS_BYTES", 1 << 62)
     sequential = hashing.module_hash(model())
 
     taken: list[str] = []
-    digest = hashing.tensor_digest
+    digest = tensor_digests.tensor_digest
 
     def recorded(t):
         if hashing.remembered_digest(t) is None:
             taken.append(threading.current_thread().name)
         return digest(t)
 
-    monkeypatch.setattr(hashing, "tensor_digest", recorded)
-    monkeypatch.setattr(hashing, "PARALLEL_DIGESTS_BYTES", 1)
+    monkeypatch.setattr(tensor_digests, "tensor_digest", recorded)
+    monkeypatch.setattr(tensor_digests, "PARALLEL_DIGESTS_BYTES", 1)
     assert hashing.module_hash(model()) == sequential
     assert len(taken) == 16  # 8 weights, 8 biases: each hashed once
     assert all(name.startswith("pteflow-digest") for name in taken)

@@ -197,17 +197,19 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         cache = None
     from .warm import full_hit_result, look_up
 
-    warm_keys, full = look_up(cache, manager, model.program, pte)  # an unchanged re-run?
+    keys_of_run, full = look_up(cache, manager, model.program, pte)  # an unchanged re-run?
     from . import release
 
     releasing = not options.keep_program and etrecord is None
     with release.deferring(releasing) as pending:  # emit's files: checked once released
         if full is not None and pte is not None and cache is not None:
             result = full_hit_result(full, pte, progress, cache.directory)
+            warm_keys = keys_of_run()
             kept = release.Kept(full.constants, None)
         else:
             with startup_objects_frozen():  # the collector skips what outlives the run
                 result = manager.run(model.program, observers=observers, cache=cache)
+            warm_keys = keys_of_run()  # (a cold run's first key was taken while it ran)
             kept = release.keep(result, pte, cache, warm_keys, pending)
         if pending:
             result = release.released(result)  # the only reference to the program: dropped

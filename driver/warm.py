@@ -20,10 +20,11 @@ and the passes' options and sources, exactly as the pass cache's do.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,15 +56,14 @@ class WarmKeys:
         return _derived("reference", base, rank, hashing.canonical(list(steps)), against)
 
 
-def run_keys(cache: Any, ordered: Sequence[Any], program: Any) -> WarmKeys | None:
-    """The keys, or None when the run cannot be a full hit (a pass that is not cacheable
-    besides a final ``emit``, an unhashable input, an input that is not a Program)."""
-    from pteflow.passes.cache import pass_key
+def run_keys(ordered: Sequence[Any], first: str) -> WarmKeys | None:
+    """The keys of a run of ``ordered`` on the input keyed ``first``, or None when it
+    cannot be a full hit (a pass that is not cacheable besides a final ``emit``)."""
+    from pteflow.passes.cache import chain_keys, pass_key
 
     if not ordered or ordered[-1].name != "emit":
         return None
-    # an unhashable input or pass leaves its keys None (the session says why in its notes)
-    chain = tuple(cache.session(tuple(ordered), program).keys)
+    chain = tuple(chain_keys(first, tuple(ordered)))
     if any(k is None for k in chain[:-1]) or len(chain) < 2:
         return None
     emit = ordered[-1]
@@ -156,14 +156,29 @@ def load_full_hit(cache: Any, keys: WarmKeys) -> FullHit | None:
 
 def look_up(
     cache: Any, manager: Any, program: Any, pte: Path | None
-) -> tuple[WarmKeys | None, FullHit | None]:
-    """The run's keys and its stored full run (None, None without a cache or a .pte)."""
+) -> tuple[Callable[[], WarmKeys | None], FullHit | None]:
+    """The run's keys (a function: a cold run's are taken while it runs, and are asked for
+    once it has) and its stored full run (None: none, no cache, or no ``.pte``)."""
     if cache is None or pte is None:
-        return None, None
+        return lambda: None, None
     w0 = time.perf_counter()
     planned = manager.plan(start_level=program.level, initial_facts=program.facts)
-    keys = run_keys(cache, planned.ordered_passes(), program)
-    full = load_full_hit(cache, keys) if keys is not None else None
+    ordered = planned.ordered_passes()
+    try:  # the run's session takes this first key over (one input is hashed once)
+        first = cache.input_key(program, keep=True)
+    except Exception:  # an unhashable input: the session says why in its notes
+        return lambda: None, None
+
+    @functools.cache
+    def keys() -> WarmKeys | None:
+        try:
+            return run_keys(ordered, first.result())
+        except hashing.Unhashable:
+            return None
+
+    if not first.seen:  # the cache holds nothing for this input
+        return keys, None
+    full = load_full_hit(cache, found) if (found := keys()) is not None else None
     if full is not None:
         full = attrs.evolve(full, planned=planned, load_s=time.perf_counter() - w0)
     return keys, full

@@ -18,7 +18,7 @@ user, for this key.
 """
 
 from .auth import key_path, user_key
-from .keys import pass_key
+from .keys import chain_keys, pass_key
 from .session import CacheSession
 from .store import (
     DEFAULT_MAX_BYTES,
@@ -41,6 +41,7 @@ __all__ = [
     "CacheWarning",
     "CorruptEntry",
     "PassCache",
+    "chain_keys",
     "default_cache_dir",
     "key_path",
     "parse_size",

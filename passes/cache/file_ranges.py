@@ -69,7 +69,7 @@ def in_place(t: Any, mappings: Mappings) -> FileRange | None:
     return FileRange(found[0], found[1], size, hashing.raw_bytes(t), clean)
 
 
-def _file_digest(path: str, offset: int, size: int, into: bytearray | None = None) -> str:
+def range_digest(path: str, offset: int, size: int, into: bytearray | None = None) -> str:
     """sha256 of ``size`` bytes of ``path`` at ``offset`` (copied ``into`` when given).
     Raises LinkMismatch when the file is shorter or cannot be read."""
     h = hashlib.sha256()
@@ -99,7 +99,7 @@ def link_text(source: FileRange, digest: str) -> bytes | None:
     try:
         if (
             not source.unmodified
-            and _file_digest(source.path, source.offset, source.size) != digest
+            and range_digest(source.path, source.offset, source.size) != digest
         ):
             return None
     except LinkMismatch:
@@ -137,7 +137,7 @@ def read_link(link: Path, digest: str, size: int) -> bytearray:
         if length != size:
             raise LinkMismatch("the link has the wrong size")
         data = bytearray(size)
-        if _file_digest(path, offset, size, into=data) != digest:
+        if range_digest(path, offset, size, into=data) != digest:
             raise LinkMismatch(f"{path} changed since it was linked (checksum mismatch)")
     except FileNotFoundError:
         raise LinkMismatch(_BROKEN.get(link, "missing (neither stored nor linked)")) from None

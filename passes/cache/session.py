@@ -26,13 +26,14 @@ import time
 import weakref
 from typing import Any
 
-from pteflow.ir import Level, Program, hashing
+from pteflow.ir import Level, Program
 from pteflow.ir.freed_memory import return_freed_memory
 
 from ..base import Pass
 from . import codec
 from .blobs import MissingBlob
 from .forked import ForkedWriter, writer_for
+from .input_key import InputKey
 from .keys import chain_keys
 from .store import LAST_RUN, CorruptEntry, PassCache
 from .worth import StoreBudget
@@ -85,16 +86,38 @@ class CacheSession:
         for p in ordered:
             known |= p.contract.provides | p.contract.requires | p.contract.invalidates
         self._facts = codec.fact_table(known)
-        self.keys: list[str | None] = self._chain(program)
-
-    def _chain(self, program: Program) -> list[str | None]:
-        keys: list[str | None] = [None] * len(self.ordered)
+        self._keys: list[str | None] | None = None
+        self._input: InputKey | None = None
         try:
-            key = hashing.program_hash(program)
+            self._input = cache.input_key(program)
         except Exception as e:  # an unhashable input only disables the cache
-            self.notes.append(f"input program not hashable ({e}); nothing cached")
-            return keys
-        return chain_keys(key, self.ordered, self.notes.append)
+            self._no_keys(e)
+
+    @property
+    def keys(self) -> list[str | None]:
+        """The chain key of each pass (None: not cached). A cold run's first key may still
+        be in the making (``input_key.py``): this waits for it."""
+        if self._keys is None:
+            try:
+                first = self._input.result() if self._input is not None else None
+            except Exception as e:
+                self._no_keys(e)
+                first = None
+            if first is not None:
+                self._keys = chain_keys(first, self.ordered, self.notes.append)
+            else:
+                self._keys = [None] * len(self.ordered)
+        return self._keys
+
+    def _no_keys(self, why: Exception) -> None:
+        self.notes.append(f"input program not hashable ({why}); nothing cached")
+        self._keys = [None] * len(self.ordered)
+
+    @property
+    def may_hit(self) -> bool:
+        """The cache may hold entries for this run (else nothing is looked up, and the
+        first key is taken while the first pass runs)."""
+        return self.read and self._input is not None and self._input.seen
 
     @property
     def cacheable(self) -> int:
@@ -114,7 +137,7 @@ class CacheSession:
 
     def resume(self, program: Program) -> tuple[int, Program]:
         """The first rank to run and the program to run it on (the longest cached prefix)."""
-        if not self.read:
+        if not self.may_hit:
             return 0, program
         t0 = time.perf_counter()
         try:
@@ -200,6 +223,9 @@ class CacheSession:
         key = self.keys[rank]
         if key is None:
             return
+        if self._input is not None and not self._input.seen:
+            self._input.mark()  # a later run on this input looks its entries up
+            self._input.seen = True
         t0 = time.perf_counter()
         try:
             self._stage(rank, key, before, after, modified, record)

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from pteflow.ir.errors import UserError
 
 from . import auth
 from .blobs import LINK, BlobDir
+from .input_key import MARKERS, InputKey
 
 if TYPE_CHECKING:
     from pteflow.ir import Program
@@ -140,6 +142,8 @@ class PassCache:
         #: holds them: the driver clears them before it lets the run's program go
         #: (``driver/release.keep``), an abandoned writer at once
         self.digests: dict[int, tuple[Any, str]] = {}
+        #: first keys kept for the next run on the same program object (``input_key``)
+        self._inputs: list[tuple[Any, InputKey]] = []
 
     @property
     def secret(self) -> bytes:
@@ -379,11 +383,33 @@ class PassCache:
             for tmp in d.glob("*/.*.tmp") if d.is_dir() else ():
                 with contextlib.suppress(OSError):
                     tmp.unlink()
+        for marker in (self.directory / MARKERS).glob("*"):
+            with contextlib.suppress(OSError):
+                marker.unlink()
         with contextlib.suppress(OSError):
             (self.directory / LAST_RUN).unlink()
         return n
 
     # ---------------------------------------------------------------- a run
+
+    def input_key(self, program: Program, *, keep: bool = False) -> InputKey:
+        """The first key of a run on ``program`` (``input_key.py``). ``keep``: kept for the
+        next call on the same program object (the driver's look-up hands its key to the
+        run: one input is hashed once); else made now, or taken from such a call.
+
+        Raises:
+            Unhashable: the program cannot be hashed faithfully.
+        """
+        self._inputs = [(ref, key) for ref, key in self._inputs if ref() is not None]
+        for i, (ref, key) in enumerate(self._inputs):
+            if ref() is program:
+                if not keep:
+                    del self._inputs[i]
+                return key
+        key = InputKey(program, self.directory, self._mkdir)
+        if keep:
+            self._inputs.append((weakref.ref(program), key))
+        return key
 
     def session(
         self,

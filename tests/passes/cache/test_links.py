@@ -77,13 +77,13 @@ def test_a_link_reads_the_file_only_when_a_page_may_differ_from_it(tmp_path, map
 
     path, weights = mapped
     reads: list[int] = []
-    read = file_ranges._file_digest
+    read = file_ranges.range_digest
 
     def counted(*args, **kwargs):
         reads.append(args[2])
         return read(*args, **kwargs)
 
-    monkeypatch.setattr(file_ranges, "_file_digest", counted)
+    monkeypatch.setattr(file_ranges, "range_digest", counted)
     cache = PassCache(tmp_path / "cache")
     payload, _ = _dump(cache, weights)
     assert len(_kinds(cache)[1]) == 2 and reads == []  # linked, the file not read
@@ -256,9 +256,9 @@ def test_a_range_is_hashed_and_copied_in_pieces_to_the_same_bytes(tmp_path, offs
     path.write_bytes(data)
     want = data[offset : offset + size]
     digest = hashlib.sha256(want).hexdigest()
-    assert file_ranges._file_digest(str(path), offset, size) == digest
+    assert file_ranges.range_digest(str(path), offset, size) == digest
     into = bytearray(size)
-    assert file_ranges._file_digest(str(path), offset, size, into=into) == digest
+    assert file_ranges.range_digest(str(path), offset, size, into=into) == digest
     assert bytes(into) == want
     with pytest.raises(file_ranges.LinkMismatch, match="ends before"):
-        file_ranges._file_digest(str(path), len(data) - 2, 10)
+        file_ranges.range_digest(str(path), len(data) - 2, 10)

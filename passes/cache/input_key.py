@@ -1,0 +1,167 @@
+"""A run's first key: the input program's hash, its weights' digests taken beside the
+first pass when the cache cannot hold an entry for this input.
+
+    key_0 = sha256(the input's structure with each weight as a token #i,
+                   the digest of weight #0, #1, ...)
+
+Every later key chains from it (``keys.py``), so nothing can be looked up before it is
+known: at Llama-3.2-1B's shapes that is 5.7 GB of weights to hash (2.4 s on two threads)
+before the first pass starts. Most runs need no look-up: a checkpoint exported for the
+first time has no entries, and its keys are needed only when the first result is stored,
+after the first pass. So the cache keeps a marker per input it stored entries for, named
+by the input's structure and a sample of each weight (``SAMPLE`` bytes at each end: two
+checkpoints of one architecture differ there). With no marker for this input, the run
+is cold for sure and does not wait: the weights that are ranges of a memory-mapped file
+whose pages were never written to (a checkpoint loaded with ``mmap=True``) are hashed
+from the file, read with ``pread`` on a thread while the first pass runs (the file's
+bytes are the weights' as they were when the structure was hashed, whatever the pass
+does to them; the reads never join the process's resident set); ``result()`` takes the
+rest on the main thread too and waits. The other weights are hashed at once, as before.
+With a marker (a re-run, or a run sharing a prefix with one), every digest is taken at
+once and the cache is read as before. A lost marker only loses hits; a stale one only
+makes a run wait for its key, as every run did before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pteflow.ir import hashing, tensor_digests
+
+#: Bytes of each end of a weight that name an input with its structure (the markers).
+SAMPLE = 64 << 10
+#: Weights smaller than this are hashed at once (a thread's hand-over costs more).
+DEFERRED_FROM = 1 << 20
+#: The markers' directory in the cache directory.
+MARKERS = "inputs"
+
+
+class InputKey:
+    """key_0 of ``program`` (see the module docstring); ``seen``: this cache holds a
+    marker for the input (its entries are worth looking up).
+
+    Raises:
+        Unhashable: some part of the program cannot be hashed faithfully.
+    """
+
+    def __init__(self, program: Any, directory: Path, mkdir: Callable[[Path], None]):
+        with hashing.tensors_as_tokens() as tensors:
+            self._walk = hashing.program_hash(program)
+        self._tensors = tensors
+        self._stamps = [tensor_digests.stamp(t) for t in tensors]
+        self._digests: list[str | None] = [None] * len(tensors)
+        self._value: str | None = None
+        self.marker = directory / MARKERS / self._sampled()
+        self._mkdir = mkdir  # (the cache's: private directories)
+        self.seen = self.marker.exists()
+        self._todo: list[tuple[int, str, int, int]] = []  # (index, path, offset, size)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if not self.seen:
+            self._todo = _file_ranges(tensors)
+            self._todo.sort(key=lambda job: job[3])  # popped from the end: biggest first
+        deferred = {job[0] for job in self._todo}
+        if self._todo:
+            self._thread = threading.Thread(
+                target=self._work, name="pteflow-input-digests", daemon=True
+            )
+            self._thread.start()
+        # the others now: the first pass may change them, and only a file keeps old bytes
+        self._take_from_memory([i for i in range(len(tensors)) if i not in deferred])
+
+    def _sampled(self) -> str:
+        h = hashlib.sha256(f"{self._walk}\0".encode())
+        for t in self._tensors:
+            if tensor_digests.plain_cpu(t) and t.is_contiguous():
+                data = tensor_digests.raw_bytes(t)
+                h.update(f"{data.nbytes}:".encode())
+                h.update(data[:SAMPLE])
+                h.update(data[max(SAMPLE, data.nbytes - SAMPLE) :])
+            else:  # (rare: hashed whole now, remembered for the key)
+                h.update(tensor_digests.tensor_digest(t).encode())
+        return h.hexdigest()
+
+    def _work(self) -> None:
+        """Take the digests of the file ranges left, biggest first (a thread, and the main
+        thread in ``result``)."""
+        from .file_ranges import LinkMismatch, range_digest
+
+        while True:
+            with self._lock:
+                if not self._todo:
+                    return
+                index, path, offset, size = self._todo.pop()
+            with contextlib.suppress(LinkMismatch):  # not readable: hashed from memory
+                self._digests[index] = range_digest(path, offset, size)
+
+    def result(self) -> str:
+        """key_0, once every digest is taken (waits for the thread, helping it).
+
+        Raises:
+            Unhashable: a weight that could not be read from its file was changed in
+                place since the structure was hashed (its bytes then are gone).
+        """
+        if self._value is not None:
+            return self._value
+        if self._thread is not None:
+            self._work()
+            self._thread.join()
+            self._thread = None
+        for i, t in enumerate(self._tensors):  # read from the file: the weight's own
+            digest = self._digests[i]
+            if digest is not None:
+                tensor_digests.remember(t, digest, self._stamps[i])
+        self._take_from_memory([i for i, d in enumerate(self._digests) if d is None])
+        h = hashlib.sha256(f"pteflow-input\0{self._walk}\0".encode())
+        for digest in self._digests:
+            h.update(f"{digest}\0".encode())
+        self._value = h.hexdigest()
+        self._tensors = []  # (the digests stay; the weights are not held)
+        return self._value
+
+    def _take_from_memory(self, indices: list[int]) -> None:
+        """The digests of the weights at ``indices`` from their bytes in memory, which must
+        be the ones the structure was hashed with."""
+        tensors = [self._tensors[i] for i in indices]
+        for i, t in zip(indices, tensors, strict=True):
+            if tensor_digests.stamp(t) != self._stamps[i]:
+                raise hashing.Unhashable(
+                    f"a weight ({tuple(t.shape)}) was changed in place before its digest was taken"
+                )
+        tensor_digests.digests_in_parallel(tensors)
+        for i, t in zip(indices, tensors, strict=True):
+            self._digests[i] = tensor_digests.tensor_digest(t)
+
+    def mark(self) -> None:
+        """Record that this cache holds entries for the input (best effort)."""
+        with contextlib.suppress(OSError):
+            self._mkdir(self.marker.parent)
+            self.marker.touch()
+
+
+def _file_ranges(tensors: list[Any]) -> list[tuple[int, str, int, int]]:
+    """``(index, path, offset, size)`` of each weight of ``tensors`` whose bytes are a
+    range of a mapped file, none of whose pages was written to (its bytes are the file's)."""
+    from pteflow.ir import mapped_pages
+    from pteflow.ir.file_mappings import Mappings
+
+    mappings = None
+    out = []
+    seen: set[int] = set()
+    for i, t in enumerate(tensors):
+        if not tensor_digests.plain_cpu(t) or not t.is_contiguous() or t.nbytes < DEFERRED_FROM:
+            continue
+        if id(t) in seen or tensor_digests.remembered_digest(t) is not None:
+            continue
+        mappings = mappings or Mappings()
+        address, size = t.data_ptr(), t.nbytes
+        found = mappings.range_of(address, size)
+        if found is not None and mapped_pages.unmodified(address, size):
+            seen.add(id(t))
+            out.append((i, found[0], found[1], size))
+    return out

@@ -41,21 +41,42 @@ class Mappings:
         resolved path)."""
         return [(m[0], m[1]) for m in self._maps if m[4] == path]
 
+    def _covering(self, address: int, size: int) -> tuple[int, int, int, int, str] | None:
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i < 0 or size <= 0 or address + size > self._maps[i][1]:
+            return None
+        return self._maps[i]
+
     def range_of(self, address: int, size: int) -> tuple[str, int] | None:
         """``(path, offset)`` of the file bytes mapped at ``address`` for ``size`` bytes,
         when one mapping of a file that is still there (same inode) covers them all."""
-        i = bisect.bisect_right(self._starts, address) - 1
-        if i < 0 or size <= 0:
+        found = self._covering(address, size)
+        if found is None:
             return None
-        start, end, offset, inode, path = self._maps[i]
-        if address + size > end:
-            return None
+        start, _end, offset, inode, path = found
         try:
             if os.stat(path).st_ino != inode:
                 return None
         except OSError:
             return None
         return path, offset + (address - start)
+
+    def open_range(self, address: int, size: int) -> tuple[io.FileIO, int] | None:
+        """The file mapped at ``address`` for ``size`` bytes, opened, with the offset of
+        those bytes in it: the very file mapped (its inode checked once open), whatever
+        is put in its place later. None: not one mapping of a regular file that is there."""
+        found = self._covering(address, size)
+        if found is None:
+            return None
+        start, _end, offset, inode, path = found
+        try:
+            f = open_regular(path)
+        except OSError:
+            return None
+        if os.fstat(f.fileno()).st_ino != inode:
+            f.close()
+            return None
+        return f, offset + (address - start)
 
 
 class NotRegularFile(OSError):

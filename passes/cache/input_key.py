@@ -1,5 +1,5 @@
-"""A run's first key: the input program's hash, its weights' digests taken beside the
-first pass when the cache cannot hold an entry for this input.
+"""A run's first key: the input program's hash, its weights' digests taken while the
+first passes run when the cache cannot hold an entry for this input.
 
     key_0 = sha256(the input's structure with each weight as a token #i,
                    the digest of weight #0, #1, ...)
@@ -7,16 +7,18 @@ first pass when the cache cannot hold an entry for this input.
 Every later key chains from it (``keys.py``), so nothing can be looked up before it is
 known: at Llama-3.2-1B's shapes that is 5.7 GB of weights to hash (2.4 s on two threads)
 before the first pass starts. Most runs need no look-up: a checkpoint exported for the
-first time has no entries, and its keys are needed only when the first result is stored,
-after the first pass. So the cache keeps a marker per input it stored entries for, named
-by the input's structure and a sample of each weight (``SAMPLE`` bytes at each end: two
-checkpoints of one architecture differ there). With no marker for this input, the run
-is cold for sure and does not wait: the weights that are ranges of a memory-mapped file
-whose pages were never written to (a checkpoint loaded with ``mmap=True``) are hashed
-from the file, read with ``pread`` on a thread while the first pass runs (the file's
-bytes are the weights' as they were when the structure was hashed, whatever the pass
-does to them; the reads never join the process's resident set); ``result()`` takes the
-rest on the main thread too and waits. The other weights are hashed at once, as before.
+first time has no entries, and its keys are needed only when a result is stored. So the
+cache keeps a marker per input it stored entries for, named by the input's structure
+and a sample of each weight (``SAMPLE`` bytes at each end: two checkpoints of one
+architecture differ there). With no marker for this input the run is cold for sure,
+and it does not wait: the weights that are ranges of a memory-mapped file whose pages
+were never written to (a checkpoint loaded with ``mmap=True``) are hashed from that
+file, opened now (the very file mapped: its inode is checked) and read with ``preadv``
+on a thread while the passes run. Those bytes are the weights' as they were when the
+structure was hashed, whatever a pass does to them later, and the reads never join the
+process's resident set. The other weights are hashed at once, as before. The session
+stages the first passes' EAGER results (keys without payload) once the key is known;
+the first result with a payload waits for it (``result()``: the main thread helps).
 With a marker (a re-run, or a run sharing a prefix with one), every digest is taken at
 once and the cache is read as before. A lost marker only loses hits; a stale one only
 makes a run wait for its key, as every run did before.
@@ -37,6 +39,10 @@ from pteflow.ir import hashing, tensor_digests
 SAMPLE = 64 << 10
 #: Weights smaller than this are hashed at once (a thread's hand-over costs more).
 DEFERRED_FROM = 1 << 20
+#: The file is read and hashed this much at a time: the thread takes the GIL back after
+#: each read and each update, and waits up to the switch interval (5 ms) for it while
+#: the first pass runs Python (1 MB pieces ran at a fifth of sha256's speed).
+PIECE = 32 << 20
 #: The markers' directory in the cache directory.
 MARKERS = "inputs"
 
@@ -59,11 +65,12 @@ class InputKey:
         self.marker = directory / MARKERS / self._sampled()
         self._mkdir = mkdir  # (the cache's: private directories)
         self.seen = self.marker.exists()
-        self._todo: list[tuple[int, str, int, int]] = []  # (index, path, offset, size)
+        self._todo: list[tuple[int, int, int, int]] = []  # (index, descriptor, offset, size)
+        self._files: list[Any] = []  # (open until every digest is taken)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         if not self.seen:
-            self._todo = _file_ranges(tensors)
+            self._todo, self._files = _file_ranges(tensors)
             self._todo.sort(key=lambda job: job[3])  # popped from the end: biggest first
         deferred = {job[0] for job in self._todo}
         if self._todo:
@@ -88,16 +95,17 @@ class InputKey:
 
     def _work(self) -> None:
         """Take the digests of the file ranges left, biggest first (a thread, and the main
-        thread in ``result``)."""
-        from .file_ranges import LinkMismatch, range_digest
-
+        thread in ``result``); one that cannot be read is taken from memory after."""
         while True:
             with self._lock:
                 if not self._todo:
                     return
-                index, path, offset, size = self._todo.pop()
-            with contextlib.suppress(LinkMismatch):  # not readable: hashed from memory
-                self._digests[index] = range_digest(path, offset, size)
+                index, fd, offset, size = self._todo.pop()
+            self._digests[index] = _read_digest(fd, offset, size)
+
+    def ready(self) -> bool:
+        """``result()`` would not wait."""
+        return self._value is not None or self._thread is None or not self._thread.is_alive()
 
     def result(self) -> str:
         """key_0, once every digest is taken (waits for the thread, helping it).
@@ -112,6 +120,9 @@ class InputKey:
             self._work()
             self._thread.join()
             self._thread = None
+        for f in self._files:
+            f.close()
+        self._files = []
         for i, t in enumerate(self._tensors):  # read from the file: the weight's own
             digest = self._digests[i]
             if digest is not None:
@@ -144,14 +155,18 @@ class InputKey:
             self.marker.touch()
 
 
-def _file_ranges(tensors: list[Any]) -> list[tuple[int, str, int, int]]:
-    """``(index, path, offset, size)`` of each weight of ``tensors`` whose bytes are a
-    range of a mapped file, none of whose pages was written to (its bytes are the file's)."""
+def _file_ranges(tensors: list[Any]) -> tuple[list[tuple[int, int, int, int]], list[Any]]:
+    """``(index, descriptor, offset, size)`` of each weight of ``tensors`` whose bytes are a
+    range of a mapped file, none of whose pages was written to (its bytes are the file's),
+    and the files opened for them (one per file)."""
+    import os
+
     from pteflow.ir import mapped_pages
     from pteflow.ir.file_mappings import Mappings
 
     mappings = None
     out = []
+    files: dict[tuple[int, int], Any] = {}
     seen: set[int] = set()
     for i, t in enumerate(tensors):
         if not tensor_digests.plain_cpu(t) or not t.is_contiguous() or t.nbytes < DEFERRED_FROM:
@@ -160,8 +175,37 @@ def _file_ranges(tensors: list[Any]) -> list[tuple[int, str, int, int]]:
             continue
         mappings = mappings or Mappings()
         address, size = t.data_ptr(), t.nbytes
-        found = mappings.range_of(address, size)
-        if found is not None and mapped_pages.unmodified(address, size):
+        opened = mappings.open_range(address, size)
+        if opened is None:
+            continue
+        f, offset = opened
+        st = os.fstat(f.fileno())
+        same = files.setdefault((st.st_dev, st.st_ino), f)
+        if same is not f:
+            f.close()
+        if mapped_pages.unmodified(address, size):
             seen.add(id(t))
-            out.append((i, found[0], found[1], size))
-    return out
+            out.append((i, same.fileno(), offset, size))
+    return out, list(files.values())
+
+
+def _read_digest(fd: int, offset: int, size: int) -> str | None:
+    """sha256 of ``size`` bytes of the open file ``fd`` at ``offset``, read a piece at a
+    time with ``preadv`` (no file position: threads share the descriptor); None when the
+    file ends first or cannot be read."""
+    import os
+
+    h = hashlib.sha256()
+    scratch = memoryview(bytearray(min(PIECE, size)))
+    done = 0
+    try:
+        while done < size:
+            n = min(PIECE, size - done)
+            got = os.preadv(fd, [scratch[:n]], offset + done)
+            if not got:
+                return None
+            h.update(scratch[:got])
+            done += got
+    except OSError:
+        return None
+    return h.hexdigest()

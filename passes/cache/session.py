@@ -78,6 +78,7 @@ class CacheSession:
         self._budget = StoreBudget()
         self._restorable: set[str] = set()  # keys whose entry restores a program
         self._staged: list[Job] = []
+        self._later: list[tuple[int, Program, Program, bool, dict[str, Any]]] = []  # (stage's)
         self._jobs: dict[str, Job] = {}
         self._measuring: list[tuple[str, Level, int]] = []  # (key, level, ops) in a child
         self._writer: Writer | ForkedWriter | None = None
@@ -219,7 +220,21 @@ class CacheSession:
         (``forked.py``); with the thread writer (``writer.py``), its graphs are serialized
         now (a later pass may edit them in place) and its tensors pickled, hashed and
         written by the writer thread.
+
+        An EAGER result (a key, no payload) staged while the first key is still in the
+        making (``input_key.py``) waits for the next result that is not, or ``finish``:
+        the run does not stop for the weights' digests until it has a program to store.
         """
+        if after.level == Level.EAGER and self._input is not None and not self._input.ready():
+            self._later.append((rank, before, after, modified, record))
+            return
+        later, self._later = self._later, []
+        for args in [*later, (rank, before, after, modified, record)]:
+            self._stage_one(*args)
+
+    def _stage_one(
+        self, rank: int, before: Program, after: Program, modified: bool, record: dict[str, Any]
+    ) -> None:
         key = self.keys[rank]
         if key is None:
             return
@@ -347,6 +362,9 @@ class CacheSession:
 
     def finish(self) -> dict[str, Any]:
         """Commit, wait for the writer, evict over the cap, record this run's hit rate."""
+        later, self._later = self._later, []
+        for args in later:
+            self._stage_one(*args)
         self.commit()
         t0 = time.perf_counter()
         if self._writer is not None:

@@ -5,6 +5,7 @@ once, and it names the input as it was when the run started."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import torch
 
 from pteflow.ir import Program, hashing
 from pteflow.passes import PassManager
-from pteflow.passes.cache import PassCache, file_ranges, input_key
+from pteflow.passes.cache import PassCache, input_key
 from pteflow.passes.registry import load_registry
 
 
@@ -49,14 +50,14 @@ def _key_in_memory(tmp_path: Path, module: torch.nn.Module) -> str:
 @pytest.fixture
 def reads(monkeypatch) -> list[str]:
     """The files the first keys' digests are read from."""
-    read = file_ranges.range_digest
+    read = input_key._read_digest
     paths: list[str] = []
 
-    def recorded(path, offset, size, into=None):
-        paths.append(path)
-        return read(path, offset, size, into)
+    def recorded(fd, offset, size):
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return read(fd, offset, size)
 
-    monkeypatch.setattr(file_ranges, "range_digest", recorded)
+    monkeypatch.setattr(input_key, "_read_digest", recorded)
     return paths
 
 
@@ -105,6 +106,25 @@ def test_a_weight_changed_in_memory_before_the_run_is_keyed_by_its_bytes(tmp_pat
     assert key != _key_in_memory(tmp_path, _module(path))
 
 
+def test_a_checkpoint_replaced_on_disk_is_not_what_the_key_reads(tmp_path, reads):
+    """The file is opened when the key is started, and only if it is the one mapped: a new
+    file put in its place (a rename) is never read as the weights' bytes."""
+    path = _save(tmp_path / "w.pth", seed=0)
+    module = _module(path)
+    before = hashlib.sha256(module.weight.detach().numpy().tobytes()).hexdigest()
+    ranges, files = input_key._file_ranges([module.weight])
+    _save(tmp_path / "other.pth", seed=1).replace(path)  # a new checkpoint under its name
+    [(_, fd, offset, size)] = ranges
+    assert input_key._read_digest(fd, offset, size) == before
+    for f in files:
+        f.close()
+    reads.clear()
+    # a key started now does not read the new file as the mapped weights
+    key = PassCache(tmp_path / "cache").input_key(_program(module))
+    assert key.result() == _key_in_memory(tmp_path, module)
+    assert reads == []
+
+
 def test_another_checkpoint_of_the_same_shapes_is_a_new_input(tmp_path):
     cache = PassCache(tmp_path / "cache")
     seen = cache.input_key(_program(_module(_save(tmp_path / "a.pth", seed=0))))
@@ -116,10 +136,7 @@ def test_another_checkpoint_of_the_same_shapes_is_a_new_input(tmp_path):
 
 
 def test_an_unreadable_file_falls_back_to_memory_unless_the_weight_changed(tmp_path, monkeypatch):
-    def unreadable(path, offset, size, into=None):
-        raise file_ranges.LinkMismatch(f"{path} cannot be read")
-
-    monkeypatch.setattr(file_ranges, "range_digest", unreadable)
+    monkeypatch.setattr(input_key, "_read_digest", lambda fd, offset, size: None)
     path = _save(tmp_path / "w.pth", seed=0)
     module = _module(path)
     key = PassCache(tmp_path / "cache").input_key(_program(module))
@@ -158,3 +175,43 @@ def test_a_cold_run_looks_nothing_up_marks_its_input_and_a_re_run_restores(tmp_p
     assert (tmp_path / "a.pte").read_bytes() == (tmp_path / "b.pte").read_bytes()
     cache.clear()
     assert not markers[0].exists()
+
+
+def test_an_eager_result_does_not_wait_for_the_weights_digests(tmp_path, monkeypatch):
+    """The first pass's result (EAGER: a key, no payload) is staged once the key is known:
+    the file reads may still be going on when the next pass starts."""
+    import threading
+
+    from pteflow.passes.observers import PassObserver
+
+    export_started = threading.Event()
+    read = input_key._read_digest
+    waited: list[bool] = []
+
+    def after_export_starts(fd, offset, size):
+        waited.append(export_started.wait(timeout=30))
+        return read(fd, offset, size)
+
+    class Starts(PassObserver):
+        def started(self, rank, pass_):
+            if pass_.name == "export":
+                export_started.set()
+
+    monkeypatch.setattr(input_key, "_read_digest", after_export_starts)
+    reg = load_registry()
+    passes = [
+        reg["override-dtype"](),
+        reg["export"](),
+        reg["to-edge"](),
+        reg["to-executorch"](),
+        reg["emit"](path=str(tmp_path / "a.pte")),
+    ]
+    path = _save(tmp_path / "w.pth", seed=0)
+    cache = PassCache(tmp_path / "cache")
+    first = PassManager(passes, registry=reg).run(
+        _program(_module(path)), cache=cache, observers=[Starts()]
+    )
+    assert waited == [True]  # the read waited for export, and export did not wait for it
+    assert [r.name for r in first.records][:2] == ["override-dtype", "export"]
+    again = PassManager(passes, registry=reg).run(_program(_module(path)), cache=cache)
+    assert [r.cached for r in again.records] == [True, True, True, True, False]

@@ -176,7 +176,7 @@ def _crashed(p: Planned, e: BaseException) -> dict[str, Any]:
 
 def cache_options(enabled: bool, directory: str | None, size: str) -> dict[str, Any]:
     """The workers' cache options: an absolute directory, the same for every worker."""
-    from pteflow.passes.cache.store import default_cache_dir
+    from pteflow.passes.cache.settings import default_cache_dir
 
     path = Path(directory) if directory else default_cache_dir()
     return {"enabled": enabled, "directory": str(path.resolve()), "size": size}

@@ -6,6 +6,7 @@ The manager's interface is ``PassCache.session(ordered, program)`` and the
 * ``keys.py``     the chain of keys over the scheduled passes (nothing run or loaded);
 * ``codec.py``    Program <-> payload bytes per level, repairing what serde loses;
 * ``store.py``    the directory: authenticated entries, eviction, info, clear;
+* ``input_key.py`` the first key: the input's hash, weights hashed beside the first passes;
 * ``auth.py``     the user's secret key and HMACs (entries here, reproducers in driver/);
 * ``session.py``  one run: resume point, staged writes, dropping what a failure condemns.
 
@@ -20,17 +21,8 @@ user, for this key.
 from .auth import key_path, user_key
 from .keys import chain_keys, pass_key
 from .session import CacheSession
-from .store import (
-    DEFAULT_MAX_BYTES,
-    LAST_RUN,
-    MAGIC,
-    CacheInfo,
-    CacheWarning,
-    CorruptEntry,
-    PassCache,
-    default_cache_dir,
-    parse_size,
-)
+from .settings import DEFAULT_MAX_BYTES, default_cache_dir, parse_size
+from .store import LAST_RUN, MAGIC, CacheInfo, CacheWarning, CorruptEntry, PassCache
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -45,6 +45,7 @@ from pteflow.ir.errors import UserError
 from . import auth
 from .blobs import LINK, BlobDir
 from .input_key import MARKERS, InputKey
+from .settings import DEFAULT_MAX_BYTES, default_cache_dir
 
 if TYPE_CHECKING:
     from pteflow.ir import Program
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 MAGIC = b"PTEFLOWC3\n"
 _SIZE = 8
 _MAC = 32
-DEFAULT_MAX_BYTES = 10 * 2**30
 LAST_RUN = "last_run.json"
 _STALE_TMP_S = 3600.0
 _BLOB_GRACE_S = 600.0
@@ -73,30 +73,6 @@ class CacheWarning(UserWarning):
 
 class CorruptEntry(Exception):
     """An entry failed authentication or its checksums, or could not be decoded."""
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/pteflow``, else ``~/.cache/pteflow``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pteflow"
-
-
-def parse_size(text: str) -> int:
-    """``'500M'``, ``'10G'``, ``'1024'`` -> bytes.
-
-    Raises:
-        UserError: not a size.
-    """
-    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    t = text.strip().upper().removesuffix("B")
-    unit = t[-1:] if t[-1:] in units and t[-1:] else ""
-    try:
-        value = float(t[: -len(unit)] if unit else t)
-    except ValueError:
-        raise UserError(f"cache size {text!r} is not a size; use e.g. 500M or 10G") from None
-    if value <= 0:
-        raise UserError(f"cache size must be positive, got {text!r}")
-    return int(value * units[unit])
 
 
 @attrs.frozen

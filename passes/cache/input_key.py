@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +44,9 @@ DEFERRED_FROM = 1 << 20
 #: each read and each update, and waits up to the switch interval (5 ms) for it while
 #: the first pass runs Python (1 MB pieces ran at a fifth of sha256's speed).
 PIECE = 32 << 20
-#: The markers' directory in the cache directory.
+#: The markers' directory in the cache directory, and how many it keeps (the oldest go).
 MARKERS = "inputs"
+MAX_MARKERS = 4096
 
 
 class InputKey:
@@ -73,6 +75,12 @@ class InputKey:
             self._todo, self._files = _file_ranges(tensors)
             self._todo.sort(key=lambda job: job[3])  # popped from the end: biggest first
         deferred = {job[0] for job in self._todo}
+        # a weight met again (tied embeddings): its first place's digest, not its bytes now
+        first = {id(tensors[i]): i for i in sorted(deferred)}
+        self._again = {
+            i: first[id(t)] for i, t in enumerate(tensors) if id(t) in first and first[id(t)] != i
+        }
+        deferred |= self._again.keys()
         if self._todo:
             self._thread = threading.Thread(
                 target=self._work, name="pteflow-input-digests", daemon=True
@@ -123,6 +131,8 @@ class InputKey:
         for f in self._files:
             f.close()
         self._files = []
+        for i, j in self._again.items():
+            self._digests[i] = self._digests[j]
         for i, t in enumerate(self._tensors):  # read from the file: the weight's own
             digest = self._digests[i]
             if digest is not None:
@@ -153,13 +163,33 @@ class InputKey:
         with contextlib.suppress(OSError):
             self._mkdir(self.marker.parent)
             self.marker.touch()
+        self.seen = True
+
+
+def prune_markers(directory: Path, keep: int | None = None) -> None:
+    """Remove the oldest markers over ``keep`` (``MAX_MARKERS``): an input's marker is
+    touched by every run that stores entries for it; a pruned one only costs its next
+    run the look-up (best effort)."""
+    keep = MAX_MARKERS if keep is None else keep
+    try:
+        markers = list(os.scandir(directory / MARKERS))
+    except OSError:
+        return
+    if len(markers) <= keep:
+        return
+    with_times = []
+    for entry in markers:
+        with contextlib.suppress(OSError):
+            with_times.append((entry.stat().st_mtime, entry.path))
+    for _mtime, path in sorted(with_times)[: len(with_times) - keep]:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _file_ranges(tensors: list[Any]) -> tuple[list[tuple[int, int, int, int]], list[Any]]:
     """``(index, descriptor, offset, size)`` of each weight of ``tensors`` whose bytes are a
     range of a mapped file, none of whose pages was written to (its bytes are the file's),
     and the files opened for them (one per file)."""
-    import os
 
     from pteflow.ir import mapped_pages
     from pteflow.ir.file_mappings import Mappings
@@ -193,7 +223,6 @@ def _read_digest(fd: int, offset: int, size: int) -> str | None:
     """sha256 of ``size`` bytes of the open file ``fd`` at ``offset``, read a piece at a
     time with ``preadv`` (no file position: threads share the descriptor); None when the
     file ends first or cannot be read."""
-    import os
 
     h = hashlib.sha256()
     scratch = memoryview(bytearray(min(PIECE, size)))

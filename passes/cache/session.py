@@ -89,6 +89,7 @@ class CacheSession:
         self._facts = codec.fact_table(known)
         self._keys: list[str | None] | None = None
         self._input: InputKey | None = None
+        self._marked = False
         try:
             self._input = cache.input_key(program)
         except Exception as e:  # an unhashable input only disables the cache
@@ -238,9 +239,9 @@ class CacheSession:
         key = self.keys[rank]
         if key is None:
             return
-        if self._input is not None and not self._input.seen:
+        if self._input is not None and not self._marked:
             self._input.mark()  # a later run on this input looks its entries up
-            self._input.seen = True
+            self._marked = True
         t0 = time.perf_counter()
         try:
             self._stage(rank, key, before, after, modified, record)

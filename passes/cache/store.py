@@ -44,7 +44,7 @@ from pteflow.ir.errors import UserError
 
 from . import auth
 from .blobs import LINK, BlobDir
-from .input_key import MARKERS, InputKey
+from .input_key import MARKERS, InputKey, prune_markers
 from .settings import DEFAULT_MAX_BYTES, default_cache_dir
 
 if TYPE_CHECKING:
@@ -315,6 +315,7 @@ class PassCache:
             if not refcount.get(digest) and now - mtime > _BLOB_GRACE_S:
                 with contextlib.suppress(OSError):
                     p.unlink()
+        prune_markers(self.directory)
         return removed
 
     def info(self) -> CacheInfo:

@@ -83,6 +83,25 @@ def test_a_new_input_is_keyed_from_its_file_to_the_key_a_re_run_takes_at_once(tm
     assert reads == [str(path)]  # (taken from memory, at once)
 
 
+def test_a_weight_met_twice_is_read_once_from_its_file(tmp_path, reads):
+    """Tied weights (an embedding shared with the output layer): one read, no hashing of
+    the second place's bytes before the pass."""
+    path = _save(tmp_path / "w.pth", seed=0)
+    module = torch.nn.ModuleDict({"a": _module(path), "b": torch.nn.Linear(512, 1024)})
+    module["b"].weight = module["a"].weight
+    module.eval()
+    cold = PassCache(tmp_path / "cache").input_key(_program(module))
+    assert hashing.remembered_digest(module["a"].weight) is None
+    key = cold.result()
+    assert reads == [str(path)]
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    twin = torch.nn.ModuleDict({"a": torch.nn.Linear(512, 1024), "b": torch.nn.Linear(512, 1024)})
+    twin.load_state_dict(state)
+    twin["b"].weight = twin["a"].weight
+    twin.eval()
+    assert key == PassCache(tmp_path / "elsewhere").input_key(_program(twin)).result()
+
+
 def test_a_weight_the_first_pass_changes_in_place_keys_the_input_as_it_was(tmp_path, reads):
     path = _save(tmp_path / "w.pth", seed=0)
     unchanged = _key_in_memory(tmp_path, _module(path))
@@ -215,3 +234,14 @@ def test_an_eager_result_does_not_wait_for_the_weights_digests(tmp_path, monkeyp
     assert [r.name for r in first.records][:2] == ["override-dtype", "export"]
     again = PassManager(passes, registry=reg).run(_program(_module(path)), cache=cache)
     assert [r.cached for r in again.records] == [True, True, True, True, False]
+
+
+def test_the_oldest_markers_go_over_the_cap(tmp_path):
+    markers = tmp_path / input_key.MARKERS
+    markers.mkdir()
+    for age in range(5):
+        (markers / f"m{age}").touch()
+        os.utime(markers / f"m{age}", (1000 + age, 1000 + age))
+    input_key.prune_markers(tmp_path, keep=3)
+    assert sorted(p.name for p in markers.iterdir()) == ["m2", "m3", "m4"]
+    input_key.prune_markers(tmp_path / "absent", keep=0)  # nothing there: nothing to do

@@ -1,6 +1,6 @@
 """Cache keys: a chain over the scheduled passes, computed without running or loading.
 
-    key_0 = program_hash(input)                       structure + weights + data
+    key_0 = the input's structure and weights' digests (``input_key.py``)
     key_k = sha256(key_{k-1}, pass class, options, source_hash(pass class),
                    versions of torch/executorch/torchao/pteflow)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,23 +73,38 @@ def in_place(t: Any, mappings: Mappings) -> FileRange | None:
 def range_digest(path: str, offset: int, size: int, into: bytearray | None = None) -> str:
     """sha256 of ``size`` bytes of ``path`` at ``offset`` (copied ``into`` when given).
     Raises LinkMismatch when the file is shorter or cannot be read."""
-    h = hashlib.sha256()
-    view = memoryview(into) if into is not None else None
-    scratch = memoryview(bytearray(min(_CHUNK, size) if view is None else 0))
     try:  # a FIFO put in a link's place must not hang the run
         with open_regular(path) as f:
-            f.seek(offset)
-            done = 0
-            while done < size:
-                n = min(_CHUNK, size - done)
-                piece = view[done : done + n] if view is not None else scratch[:n]
-                got = f.readinto(piece)
-                if not got:
-                    raise LinkMismatch(f"{path} ends before the linked range")
-                h.update(piece[:got])
-                done += got
+            return descriptor_digest(f.fileno(), offset, size, into, where=path)
     except OSError as e:
         raise LinkMismatch(f"{path} cannot be read ({e.strerror or e})") from None
+
+
+def descriptor_digest(
+    fd: int,
+    offset: int,
+    size: int,
+    into: bytearray | None = None,
+    *,
+    piece: int = _CHUNK,
+    where: str = "the file",
+) -> str:
+    """sha256 of ``size`` bytes of the open file ``fd`` at ``offset``, read ``piece`` bytes
+    at a time with ``preadv`` (no file position: threads may share the descriptor) into
+    one buffer, or ``into`` when given (then copied there). Raises LinkMismatch when the
+    file ends first, OSError when it cannot be read."""
+    h = hashlib.sha256()
+    view = memoryview(into) if into is not None else None
+    scratch = memoryview(bytearray(min(piece, size) if view is None else 0))
+    done = 0
+    while done < size:
+        n = min(piece, size - done)
+        buf = view[done : done + n] if view is not None else scratch[:n]
+        got = os.preadv(fd, [buf], offset + done)
+        if not got:
+            raise LinkMismatch(f"{where} ends before the linked range")
+        h.update(buf[:got])
+        done += got
     return h.hexdigest()
 
 

@@ -220,21 +220,11 @@ def _file_ranges(tensors: list[Any]) -> tuple[list[tuple[int, int, int, int]], l
 
 
 def _read_digest(fd: int, offset: int, size: int) -> str | None:
-    """sha256 of ``size`` bytes of the open file ``fd`` at ``offset``, read a piece at a
-    time with ``preadv`` (no file position: threads share the descriptor); None when the
-    file ends first or cannot be read."""
+    """sha256 of ``size`` bytes of the open file ``fd`` at ``offset`` in ``PIECE`` reads;
+    None when the file ends first or cannot be read."""
+    from .file_ranges import LinkMismatch, descriptor_digest
 
-    h = hashlib.sha256()
-    scratch = memoryview(bytearray(min(PIECE, size)))
-    done = 0
     try:
-        while done < size:
-            n = min(PIECE, size - done)
-            got = os.preadv(fd, [scratch[:n]], offset + done)
-            if not got:
-                return None
-            h.update(scratch[:got])
-            done += got
-    except OSError:
+        return descriptor_digest(fd, offset, size, piece=PIECE)
+    except (LinkMismatch, OSError):
         return None
-    return h.hexdigest()

@@ -44,7 +44,7 @@ from pteflow.ir.errors import UserError
 
 from . import auth
 from .blobs import LINK, BlobDir
-from .input_key import MARKERS, InputKey, prune_markers
+from .input_key import InputKey, prune_markers
 from .settings import DEFAULT_MAX_BYTES, default_cache_dir
 
 if TYPE_CHECKING:
@@ -360,9 +360,7 @@ class PassCache:
             for tmp in d.glob("*/.*.tmp") if d.is_dir() else ():
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-        for marker in (self.directory / MARKERS).glob("*"):
-            with contextlib.suppress(OSError):
-                marker.unlink()
+        prune_markers(self.directory, keep=0)
         with contextlib.suppress(OSError):
             (self.directory / LAST_RUN).unlink()
         return n

@@ -179,7 +179,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if do_verify:
         # a quantized .pte must compute what the eager model with the same quantization
         # computes: keep the program right after the last quantizing pass as the reference
-        from .verify import QuantizedReference
+        from .quantized_reference import QuantizedReference
 
         ordered = manager.plan(
             start_level=model.program.level, initial_facts=model.program.facts

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pteflow.ir import Level, Program
 from pteflow.ir.evaluate import Comparison
 from pteflow.passes.base import Pass
-from pteflow.passes.manager import PassObserver
 
 from .models import LoadedModel
+
+if TYPE_CHECKING:
+    from .quantized_reference import QuantizedReference
+    from .rounding import RoundingCheck
 
 
 @attrs.frozen
@@ -24,6 +26,8 @@ class Verification:
     model of a quantized run); ``fp32`` is the ``.pte`` against the float eager model
     when that is not the reference (reported, not a criterion). ``error``: the
     ``.pte`` did not load or execute in ``executorch.runtime`` (a failed verdict).
+    ``rounding``: a quantized ``.pte`` out of tolerance against its rounding variants
+    (``driver.rounding``); it passes if one matches within the tolerance.
     """
 
     comparison: Comparison
@@ -33,6 +37,7 @@ class Verification:
     skipped: str | None = None
     error: str | None = None
     fp32: Comparison | None = None
+    rounding: RoundingCheck | None = None
 
     @property
     def max_abs_diff(self) -> float:
@@ -41,7 +46,16 @@ class Verification:
     @property
     def ok(self) -> bool:
         compared = self.skipped is None and self.error is None
-        return compared and self.comparison.within(self.tolerance)
+        return compared and (self.comparison.within(self.tolerance) or self.rounded)
+
+    @property
+    def rounded(self) -> bool:
+        """Out of tolerance, but within it of a rounding variant of the reference."""
+        return (
+            self.rounding is not None
+            and self.rounding.matched is not None
+            and self.comparison.problem() is None
+        )
 
     @property
     def failed(self) -> bool:
@@ -59,10 +73,11 @@ class Verification:
         problem = self.comparison.problem("the .pte", self.against)
         if problem:
             return problem
-        return (
+        why = (
             f"max abs diff {self.max_abs_diff:.3g} vs {self.against} > tolerance "
             f"{self.tolerance:.3g}"
         )
+        return why + (f"; {self.rounding.why_not()}" if self.rounding else "")
 
     def summary(self) -> str:
         """The ``verify:`` line(s) of ``driver run``."""
@@ -76,8 +91,12 @@ class Verification:
             f"verify: max abs diff {self.max_abs_diff:.3g} vs {self.against} over "
             f"{self.steps} step(s), tolerance {self.tolerance:.3g}"
             + (f"; {problem}" if problem else "")
+            + (f"; {self.rounding.why_not()}" if self.rounding and not self.rounded else "")
             + f": {status}"
         )
+        if self.rounded:
+            assert self.rounding is not None
+            line += f"\nverify: out of tolerance, but {self.rounding.explains()}"
         if self.fp32 is not None:
             drift = self.fp32.problem("the .pte", "fp32 eager")
             line += (
@@ -99,6 +118,7 @@ class Verification:
             "error": self.error,
             "comparison": self.comparison.to_json() if compared else None,
             "fp32_drift": self.fp32.to_json() if self.fp32 is not None and compared else None,
+            "rounding": self.rounding.to_json() if self.rounding is not None else None,
         }
 
 
@@ -137,127 +157,6 @@ def cannot_execute(data: bytes) -> str | None:
     return None
 
 
-def reference_outputs(
-    program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]
-) -> list[list[Any]]:
-    """What ``program`` computes, in torch from its initial state, for every step.
-
-    For a verification reference taken mid-pipeline (the program after quantization),
-    computed at once so that no copy of the program is kept: EAGER modules run in place
-    and their buffers (the KV cache) are put back afterwards; ATEN programs (pt2e
-    observers or quantize ops included) run through ``ExportedProgram.module()`` with
-    private copies of their mutable buffers.
-    """
-    import torch
-
-    from pteflow.ir.errors import PipelineError
-    from pteflow.ir.evaluate import flat_tensors
-    from pteflow.passes.quantize.pt2e import calibration_module
-
-    if program.level == Level.EAGER:
-        modules = program.modules()
-    elif program.level == Level.ATEN:
-        modules = {m: calibration_module(ep) for m, ep in program.exported_programs().items()}
-    else:
-        raise PipelineError(
-            f"a verification reference must be an EAGER or ATEN program, got {program.level.label}"
-        )
-    saved = {
-        (m, n): b.detach().clone()
-        for m, mod in modules.items()
-        if program.level == Level.EAGER
-        for n, b in mod.named_buffers()
-    }
-    try:
-        with torch.no_grad():
-            return [flat_tensors(modules[method](*inputs)) for method, inputs in steps]
-    finally:
-        with torch.no_grad():
-            for (m, n), b in saved.items():
-                modules[m].get_buffer(n).copy_(b)
-
-
-class QuantizedReference(PassObserver):
-    """Keeps the program right after the last pass that provides a quantization fact.
-
-    A quantized ``.pte`` is verified against it (the eager model with the same
-    quantization applied), not against the float model. It watches one rank of the
-    planned order; when the pass cache restores the run past that rank, the pass is
-    not seen and ``rebuild`` recomputes the program from the cache or the model, so
-    this observer does not turn the cache off (``needs_every_pass`` only when it
-    cannot rebuild: an input program that is not EAGER).
-    """
-
-    flag = "--verify (quantized reference)"
-
-    def __init__(
-        self,
-        ordered: Sequence[Pass],
-        rank: int,
-        *,
-        needs_every_pass: bool,
-        steps: Sequence[tuple[str, tuple[Any, ...]]] = (),
-    ) -> None:
-        self.ordered = tuple(ordered)
-        self.steps = tuple(steps)
-        self.rank = rank  # of the last quantizing pass in the planned order
-        self.pass_name = self.ordered[rank].name
-        self.needs_every_pass = needs_every_pass
-        self.outputs: list[list[Any]] | None = None  # per step (no copy of the program)
-        self.rebuilt = False
-
-    @classmethod
-    def for_run(cls, ordered: Sequence[Pass], model: LoadedModel) -> QuantizedReference | None:
-        """The observer for a planned order, or None when no pass quantizes."""
-        from pteflow.ir import facts
-
-        ranks = [r for r, p in enumerate(ordered) if p.contract.provides & facts.QUANTIZATION]
-        if not ranks:
-            return None
-        return cls(
-            ordered,
-            ranks[-1],
-            needs_every_pass=model.program.level != Level.EAGER,
-            steps=model.steps,
-        )
-
-    @property
-    def label(self) -> str:
-        return f"quantized eager (after {self.pass_name})"
-
-    def after(self, rank: int, pass_: Any, program_out: Program, record: Any) -> None:
-        if rank == self.rank:
-            self.outputs = reference_outputs(program_out, self.steps)
-
-    def rebuild(self, model: LoadedModel, *, verify: Any, registry: Any, cache: Any) -> None:
-        """Recompute the reference the run did not see (the cache restored past it).
-
-        From a fresh eager model (``model.reference`` built again): the longest cached
-        prefix up to the quantizing pass is restored (an ATEN result such as
-        ``pt2e-convert``'s is stored whole), the rest of the prefix is re-run (EAGER
-        results are not stored, so ``quantize-8da4w`` runs again: seconds).
-        """
-        from pteflow.passes import PassManager
-
-        from .models.reference import fresh_copy
-
-        if self.outputs is not None:
-            return
-        program = model.program.evolve(artifact=fresh_copy(model.reference))
-        prefix = self.ordered[: self.rank + 1]
-        first = 0
-        if cache is not None:
-            try:
-                first, program = cache.session(prefix, program).resume(program)
-            except Exception:  # an unreadable cache only means: run the prefix
-                first = 0
-        if first < len(prefix):
-            manager = PassManager(prefix[first:], verify=verify, registry=registry)
-            program = manager.run(program).program
-        self.outputs = reference_outputs(program, self.steps)
-        self.rebuilt = True
-
-
 #: executorch/runtime/core/error.h: what the runtime's "failed with error 0x.." means
 _RUNTIME_ERRORS = {
     0x01: "Internal",
@@ -294,6 +193,7 @@ def verify_pte(
     against: str = "eager",
     fp32: Mapping[str, Any] | None = None,
     expected: Sequence[Sequence[Any]] | None = None,
+    outputs: list[list[Any]] | None = None,
 ) -> Verification:
     """Feed ``model.steps`` to ``model.reference`` and to the .pte; compare every output.
 
@@ -304,6 +204,7 @@ def verify_pte(
     ``fp32``: the float eager model, when the reference is a quantized one: the
     ``.pte``'s drift from it is reported in ``Verification.fp32``. ``expected``: the
     reference's outputs per step, computed already (``model.reference`` is then not run).
+    ``outputs``: a list the ``.pte``'s outputs are appended to, one list per step.
 
     One runtime method per method name is loaded once and kept across steps,
     so stateful programs (a KV cache) see the same history as eager.
@@ -342,6 +243,8 @@ def verify_pte(
                 err = f"the .pte fails in executorch.runtime while {where} ({_first_line(e)})"
                 return Verification(Comparison(), model.tolerance, n, against, error=err)
             total = total + compare(got, want)
+            if outputs is not None:
+                outputs.append([t.clone() for t in got])  # the runtime reuses its buffers
             if fp32 is not None:
                 drift = drift + compare(got, flat_tensors(fp32[method](*inputs)))
     return Verification(
@@ -391,11 +294,26 @@ def verify_run(
     cache: Any,
 ) -> Verification:
     """Verify a run's ``.pte``: against eager, or against the quantized eager model
-    (rebuilt if the cache skipped it) with the fp32 drift reported beside it."""
+    (rebuilt if the cache skipped it) with the fp32 drift reported beside it; a
+    quantized ``.pte`` out of tolerance is checked against the reference's rounding
+    variants (``driver.rounding``)."""
     if quantized is None:
         return verify_pte(pte, model)
     quantized.rebuild(model, verify=checks, registry=registry, cache=cache)
     assert quantized.outputs is not None
-    return verify_pte(
-        pte, model, against=quantized.label, fp32=model.reference, expected=quantized.outputs
+    got: list[list[Any]] = []
+    verification = verify_pte(
+        pte,
+        model,
+        against=quantized.label,
+        fp32=model.reference,
+        expected=quantized.outputs,
+        outputs=got,
     )
+    if verification.failed and not verification.error and not verification.comparison.problem():
+        # out of tolerance: is it fp32 rounding a quantized activation the other way?
+        rounding = quantized.rounding_check(
+            model, got, verification.tolerance, verify=checks, registry=registry, cache=cache
+        )
+        verification = attrs.evolve(verification, rounding=rounding)
+    return verification

@@ -165,10 +165,13 @@ class QuantizedReference(PassObserver):
         from .rounding import RoundingCheck, check_rounding
 
         assert self.outputs is not None
+        level = self.ordered[self.rank].info.level_out
+        if level != Level.EAGER:
+            return RoundingCheck(
+                unavailable=f"the reference after {self.pass_name} is an {level.label} graph "
+                "(variants move the inputs of an eager model's nn.Linear layers)"
+            )
         program = self.program(model, verify=verify, registry=registry, cache=cache)
-        if program.level != Level.EAGER:
-            why = f"the reference is {program.level.label}, variants move eager nn.Linear inputs"
-            return RoundingCheck(unavailable=why)
         modules = list(program.modules().values())
         run = lambda: reference_steps(program, self.steps)  # noqa: E731
         return check_rounding(modules, run, got, self.outputs, tolerance)

@@ -142,3 +142,15 @@ def test_a_variant_is_abandoned_at_its_first_wrong_step_and_the_state_put_back()
     assert module.calls == check.tried  # one step a variant, not three
     assert torch.equal(module.seen, torch.zeros(4))  # the state as it was
     assert check.closest == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_a_pt2e_reference_has_no_variants_and_says_so(tmp_path, capsys):
+    pte = tmp_path / "llama.pte"
+    code, out, _ = run(capsys, "run", "--pipeline", "xnnpack_pt2e", "-o", str(pte), "--tol", "0")
+    assert code == 1, out
+    assert (
+        "rounding variants not checked: the reference after pt2e-convert is an aten graph"
+    ) in out
+    check = json.loads(pte.with_suffix(".report.json").read_text())["verification"]
+    assert check["rounding"]["tried"] == 0 and check["rounding"]["unavailable"]

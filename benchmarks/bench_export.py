@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.decode import decode_ms, decode_pair_ms
 from benchmarks.hf_checkpoint import HF_SIZES, pteflow_hf_command, write_hf_checkpoint
 from benchmarks.machine import machine
+from benchmarks.pte_compare import program_difference
 from benchmarks.reference import (
     SIZES,
     ReferenceFailedError,
@@ -165,7 +166,11 @@ def measure(
         }
     ref_pte = Path(ref.pte_path)
     our_ms, ref_ms = decode_pair_ms(cold["pte"], ref_pte, vocab, max_seq_len)
+    # the same program as export_llama's: a decode ratio off 1.00 is then the machine's
+    difference = program_difference(cold["pte"], ref_pte)
     return row | {
+        "same_program": difference is None,
+        "program_difference": difference,
         "wall": cold["wall_s"] / ref.wall_s,
         "rss": cold["peak_rss_mb"] / ref.peak_rss_mb,
         "wall_nocache": bare["wall_s"] / ref.wall_s,
@@ -174,7 +179,8 @@ def measure(
         "decode": our_ms / ref_ms,
         "abs": f"wall {cold['wall_s']:.1f} (no-cache {bare['wall_s']:.1f}) / {ref.wall_s:.1f} s; "
         f"rss {cold['peak_rss_mb']:.0f} ({bare['peak_rss_mb']:.0f}) / {ref.peak_rss_mb:.0f} MB; "
-        f"decode {our_ms:.3f}/{ref_ms:.3f} ms",
+        f"decode {our_ms:.3f}/{ref_ms:.3f} ms; "
+        + ("the same program" if difference is None else f"program: {difference}"),
     }
 
 

@@ -261,6 +261,8 @@ def loaded_model(
     inputs, metadata and verification steps (shared by every Llama-family source)."""
     import torch
 
+    from pteflow.ir.dims import Dim
+
     model = _construct(args)
     if prequantized:
         convert_prequantized(model, weights)
@@ -283,7 +285,7 @@ def loaded_model(
                 {"input_pos": torch.tensor([0], dtype=torch.long)},
             )
             dynamic: Any = (
-                {1: torch.export.Dim("token_dim", max=args.max_seq_len - 1)},
+                {1: Dim("token_dim", max=args.max_seq_len - 1)},  # no torch.export yet
                 {"input_pos": {0: 1}},
             )
         else:

@@ -221,8 +221,8 @@ def _construct(args: Any) -> torch.nn.Module:
 def _no_init_on_meta() -> Any:
     """A torch function mode in which ``torch.nn.init``'s functions leave a meta tensor as
     it is. Initialising a meta tensor computes nothing, but its first call goes through
-    ``torch._refs`` and imports ``torch._dynamo`` (1.6 s): on a full cache hit, the
-    largest part of a warm run that the model's construction cost."""
+    ``torch._refs`` and imports ``torch._dynamo`` (1.6 s), which a full cache hit
+    otherwise never needs."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -285,7 +285,7 @@ def loaded_model(
                 {"input_pos": torch.tensor([0], dtype=torch.long)},
             )
             dynamic: Any = (
-                {1: Dim("token_dim", max=args.max_seq_len - 1)},  # no torch.export yet
+                {1: Dim("token_dim", max=args.max_seq_len - 1)},  # torch's when exported
                 {"input_pos": {0: 1}},
             )
         else:
@@ -302,7 +302,7 @@ def loaded_model(
             tokens = tokens % (args.vocab_size - 1) + 1
         example = (tokens,)
         dynamic = (
-            ({1: torch.export.Dim("token_dim", max=args.max_seq_len - 1)},)
+            ({1: Dim("token_dim", max=args.max_seq_len - 1)},)
             if args.enable_dynamic_shape
             else None
         )

@@ -116,11 +116,12 @@ class _Pte:
             return f.read(seg.size)
 
     def named_data(self) -> dict[str, str]:
-        return {d.key: _sha(self.segment(d.segment_index)) for d in self.program.named_data}
+        named = self.program.named_data or []  # None in a portable program
+        return {d.key: _sha(self.segment(d.segment_index)) for d in named}
 
     def constant_segment(self) -> list[str]:
         cs = self.program.constant_segment
-        if not cs.offsets:
+        if cs is None or not cs.offsets:
             return []
         data = self.segment(cs.segment_index)
         ends = [*cs.offsets[1:], len(data)]

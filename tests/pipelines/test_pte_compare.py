@@ -58,7 +58,8 @@ def _rewritten(pte: Path, out: Path, change, weights=lambda buffers: None) -> Pa
         header = XNNHeader(head, len(flatbuffer), head + body, len(constants)).to_bytes()
         payload = _pad_to(header, head) + _pad_to(flatbuffer, body) + constants
         program.backend_delegate_data[i] = dataclasses.replace(data, data=payload)
-    weights(pte_file.named_data.buffers)
+    if pte_file.named_data is not None:
+        weights(pte_file.named_data.buffers)
     for plan in program.execution_plan:
         for value in plan.values:
             if hasattr(value.val, "requires_grad"):
@@ -101,3 +102,17 @@ def test_a_changed_node_or_weight_is_another_program(mlp_pte, tmp_path):
 
     other = _rewritten(mlp_pte, tmp_path / "weight.pte", same, flip_a_weight_byte)
     assert pte_compare.program_difference(mlp_pte, other) == "the weights (named data) differ"
+
+
+def test_a_portable_program_compares_too(mlp_pte, tmp_path):
+    """No delegates and no named data (its weights are in the constant segment)."""
+    import pteflow
+
+    pte = tmp_path / "portable.pte"
+    program = from_callable(f"{MODELS}:mlp").program
+    passes = f"export,to-edge,to-executorch,emit{{path={pte}}}"
+    pteflow.compile(program, passes=passes, cache=False, verify=False)
+    flipped = _rewritten(pte, tmp_path / "flipped.pte", lambda graph, constants: constants)
+    assert flipped.read_bytes() != pte.read_bytes()
+    assert pte_compare.program_difference(pte, flipped) is None
+    assert pte_compare.program_difference(pte, mlp_pte) == "the weights (named data) differ"

@@ -30,15 +30,13 @@ class TorchExportPass(Pass):
         import torch
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
-        from pteflow.ir.dims import torch_dynamic_shapes
-
         exported = {}
         with sdpa_kernel([SDPBackend.MATH]), torch.no_grad():
             for method, module in program.modules().items():
                 ep = torch.export.export(
                     module,
                     tuple(program.example_inputs[method]),
-                    dynamic_shapes=torch_dynamic_shapes(program.dynamic_shapes.get(method)),
+                    dynamic_shapes=program.dynamic_shapes.get(method),
                     strict=self.strict,
                 )
                 if self.functionalize:

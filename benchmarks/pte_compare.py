@@ -31,8 +31,6 @@ def program_difference(a: Path, b: Path) -> str | None:
     """None when ``a`` and ``b`` run the same program (see the module's docstring), else
     one line naming the first difference found."""
     left, right = _Pte(a), _Pte(b)
-    if left.sha256 == right.sha256:
-        return None
     for what, get in (
         ("methods", lambda p: [plan.name for plan in p.program.execution_plan]),
         ("weights (named data)", lambda p: p.named_data()),
@@ -96,18 +94,13 @@ class _Pte:
             _get_extended_header,
         )
 
+        from pteflow.ir.views import read_pte_program_part
+
         self.path = Path(path)
-        self.sha256 = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            for piece in iter(lambda: f.read(1 << 24), b""):
-                self.sha256.update(piece)
-        with open(self.path, "rb") as f:
-            head = f.read(64)
-        header = _get_extended_header(head)
+        part = read_pte_program_part(self.path)  # the flatbuffer, not the segments
+        header = _get_extended_header(part[:64])
         self.base = header.segment_base_offset if header is not None else 0
-        size = header.program_size if header is not None else self.path.stat().st_size
-        with open(self.path, "rb") as f:
-            self.program = _flatbuffer_to_program(f.read(size))
+        self.program = _flatbuffer_to_program(part)
 
     def segment(self, index: int) -> bytes:
         seg = self.program.segments[index]

@@ -3,7 +3,7 @@ quantization applied (the program right after the last quantizing pass)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pteflow.ir import Level, Program
@@ -26,7 +26,7 @@ def reference_outputs(
 
 def reference_steps(
     program: Program, steps: Sequence[tuple[str, tuple[Any, ...]]]
-) -> Iterator[list[Any]]:
+) -> Generator[list[Any], None, None]:
     """What ``program`` computes, in torch from its initial state, step by step; its
     state is put back when the iteration ends or is closed.
 

@@ -20,7 +20,7 @@ how far the variants themselves moved from the reference (its rounding sensitivi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -119,7 +119,7 @@ def linear_inputs_moved(modules: Sequence[Any], ulps: int, seed: int) -> Iterato
 
 def check_rounding(
     modules: Sequence[Any],
-    run: Callable[[], Iterable[Sequence[Any]]],
+    run: Callable[[], Generator[Sequence[Any], None, None]],
     got: Sequence[Sequence[Any]],
     reference: Sequence[Sequence[Any]],
     tolerance: float,
@@ -141,17 +141,12 @@ def check_rounding(
             with linear_inputs_moved(modules, ulps, seed=draw) as hooked:
                 if not hooked:
                     return RoundingCheck(unavailable="the reference has no nn.Linear to move")
-                steps = iter(run())
-                try:
+                with contextlib.closing(run()) as steps:  # closed: the state is put back
                     for step, outputs in enumerate(steps):
                         against = against + compare(list(got[step]), list(outputs))
                         moved = moved + compare(list(outputs), list(reference[step]))
                         if not against.within(tolerance):
                             break
-                finally:
-                    close = getattr(steps, "close", None)
-                    if close is not None:
-                        close()  # a generator puts the reference's state back
             tried += 1
             sensitivity = max(sensitivity, moved.max_abs_diff)
             closest = min(closest, against.max_abs_diff)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .code_hash import VERSIONED, Unhashable, is_own_code, source_hash, versions
+from .dims import DeferredShapes
 from .levels import Level
 from .tensor_digests import (
     digests_in_parallel,
@@ -324,8 +325,9 @@ def program_hash(program: Program) -> str:
 
 def _shapes_text(shapes: Mapping[str, Any]) -> str:
     # torch.export Dim objects are dynamically made classes; their repr (not their
-    # class identity) names the dim and its bounds: Dim('seq', min=1, max=127).
-    text = repr(dict(sorted(shapes.items())))
+    # class identity) names the dim and its bounds: Dim('seq', min=1, max=127). Deferred
+    # shapes read alike without making torch's (ir.dims).
+    text = shapes.text if isinstance(shapes, DeferredShapes) else repr(dict(sorted(shapes.items())))
     if _ADDRESS.search(text):
         raise Unhashable(f"cannot hash dynamic shapes {text}")
     return text

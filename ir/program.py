@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .dims import DeferredShapes, holds_dim
 from .errors import ModelError
 from .fact import Fact
 from .levels import Level
@@ -24,6 +25,14 @@ def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return dict(value or {})
 
 
+def _shapes_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """Dynamic shapes naming an ``ir.dims.Dim`` stay deferred (torch's made when read)."""
+    if isinstance(value, DeferredShapes):
+        return value
+    shapes = dict(value or {})
+    return DeferredShapes(shapes) if holds_dim(shapes) else shapes
+
+
 @attrs.frozen
 class Program:
     """The thing being compiled.
@@ -37,7 +46,8 @@ class Program:
     EXECUTORCH ``executorch.exir.ExecutorchProgramManager``
     ======== ==========================================================
 
-    ``example_inputs`` and ``dynamic_shapes`` are keyed by method name.
+    ``example_inputs`` and ``dynamic_shapes`` are keyed by method name; dynamic shapes
+    naming an ``ir.dims.Dim`` are kept as ``ir.dims.DeferredShapes`` (read as torch's).
     ``metadata`` holds model facts that are data, not properties: ``n_layers``,
     ``max_seq_len``, ``vocab_size``, ... (the to-edge pass turns the entries
     listed in ``constant_methods`` into constant methods of the ``.pte``).
@@ -48,7 +58,7 @@ class Program:
     level: Level
     artifact: Any = attrs.field(repr=False)
     example_inputs: Mapping[str, tuple[Any, ...]] = attrs.field(converter=_frozen_map, repr=False)
-    dynamic_shapes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map, repr=False)
+    dynamic_shapes: Mapping[str, Any] = attrs.field(factory=dict, converter=_shapes_map, repr=False)
     metadata: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_map)
     facts: frozenset[Fact] = attrs.field(factory=frozenset, converter=_fact_set)
 
@@ -68,7 +78,7 @@ class Program:
         modules = dict(module) if isinstance(module, Mapping) else {"forward": module}
         if isinstance(example_inputs, Mapping):
             inputs = dict(example_inputs)
-            shapes = dict(dynamic_shapes or {})
+            shapes = dynamic_shapes or {}
         else:
             inputs = {"forward": tuple(example_inputs)}
             shapes = {"forward": dynamic_shapes} if dynamic_shapes is not None else {}

@@ -49,8 +49,13 @@ def _same(a: Program, b: Program) -> bool:
         and all(a.metadata[k] is b.metadata[k] for k in a.metadata)
         and a.example_inputs.keys() == b.example_inputs.keys()
         and all(a.example_inputs[k] is b.example_inputs[k] for k in a.example_inputs)
-        and a.dynamic_shapes.keys() == b.dynamic_shapes.keys()
-        and all(a.dynamic_shapes[k] is b.dynamic_shapes[k] for k in a.dynamic_shapes)
+        and (
+            a.dynamic_shapes is b.dynamic_shapes  # (deferred ones stay unmade)
+            or (
+                a.dynamic_shapes.keys() == b.dynamic_shapes.keys()
+                and all(a.dynamic_shapes[k] is b.dynamic_shapes[k] for k in a.dynamic_shapes)
+            )
+        )
     )
 
 

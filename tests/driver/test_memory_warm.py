@@ -57,7 +57,9 @@ import atexit, runpy, sys
 sys.argv = ["driver", *sys.argv[2:]]
 def _record():  # at exit: the driver leaves with os._exit after the atexit callbacks
     imported = sorted(
-        m for m in sys.modules if m.startswith("executorch.exir") or m == "torch._dynamo"
+        m
+        for m in sys.modules
+        if m.startswith("executorch.exir") or m in ("torch._dynamo", "sympy")
     )
     with open(EXIR_FILE, "w") as f:
         f.write("\\n".join(imported))
@@ -68,10 +70,11 @@ runpy.run_module("pteflow.driver", run_name="__main__")
 
 @pytest.mark.slow
 def test_an_unchanged_rerun_writes_the_cached_pte_without_the_compiler(capsys, tmp_path):
-    """A full hit: the same bytes, no pass run, neither executorch.exir nor torch._dynamo
-    imported (the model is built on the meta device without initialising it: 1.6 s of
-    a 3.3 s warm run at stories), and the verdict of the first run reported as cached (a
-    new tolerance verifies again)."""
+    """A full hit: the same bytes, no pass run, none of executorch.exir, torch._dynamo
+    and sympy imported (the model is built on the meta device without initialising it:
+    1.6 s of a 3.3 s warm run at stories; its dynamic dimension is an ``ir.dims.Dim``,
+    made into torch's, whose bounds import sympy, only when read: 0.6 s), and the
+    verdict of the first run reported as cached (a new tolerance verifies again)."""
     cache = tmp_path / "cache"
     passes = "export,to-edge,to-executorch,emit"
     argv = ["run", "--passes", passes, "--cache-dir", str(cache), "--verify"]
@@ -88,7 +91,7 @@ def test_an_unchanged_rerun_writes_the_cached_pte_without_the_compiler(capsys, t
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert exir.read_text() == ""  # the compiler (nor dynamo) was not even imported
+    assert exir.read_text() == ""  # nor the compiler, dynamo or sympy imported
     assert warm.read_bytes() == (tmp_path / "cold.pte").read_bytes()
     assert "full hit" in proc.stdout and "[verified (cached)]" in proc.stdout
     report = json.loads(warm.with_suffix(".report.json").read_text())

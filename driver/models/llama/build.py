@@ -261,6 +261,8 @@ def loaded_model(
     inputs, metadata and verification steps (shared by every Llama-family source)."""
     import torch
 
+    from pteflow.ir.dims import Dim  # torch's made when read: its bounds import sympy
+
     model = _construct(args)
     if prequantized:
         convert_prequantized(model, weights)
@@ -283,7 +285,7 @@ def loaded_model(
                 {"input_pos": torch.tensor([0], dtype=torch.long)},
             )
             dynamic: Any = (
-                {1: torch.export.Dim("token_dim", max=args.max_seq_len - 1)},
+                {1: Dim("token_dim", max=args.max_seq_len - 1)},
                 {"input_pos": {0: 1}},
             )
         else:
@@ -300,7 +302,7 @@ def loaded_model(
             tokens = tokens % (args.vocab_size - 1) + 1
         example = (tokens,)
         dynamic = (
-            ({1: torch.export.Dim("token_dim", max=args.max_seq_len - 1)},)
+            ({1: Dim("token_dim", max=args.max_seq_len - 1)},)
             if args.enable_dynamic_shape
             else None
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,32 @@ def test_table_marks_what_a_failed_reference_cannot_give():
     }
     line = table([row]).splitlines()[-1]
     assert line.startswith("| llama3.2-1b | xnnpack_default | - | - | <= 0.50 | <= 0.48 | - | - |")
+
+
+def test_a_repeated_reference_is_its_median_run(tmp_path):
+    """``--reference-repeat``: export_llama N times, the ratio's reference is the run of
+    the median wall (each run its own .pte), every wall recorded. The stand-in interpreter
+    takes 0.9 s, 0.1 s, then 0.5 s, and writes the .pte export_llama would."""
+    from benchmarks.bench_export import median_reference
+
+    count = tmp_path / "count"
+    python = tmp_path / "python"
+    python.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, sys, time\n"
+        f"count = pathlib.Path({str(count)!r})\n"
+        "n = int(count.read_text()) if count.exists() else 0\n"
+        "count.write_text(str(n + 1))\n"
+        "time.sleep((0.9, 0.1, 0.5)[n])\n"
+        "a = sys.argv\n"
+        "out = pathlib.Path(a[a.index('-o') + 1]) / (a[a.index('--output_name') + 1] + '.pte')\n"
+        "out.write_bytes(str(n).encode())\n"
+    )
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    params, ckpt = write_checkpoint(tmp_path / "ckpt", "tiny")
+    ref, walls = median_reference(
+        "xnnpack_default", params, ckpt, tmp_path, 64, 3, python=str(python)
+    )
+    assert len(walls) == 3 and walls[0] > walls[2] > walls[1]
+    assert ref.wall_s == pytest.approx(walls[2], abs=0.06)
+    assert Path(ref.pte_path).read_text() == "2"  # the third run's own file

@@ -10,7 +10,10 @@ at its level is skipped: the search probes another point between the bounds.
 
 Lossy passes (quantization) are expected to add error: inside a probe, the
 output of the last lossy pass of the prefix is evaluated too and becomes the
-reference the tolerance applies to (cached across probes).
+reference the tolerance applies to (cached across probes). A prefix beyond the
+tolerance of a quantized EAGER output (8da4w) is good if it matches one of that
+output's rounding variants within it (``driver.rounding``: what verification
+accepts, so a flipped rounding tie in XNNPACK's kernels is not blamed on a pass).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pteflow.passes.manager import PassManager, PassObserver, PassRecord, Verify
 from .models import LoadedModel
 from .numerics import Drift, NotEvaluable, Outputs, eager_outputs, evaluate, is_lossy
 from .options import ModelOptions, PipelineOptions
+from .rounding import check_program_rounding, variants_source
 
 
 @attrs.frozen
@@ -65,6 +69,7 @@ class BisectResult:
                 else pr.note
                 if not pr.evaluable
                 else (pr.drift.problem or f"max abs drift {pr.drift.abs:.3g}")
+                + (f" ({pr.note})" if pr.note else "")
                 if pr.drift
                 else ""
             )
@@ -105,6 +110,7 @@ class _Watch(PassObserver):
         self.diff = ""
         self.failed_rank: int | None = None
         self.evaluations = 0
+        self.variants_of: dict[int, Program | None] = {}  # lossy rank: its output's copy
 
     def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
         if rank == self.k - 1:
@@ -122,6 +128,8 @@ class _Watch(PassObserver):
                 )
                 or "(no change in the dump)\n"
             )
+        if is_lossy(pass_):
+            self.variants_of[rank] = variants_source(program_out)
         if is_lossy(pass_) and rank not in self.baselines:
             self.evaluations += 1
             try:
@@ -188,6 +196,13 @@ def bisect(
             vs_eager = Drift.between(got, eager_ref)
             if vs_eager.nonfinite or vs_eager.problem:
                 drift = attrs.evolve(vs_eager, abs=drift.abs, rel=drift.rel)
+        source = watch.variants_of.get(lossy[-1]) if lossy else None
+        only_beyond = drift.beyond(tolerance) and not drift.nonfinite and not drift.problem
+        if only_beyond and source is not None:  # rounding, or an error?
+            rounding = check_program_rounding(source, model.steps, got, ref, tolerance)
+            if rounding.matched is not None:
+                note = f"out of tolerance, but {rounding.explains('its output')}"
+                return Probe(k, False, True, drift=drift, diff=watch.diff, note=note)
         return Probe(k, drift.beyond(tolerance), True, drift=drift, diff=watch.diff)
 
     def record(p: Probe) -> Probe:

@@ -13,7 +13,10 @@ in order and compares every step's outputs:
 A program that cannot run at its level is "not evaluable" in the table, never
 an error. A lossy pass (one that provides a quantization fact, or changes the
 dtype) is expected to add error: its row says so, and from there on the
-tolerance applies against that pass's output instead of eager.
+tolerance applies against that pass's output instead of eager. A row beyond the
+tolerance of a quantized EAGER output (8da4w) is "ok" if it matches one of that
+output's rounding variants within it (``driver.rounding``: what verification accepts),
+so the tracker keeps a private copy of that output's modules for the rest of the run.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import attrs
 from pteflow.ir import Level, Program
 from pteflow.passes.base import Pass
 from pteflow.passes.manager import PassObserver, PassRecord
+
+from .rounding import RoundingCheck, check_program_rounding, variants_source
 
 if TYPE_CHECKING:
     import torch
@@ -167,6 +172,7 @@ class NumericsTracker(PassObserver):
         self.baseline_name = "eager"
         self.rebase_pending = False
         self.rows: list[NumericsRow] = []
+        self.variants_of: Program | None = None  # the last lossy output, if EAGER
         self.on_row = on_row
         self.eval_s = 0.0
 
@@ -212,6 +218,12 @@ class NumericsTracker(PassObserver):
             elif over:
                 beyond = f"{vs_base.abs:.3g} > tol {self.tolerance:.3g}"
                 note = f"DRIFT: {vs_base.problem or beyond}"
+                rounding = None if lossy or vs_base.problem else self._rounding(got)
+                if rounding is not None and rounding.matched is not None:
+                    over = False
+                    note = f"ok ({beyond}, but {rounding.explains('this program')})"
+                elif rounding is not None:
+                    note += f"; {rounding.why_not()}"
             baseline_name = self.baseline_name
             if (lossy or self.rebase_pending) and not broken:
                 note = (
@@ -223,6 +235,7 @@ class NumericsTracker(PassObserver):
                 over = False
                 self.baseline, self.baseline_name = got, name
                 self.rebase_pending = False
+                self.variants_of = variants_source(program) if lossy else None
             row = NumericsRow(
                 rank,
                 name,
@@ -240,6 +253,14 @@ class NumericsTracker(PassObserver):
         self.rows.append(row)
         if self.on_row:
             self.on_row(row)
+
+    def _rounding(self, got: Outputs) -> RoundingCheck | None:
+        """``got`` against the rounding variants of the last lossy pass's output."""
+        if self.variants_of is None:
+            return None
+        return check_program_rounding(
+            self.variants_of, self.steps, got, self.baseline, self.tolerance
+        )
 
     def first_over(self) -> NumericsRow | None:
         return next((r for r in self.rows if r.over), None)

@@ -162,7 +162,7 @@ class QuantizedReference(PassObserver):
     ) -> RoundingCheck:
         """``got`` (the .pte's outputs per step) against the rounding variants of this
         reference (``driver.rounding``); the program is built again for it."""
-        from .rounding import RoundingCheck, check_rounding
+        from .rounding import RoundingCheck, check_program_rounding
 
         assert self.outputs is not None
         level = self.ordered[self.rank].info.level_out
@@ -172,6 +172,4 @@ class QuantizedReference(PassObserver):
                 "(variants move the inputs of an eager model's nn.Linear layers)"
             )
         program = self.program(model, verify=verify, registry=registry, cache=cache)
-        modules = list(program.modules().values())
-        run = lambda: reference_steps(program, self.steps)  # noqa: E731
-        return check_rounding(modules, run, got, self.outputs, tolerance)
+        return check_program_rounding(program, self.steps, got, self.outputs, tolerance)

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from pteflow.ir import Level, Program
 from pteflow.ir.evaluate import Comparison, compare
 
 #: how far each variant moves the linears' inputs, in ulp (tried in this order)
@@ -50,13 +51,13 @@ class RoundingCheck:
     closest: float = float("inf")
     unavailable: str | None = None
 
-    def explains(self) -> str:
+    def explains(self, subject: str = "the .pte") -> str:
         """One line on the variant matched (only when ``matched``)."""
         assert self.matched is not None
         ulps, draw, comparison = self.matched
         return (
             f"the quantized model with its linear inputs moved by {ulps} ulp (draw "
-            f"{draw + 1} of {DRAWS}) matches the .pte to {comparison.max_abs_diff:.3g}: "
+            f"{draw + 1} of {DRAWS}) matches {subject} to {comparison.max_abs_diff:.3g}: "
             "a dynamically quantized activation rounded the other way (fp32 rounding, "
             "not an error)"
         )
@@ -153,3 +154,30 @@ def check_rounding(
             if against.within(tolerance):
                 return RoundingCheck((ulps, draw, against), tried, sensitivity, closest)
     return RoundingCheck(None, tried, sensitivity, closest)
+
+
+def variants_source(program: Program) -> Program | None:
+    """A private copy of a quantized EAGER program to run its rounding variants from
+    later (a later pass may edit its modules in place); None at other levels (no
+    ``nn.Linear`` to move). For ``--track-numerics`` and ``driver bisect``."""
+    import copy
+
+    if program.level != Level.EAGER:
+        return None
+    return program.evolve(artifact=copy.deepcopy(program.artifact))
+
+
+def check_program_rounding(
+    program: Program,
+    steps: Sequence[tuple[str, tuple[Any, ...]]],
+    got: Sequence[Sequence[Any]],
+    reference: Sequence[Sequence[Any]],
+    tolerance: float,
+) -> RoundingCheck:
+    """``check_rounding`` with the EAGER ``program`` as the reference, run on ``steps``
+    from its initial state (put back after each variant)."""
+    from .quantized_reference import reference_steps
+
+    modules = list(program.modules().values())
+    run = lambda: reference_steps(program, steps)  # noqa: E731
+    return check_rounding(modules, run, got, reference, tolerance)

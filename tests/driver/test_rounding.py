@@ -4,27 +4,38 @@ dynamically quantized activation rounded the other way); anything else still fai
 
 from __future__ import annotations
 
+import copy
 import json
+from typing import ClassVar
 
+import attrs
 import pytest
 import torch
 
 import pteflow
+from pteflow.driver.models import LoadedModel
 from pteflow.driver.rounding import DRAWS, ULPS, RoundingCheck, check_rounding
+from pteflow.driver.spec import PassSpec, build_pass
 from pteflow.driver.verify import Verification
-from pteflow.ir import Program
+from pteflow.ir import Level, Program
 from pteflow.ir.evaluate import Comparison
+from pteflow.passes import Pass, PassContext, PassInfo, PassManager, PassResult
+from pteflow.passes.registry import load_registry
 
 from ._helpers import run
+
+
+def _mlp() -> tuple[torch.nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+    return mlp.eval(), torch.randn(1, 64)
 
 
 @pytest.fixture(scope="module")
 def quantized():
     """An 8da4w-quantized two-layer MLP (pteflow's quantize-8da4w pass) and an input
     whose element ``j`` sits one ulp below a rounding tie of its int8 activation."""
-    torch.manual_seed(0)
-    mlp = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
-    x = torch.randn(1, 64)
+    mlp, x = _mlp()
     program = Program.eager(mlp, (x,))
     module = pteflow.compile(program, passes="quantize-8da4w", cache=False, verify=False)
     q = module.program.modules()["forward"]
@@ -154,3 +165,62 @@ def test_a_pt2e_reference_has_no_variants_and_says_so(tmp_path, capsys):
     ) in out
     check = json.loads(pte.with_suffix(".report.json").read_text())["verification"]
     assert check["rounding"]["tried"] == 0 and check["rounding"]["unavailable"]
+
+
+@attrs.frozen
+class NudgeFirstLinearInputPass(Pass):
+    """Move the first linear's input one ulp up (what fp32 arithmetic ordered otherwise
+    can do to a value before it), or with ``shift`` add that to its output instead (an
+    error). Edits the module in place, as source passes do."""
+
+    info: ClassVar[PassInfo] = PassInfo(name="nudge-first-linear", level_in=Level.EAGER)
+    shift: float = 0.0
+
+    def run(self, program: Program, ctx: PassContext) -> PassResult:
+        (module,) = program.modules().values()
+        first = next(m for m in module.modules() if isinstance(m, torch.nn.Linear))
+        if self.shift:
+            first.register_forward_hook(lambda _m, _a, out: out + self.shift)
+        else:
+            up = lambda _m, args: (torch.nextafter(args[0], torch.tensor(float("inf"))),)  # noqa: E731
+            first.register_forward_pre_hook(up)
+        return PassResult(program, True)
+
+
+def _load(x: torch.Tensor) -> LoadedModel:
+    mlp, _ = _mlp()
+    return LoadedModel(
+        Program.eager(mlp, (x,)), {"forward": copy.deepcopy(mlp)}, [("forward", (x,))], "mlp"
+    )
+
+
+def _debug_passes(shift: float):
+    registry = load_registry(extra=[NudgeFirstLinearInputPass])
+    specs = [PassSpec("quantize-8da4w", {}), PassSpec("nudge-first-linear", {"shift": shift})]
+    return registry, [build_pass(registry, spec) for spec in specs]
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.07])
+def test_track_numerics_and_bisect_put_a_flipped_tie_down_to_rounding(quantized, shift):
+    """What verification accepts, ``--track-numerics`` and ``driver bisect`` accept too:
+    a pass whose output rounded one activation the other way is not blamed (its row
+    says which variant matched), a pass that adds an error of the same size is."""
+    from pteflow.driver.bisect import bisect
+    from pteflow.driver.numerics import NumericsTracker
+
+    _q, at_tie, _past = quantized
+    registry, passes = _debug_passes(shift)
+    model = _load(at_tie)
+    tracker = NumericsTracker(model.reference, model.steps, tolerance=1e-4)
+    PassManager(passes, registry=registry).run(model.program, observers=[tracker])
+    (row,) = [r for r in tracker.rows if r.pass_.startswith("nudge-first-linear")]
+    assert row.vs_baseline is not None and row.vs_baseline.abs > 1e-3  # beyond 1e-4
+    result = bisect(lambda: _load(at_tie), passes, tolerance=1e-4, registry=registry)
+    if shift:
+        assert row.over and row.note.startswith("DRIFT") and "12 tried" in row.note
+        assert result.first_bad == 1
+    else:
+        assert not row.over and tracker.first_over() is None
+        assert "but the quantized model with its linear inputs moved by" in row.note
+        assert result.first_bad is None
+        assert "matches its output to" in result.render()

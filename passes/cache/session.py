@@ -24,6 +24,7 @@ import json
 import os
 import time
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from pteflow.ir import Level, Program
@@ -45,18 +46,14 @@ def _same(a: Program, b: Program) -> bool:
     return (
         a.level == b.level
         and a.artifact is b.artifact
-        and a.metadata.keys() == b.metadata.keys()
-        and all(a.metadata[k] is b.metadata[k] for k in a.metadata)
-        and a.example_inputs.keys() == b.example_inputs.keys()
-        and all(a.example_inputs[k] is b.example_inputs[k] for k in a.example_inputs)
-        and (
-            a.dynamic_shapes is b.dynamic_shapes  # (deferred ones stay unmade)
-            or (
-                a.dynamic_shapes.keys() == b.dynamic_shapes.keys()
-                and all(a.dynamic_shapes[k] is b.dynamic_shapes[k] for k in a.dynamic_shapes)
-            )
-        )
+        and _same_values(a.metadata, b.metadata)
+        and _same_values(a.example_inputs, b.example_inputs)
+        and _same_values(a.dynamic_shapes, b.dynamic_shapes)  # deferred ones: not made
     )
+
+
+def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a is b or (a.keys() == b.keys() and all(a[k] is b[k] for k in a))
 
 
 class CacheSession:

@@ -203,6 +203,7 @@ class NumericsTracker(PassObserver):
                 rank, name, program.level.label, None, None, None, self.baseline_name, note, False
             )
             self.rebase_pending = self.rebase_pending or lossy
+            self.variants_of = None if lossy else self.variants_of  # its output is unknown
             self.prev = None
         else:
             vs_base = Drift.between(got, self.baseline, self.baseline_name)
@@ -218,7 +219,8 @@ class NumericsTracker(PassObserver):
             elif over:
                 beyond = f"{vs_base.abs:.3g} > tol {self.tolerance:.3g}"
                 note = f"DRIFT: {vs_base.problem or beyond}"
-                rounding = None if lossy or vs_base.problem else self._rounding(got)
+                rebase = lossy or self.rebase_pending  # (this row is the new baseline)
+                rounding = None if rebase or vs_base.problem else self._rounding(got)
                 if rounding is not None and rounding.matched is not None:
                     over = False
                     note = f"ok ({beyond}, but {rounding.explains('this program')})"

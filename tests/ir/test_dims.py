@@ -38,6 +38,14 @@ def test_it_reads_like_torch_export_dim(bounds):
     assert (converted.min, converted.max) == (theirs.min, theirs.max)
 
 
+def test_nested_shapes_convert_and_a_shared_dim_stays_one():
+    seq = Dim("seq", max=31)
+    shapes = torch_dynamic_shapes(({0: seq}, [{1: seq}], {"pos": {0: 1}}, None))
+    first, (second,), pos, none = shapes
+    assert first[0] is second[1] and isinstance(first[0], type(torch.export.Dim("x")))
+    assert pos == {"pos": {0: 1}} and none is None
+
+
 def test_a_program_keys_alike_and_reads_torch_dims_made_once():
     """The cache key of a program naming an ir Dim is the one of the same program naming
     torch's (entries made before still hit) and is taken without making torch's; a

@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -115,10 +117,15 @@ def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: i
             (colds if cache else bares).append(run)
 
     def median(runs: list[dict]) -> dict:
-        chosen = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-        return chosen | {"walls": [round(r["wall_s"], 1) for r in runs]}
+        chosen, walls = _median_run(runs, lambda r: r["wall_s"])
+        return chosen | {"walls": walls}
 
     return median(colds), median(bares)
+
+
+def _median_run(runs: list, wall: Callable[[Any], float]) -> tuple[Any, list[float]]:
+    """The run of the median wall (the slower of two) and every run's wall."""
+    return sorted(runs, key=wall)[len(runs) // 2], [round(wall(r), 1) for r in runs]
 
 
 def median_reference(name: str, params: Path, ckpt: Path, out: Path, max_seq_len: int,
@@ -133,8 +140,7 @@ def median_reference(name: str, params: Path, ckpt: Path, out: Path, max_seq_len
         )
         for tag in names
     ]
-    chosen = sorted(runs, key=lambda r: r.wall_s)[len(runs) // 2]
-    return chosen, [round(r.wall_s, 1) for r in runs]
+    return _median_run(runs, lambda r: r.wall_s)
 
 
 def measure(

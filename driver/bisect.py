@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from pteflow.ir import Program, views
+from pteflow.ir import Level, Program, views
 from pteflow.ir.errors import InvariantError, PassFailedError
 from pteflow.passes.base import Pass
 from pteflow.passes.manager import PassManager, PassObserver, PassRecord, Verify
@@ -31,7 +31,7 @@ from pteflow.passes.manager import PassManager, PassObserver, PassRecord, Verify
 from .models import LoadedModel
 from .numerics import Drift, NotEvaluable, Outputs, eager_outputs, evaluate, is_lossy
 from .options import ModelOptions, PipelineOptions
-from .rounding import check_program_rounding, variants_source
+from .rounding import check_program_rounding
 
 
 @attrs.frozen
@@ -110,7 +110,6 @@ class _Watch(PassObserver):
         self.diff = ""
         self.failed_rank: int | None = None
         self.evaluations = 0
-        self.variants_of: dict[int, Program | None] = {}  # lossy rank: its output's copy
 
     def before(self, rank: int, pass_: Pass, program_in: Program) -> None:
         if rank == self.k - 1:
@@ -128,8 +127,6 @@ class _Watch(PassObserver):
                 )
                 or "(no change in the dump)\n"
             )
-        if is_lossy(pass_):
-            self.variants_of[rank] = variants_source(program_out)
         if is_lossy(pass_) and rank not in self.baselines:
             self.evaluations += 1
             try:
@@ -164,6 +161,7 @@ def bisect(
     eager_ref = eager_outputs(first.reference, first.steps)
     baselines: dict[int, Outputs | None] = {}
     probes: dict[int, Probe] = {}
+    sources: dict[int, Program | None] = {}  # lossy rank: its output, for rounding variants
     counts = {"evaluations": 0, "runs": 0}
     fresh: list[LoadedModel | None] = [first]
 
@@ -196,14 +194,24 @@ def bisect(
             vs_eager = Drift.between(got, eager_ref)
             if vs_eager.nonfinite or vs_eager.problem:
                 drift = attrs.evolve(vs_eager, abs=drift.abs, rel=drift.rel)
-        source = watch.variants_of.get(lossy[-1]) if lossy else None
         only_beyond = drift.beyond(tolerance) and not drift.nonfinite and not drift.problem
-        if only_beyond and source is not None:  # rounding, or an error?
+        source = variants_source(lossy[-1]) if only_beyond and lossy else None
+        if source is not None:  # rounding, or an error?
             rounding = check_program_rounding(source, model.steps, got, ref, tolerance)
             if rounding.matched is not None:
                 note = f"out of tolerance, but {rounding.explains('its output')}"
                 return Probe(k, False, True, drift=drift, diff=watch.diff, note=note)
         return Probe(k, drift.beyond(tolerance), True, drift=drift, diff=watch.diff)
+
+    def variants_source(rank: int) -> Program | None:
+        """The output of lossy pass ``rank`` again, from a fresh model (built only when a
+        probe drifts, kept for the next): the rounding variants run from it."""
+        if rank not in sources:
+            counts["runs"] += 1
+            manager = PassManager(ordered[: rank + 1], verify=verify, registry=registry)
+            out = manager.run(load().program).program
+            sources[rank] = out if out.level == Level.EAGER else None
+        return sources[rank]
 
     def record(p: Probe) -> Probe:
         probes[p.k] = p

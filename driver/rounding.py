@@ -159,7 +159,8 @@ def check_rounding(
 def variants_source(program: Program) -> Program | None:
     """A private copy of a quantized EAGER program to run its rounding variants from
     later (a later pass may edit its modules in place); None at other levels (no
-    ``nn.Linear`` to move). For ``--track-numerics`` and ``driver bisect``."""
+    ``nn.Linear`` to move). For ``--track-numerics``, which watches every pass anyway
+    (``driver bisect`` builds the output again when a probe drifts)."""
     import copy
 
     if program.level != Level.EAGER:

@@ -1,29 +1,45 @@
 """Decode latency of two ``.pte`` files, measured so that the machine's state changes
 alike for both: a single-token decode step in ``executorch.runtime``.
 
-``decode_pair_ms(ours, ref, vocab)``: ``DECODE_ROUNDS`` rounds, each loading both files
-afresh (which first alternates); where both fit in memory together their steps alternate
-one by one (the same tokens at the same positions), else each file's steps run in turn.
-Each file's figure is the median over the rounds of its median step.
+``decode_pair(ours, ref, vocab)``: rounds, each loading both files afresh, in pairs: ours
+loaded first in one round of a pair, the reference in the other. Where both fit in memory
+together their steps alternate one by one (the same tokens at the same positions), else
+each file's steps run in turn. A round gives each file's median step; a pair, the
+geometric mean of its two rounds' ratios ours / ref. The comparison's ratio is the median
+over the pairs, with a distribution-free 95% interval for it (order statistics).
 
 Why rounds of fresh loads: one load's speed is a draw. Two files the runtime runs alike,
 both loaded once with their steps interleaved, read 1.02, 1.09 and 0.94 in three such
 comparisons in a row (135M, 16 ms steps); one round each, one file after the other, the
-ratio moved by up to 45% between runs (135M pt2e read 1.44 in one run and ~1.00 after;
-1B 100 against 146 ms). The median over rounds takes most of the draw out (seven
-interleaved rounds: 0.95, 0.94, 1.00 in a row); the interleaving, what changes on the
-machine within a round. Files too large to hold together (Llama-3.2-1B's: 6 GB each,
-twice that once XNNPACK packs the weights) run one after the other.
+ratio moved by up to 45% between runs (135M pt2e read 1.44 in one run and ~1.00 after).
+Why ratios within a round: the machine moves between rounds (one file's step from 2.7 to
+3.5 ms within minutes on the Xeon VM); a ratio of two files measured together cancels it.
+Why pairs: the file loaded first of the two steps 1.5-2.5% slower (a file against a copy
+of itself, stories, Xeon VM), so each pair holds one round of each order. And each
+round's programs are released before the next round loads: held until then, the first
+argument read 1.5-8% slower than a copy of itself. A file against a copy of itself now
+reads 0.996-1.010, its interval 1-5% either side: a ratio of 1.01 is only "slower" when
+the interval's low end is above 1.00 too. Files too large to hold together (Llama-3.2-1B's:
+6 GB each, twice that once XNNPACK packs the weights) run one after the other, in fewer
+rounds.
+
+    python benchmarks/decode.py OURS.pte REF.pte --vocab 32000   # compare two files
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Rounds of the decode comparison: both files loaded afresh in each.
-DECODE_ROUNDS = 7
+#: Pairs of rounds of the decode comparison (both files loaded afresh in each round, which
+#: first alternating): where both files fit in memory together, else (each round then
+#: loads two large files in turn) fewer.
+DECODE_PAIRS = 10
+SEPARATE_PAIRS = 4
 #: Both files load together (and interleave) up to this many bytes in all.
 INTERLEAVE_MAX_BYTES = 3 << 30
 #: Steps before measuring (the first ones warm caches up), then steps measured per file.
@@ -63,31 +79,81 @@ def decode_ms(pte: Path, vocab: int, max_seq_len: int = 128) -> float:
     return _timed([_Decoder(pte)], vocab, max_seq_len)[0]
 
 
-def decode_pair_ms(
-    ours: Path, ref: Path, vocab: int, max_seq_len: int = 128
-) -> tuple[float, float]:
-    """``(ours, reference)``: each file's median ms per decode step over ``DECODE_ROUNDS``
-    rounds, each round loading both afresh, which first alternating (module doc);
-    positions stay below ``max_seq_len``."""
+@dataclass(frozen=True)
+class DecodeComparison:
+    """Two files' decode steps over rounds of fresh loads: each file's median step (the
+    median over the rounds of each round's median) and each pair of rounds' ratio ours /
+    ref (the geometric mean of a round with ours loaded first and one with ref first)."""
+
+    ours_ms: float
+    ref_ms: float
+    ratios: tuple[float, ...]
+
+    @property
+    def ratio(self) -> float:
+        """The median of the pairs' ratios."""
+        return statistics.median(self.ratios)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """A distribution-free interval of at least 95% for that median (order statistics
+        of the pairs' ratios); with under six pairs, their whole range."""
+        return median_interval(self.ratios)
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The order-statistic interval for the median of ``values``: the k-th smallest and
+    k-th largest, k the largest rank whose two-sided tail under Binomial(n, 1/2) stays
+    within ``1 - confidence``; ``(min, max)`` when no rank does (n < 6 at 95%)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    tail = 0.0
+    k = 0  # the values below rank k+1 lie under the median with probability ``tail``
+    while k < n // 2:
+        tail_next = tail + math.comb(n, k) / 2**n
+        if 2 * tail_next > 1 - confidence:
+            break
+        tail, k = tail_next, k + 1
+    low = max(k, 1)
+    return ordered[low - 1], ordered[n - low]
+
+
+def decode_pair(ours: Path, ref: Path, vocab: int, max_seq_len: int = 128) -> DecodeComparison:
+    """Both files' decode steps in pairs of rounds, each round loading both afresh, which
+    first alternating (module doc); positions stay below ``max_seq_len``."""
     together = ours.stat().st_size + ref.stat().st_size <= INTERLEAVE_MAX_BYTES
     mine, theirs = [], []
-    for i in range(DECODE_ROUNDS):
+    for i in range(2 * (DECODE_PAIRS if together else SEPARATE_PAIRS)):
         ours_first = i % 2 == 0
         if together:
-            if ours_first:
-                a = _Decoder(ours)
-                b = _Decoder(ref)
-            else:
-                b = _Decoder(ref)
-                a = _Decoder(ours)
-            m, t = _timed([a, b], vocab, max_seq_len)
+            m, t = _interleaved_round(ours, ref, ours_first, vocab, max_seq_len)
         elif ours_first:
             m, t = decode_ms(ours, vocab, max_seq_len), decode_ms(ref, vocab, max_seq_len)
         else:
             t, m = decode_ms(ref, vocab, max_seq_len), decode_ms(ours, vocab, max_seq_len)
         mine.append(m)
         theirs.append(t)
-    return statistics.median(mine), statistics.median(theirs)
+    rounds = [m / t for m, t in zip(mine, theirs, strict=True)]
+    ratios = tuple(math.sqrt(x * y) for x, y in zip(rounds[::2], rounds[1::2], strict=True))
+    return DecodeComparison(statistics.median(mine), statistics.median(theirs), ratios)
+
+
+def _interleaved_round(
+    ours: Path, ref: Path, ours_first: bool, vocab: int, max_seq_len: int
+) -> list[float]:
+    """One round, both files loaded (which first as told) and their steps interleaved.
+
+    Its own function so that both programs are released when it returns, before the
+    next round loads: held across the next loads (a name rebound only after the new
+    program exists), each new load found the heap as the other file's release left it,
+    and the first file read 1.5-7% slower than a copy of itself (Xeon VM, stories)."""
+    if ours_first:
+        a = _Decoder(ours)
+        b = _Decoder(ref)
+    else:
+        b = _Decoder(ref)
+        a = _Decoder(ours)
+    return _timed([a, b], vocab, max_seq_len)
 
 
 def _timed(decoders: list[_Decoder], vocab: int, max_seq_len: int) -> list[float]:
@@ -104,3 +170,28 @@ def _timed(decoders: list[_Decoder], vocab: int, max_seq_len: int) -> list[float
             if pos >= warm:
                 times[k].append(took)
     return [statistics.median(t) * 1000 for t in times]
+
+
+def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Compare two .pte files' decode step latency.")
+    ap.add_argument("ours", type=Path)
+    ap.add_argument("ref", type=Path)
+    ap.add_argument("--vocab", type=int, required=True, help="the models' vocabulary size")
+    ap.add_argument("--max-seq-len", type=int, default=128)
+    args = ap.parse_args()
+    for pte in (args.ours, args.ref):
+        if not pte.is_file():
+            ap.error(f"{pte} is not a file")
+    got = decode_pair(args.ours, args.ref, args.vocab, args.max_seq_len)
+    low, high = got.interval
+    print(
+        f"decode {got.ours_ms:.3f} / {got.ref_ms:.3f} ms a step; ratio {got.ratio:.3f} "
+        f"(95% interval {low:.3f}-{high:.3f}, {len(got.ratios)} pairs of rounds)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -198,7 +198,12 @@ class RunConsole:
 
     def pass_started(self, rank: int, label: str) -> None:
         """A pass's progress line is open (``live`` shows its elapsed time after a while)."""
-        self.stage(("pass", rank), label)
+        self.timed_stage(("pass", rank), label)
+
+    def timed_stage(self, key: Any, label: str) -> None:
+        """``stage``, with a progress line open: ``live`` shows its elapsed time after a
+        while, until the stage ends."""
+        self.stage(key, label)
         with self._lock:
             self._pass_t0 = time.perf_counter()
 

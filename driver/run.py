@@ -221,12 +221,15 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
     if do_verify and pte is not None:
         from .warm import verify_or_recall
 
-        console.stage("verify", "verify")
+        out("verifying the .pte against its reference ...")  # long at 1B: a line meanwhile
+        console.timed_stage("verify", "verify")
+        started = time.perf_counter()
         digest = kept.prepared.pte_digest if kept.prepared is not None else None
         verification = verify_or_recall(
             pte, model, quantized_ref, warm_keys, options.checks, registry, cache, digest
         )
         console.end_stage()
+        out(f" {time.perf_counter() - started:.2f}s\n")
     memory.finish()
     if etrecord is not None:
         console.stage("etrecord", "etrecord")

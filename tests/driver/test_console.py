@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -94,15 +95,19 @@ def test_own_warnings_reach_the_console_while_capturing(tmp_path, capfd):
 @pytest.mark.slow
 def test_readme_first_command_prints_no_upstream_noise(tmp_path):
     """The README's first command (driver run --pipeline xnnpack_default -o llama.pte), as
-    a user's shell runs it: at most 16 lines (the issue's ~15: progress, summary,
-    verification, metadata, where the files are), no upstream warning text, all of it in the log."""
+    a user's shell runs it: at most 17 lines (the issue's ~15: progress, summary,
+    verification and its progress line, metadata, where the files are), each one of
+    pteflow's own, no upstream warning text, all of it in the log."""
     driver = Path(sys.executable).with_name("driver")
     env = {**os.environ, "PYTHONWARNINGS": ""}
     cmd = [str(driver), "run", "--pipeline", "xnnpack_default", "-o", "llama.pte"]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     console = done.stdout + done.stderr
-    assert len(console.splitlines()) <= 16, console
+    assert len(console.splitlines()) <= 17, console
+    ours = ("model: ", "[", "total ", "wrote ", "verifying ", "verify: ", "arbitration ")
+    ours += ("metadata: ", "report: ")
+    assert all(ln.startswith(ours) for ln in console.splitlines()), console
     for text in NOISE:
         assert text not in console, text
     log = (tmp_path / "llama.log").read_text()
@@ -114,6 +119,14 @@ def test_readme_first_command_prints_no_upstream_noise(tmp_path):
     assert counts["export"] > 0 and counts["emit"] > 0  # the runtime's cpuinfo lines
     assert sum(report["upstream_warnings"].values()) >= sum(counts.values())
     assert "upstream warnings in llama.log" in done.stdout
+    # verification has its progress line, as a pass has (at 1B it takes minutes)
+    lines = done.stdout.splitlines()
+    verifying = [i for i, ln in enumerate(lines) if ln.startswith("verifying the .pte")]
+    assert len(verifying) == 1, done.stdout
+    assert re.fullmatch(
+        r"verifying the \.pte against its reference \.\.\. \d+\.\d\ds", lines[verifying[0]]
+    )
+    assert verifying[0] < next(i for i, ln in enumerate(lines) if ln.startswith("verify:"))
 
     # --no-cache: the same run again would be a full hit, where no pass (and no emit) runs
     verbose = subprocess.run(

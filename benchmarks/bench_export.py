@@ -103,24 +103,48 @@ def run_pteflow(
     }
 
 
-def _median_runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int):
-    """pteflow cold with the cache and --no-cache, ``repeat`` times alternately (the first
-    of each pair alternating too: the run right after export_llama may find the checkpoint
-    out of the page cache, at 1B 15 s slower): the runs of the median wall of each (the
-    cache's cost is a few percent, one run's spread as much)."""
+def run_order(repeat: int, reference_repeat: int) -> list[str]:
+    """The runs of one row, in order: round by round, export_llama once, then pteflow with
+    and without the cache, which first alternating (the run right after export_llama may
+    find the checkpoint out of the page cache: at 1B 15 s slower). Interleaved so that a
+    slower spell of the machine falls on both flows alike. With export_llama's runs all
+    first, a stories 8da4w row read 0.50 where the same code had read 0.37 two hours
+    before on this Xeon VM: export_llama's runs as fast as then, pteflow's, with the
+    cache and without, 30% slower."""
+    order: list[str] = []
+    for i in range(max(repeat, reference_repeat)):
+        order += ["reference"] if i < reference_repeat else []
+        if i < repeat:
+            order += ["cache", "no-cache"] if i % 2 == 0 else ["no-cache", "cache"]
+    return order
+
+
+Failure = ReferenceFailedError | None
+
+
+def _runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int,
+          reference_repeat: int) -> tuple[dict[str, list], Failure]:  # fmt: skip
+    """Every run of one row in ``run_order``, by kind; once export_llama fails (killed
+    for memory at 1B), the error, and no more of its runs."""
     params, ckpt, hf = model
-    colds: list[dict] = []
-    bares: list[dict] = []
-    for i in range(repeat):
-        for cache in (True, False) if i % 2 == 0 else (False, True):
-            run = run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=cache)
-            (colds if cache else bares).append(run)
-
-    def median(runs: list[dict]) -> dict:
-        chosen, walls = _median_run(runs, lambda r: r["wall_s"])
-        return chosen | {"walls": walls}
-
-    return median(colds), median(bares)
+    runs: dict[str, list] = {"reference": [], "cache": [], "no-cache": []}
+    failed = None
+    for kind in run_order(repeat, reference_repeat):
+        if kind != "reference":
+            runs[kind].append(
+                run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=kind == "cache")
+            )
+        elif failed is None:
+            i = len(runs[kind])
+            try:
+                runs[kind].append(
+                    _reference_run(name, params, ckpt, out, max_seq_len, i, reference_repeat)
+                )
+            except ReferenceFailedError as e:
+                if e.peak_rss_mb is None:
+                    raise
+                failed = e
+    return runs, failed
 
 
 def _median_run(runs: list, wall: Callable[[Any], float]) -> tuple[Any, list[float]]:
@@ -128,17 +152,23 @@ def _median_run(runs: list, wall: Callable[[Any], float]) -> tuple[Any, list[flo
     return sorted(runs, key=wall)[len(runs) // 2], [round(wall(r), 1) for r in runs]
 
 
+def _reference_run(name: str, params: Path, ckpt: Path, out: Path, max_seq_len: int, i: int,
+                   repeat: int, python: str = sys.executable) -> ReferenceResult:  # fmt: skip
+    """export_llama's ``i``-th run of ``repeat`` (each its own .pte)."""
+    tag = name if repeat == 1 else f"{name}.{i}"
+    return run_reference(
+        name, params, ckpt, out / "ref", max_seq_len=max_seq_len, name=tag, python=python
+    )
+
+
 def median_reference(name: str, params: Path, ckpt: Path, out: Path, max_seq_len: int,
                      repeat: int, python: str = sys.executable,
                      ) -> tuple[ReferenceResult, list[float]]:  # fmt: skip
     """export_llama ``repeat`` times: the run of the median wall, and every run's wall
     (on a noisy VM one run of it moves by as much as a ratio's margin)."""
-    names = [name] if repeat == 1 else [f"{name}.{i}" for i in range(repeat)]
     runs = [
-        run_reference(
-            name, params, ckpt, out / "ref", max_seq_len=max_seq_len, name=tag, python=python
-        )
-        for tag in names
+        _reference_run(name, params, ckpt, out, max_seq_len, i, repeat, python)
+        for i in range(repeat)
     ]
     return _median_run(runs, lambda r: r.wall_s)
 
@@ -154,24 +184,27 @@ def measure(
     reference_repeat: int = 1,
 ) -> dict:
     """One pipeline: the reference (``reference_repeat`` times: its median run), pteflow's
-    default (cache on, cold), pteflow --no-cache (each of the two ``repeat`` times,
-    alternately: the median run of each).
+    default (cache on, cold), pteflow --no-cache (each of the two ``repeat`` times: the
+    median run of each), all interleaved (``run_order``).
 
     A reference that fails (at Llama-3.2-1B's shapes export_llama may be killed for memory)
     still gives a row: pteflow's figures, the reference's peak until it stopped, and ratios
     only where they mean something (peak RSS against a lower bound of the reference's).
     """
-    params, ckpt, _hf = model
+    runs, failed = _runs(name, out, model, max_seq_len, repeat, reference_repeat)
     ref_walls: list[float] = []
-    try:
-        ref, ref_walls = median_reference(name, params, ckpt, out, max_seq_len, reference_repeat)
-    except ReferenceFailedError as e:
-        if e.peak_rss_mb is None:
-            raise
-        print(str(e).splitlines()[0], file=sys.stderr)
+    if failed is not None:
+        print(str(failed).splitlines()[0], file=sys.stderr)
         ref = None
-        ref_rss = e.peak_rss_mb
-    cold, bare = _median_runs(name, out, model, max_seq_len, repeat)
+        ref_rss = failed.peak_rss_mb
+    else:
+        ref, ref_walls = _median_run(runs["reference"], lambda r: r.wall_s)
+
+    def median(kind: str) -> dict:
+        chosen, walls = _median_run(runs[kind], lambda r: r["wall_s"])
+        return chosen | {"walls": walls}
+
+    cold, bare = median("cache"), median("no-cache")
     pte_mb = cold["pte"].stat().st_size / 2**20
     row = {
         "size": size,
@@ -262,7 +295,8 @@ def main() -> int:
         metavar="N",
         help="run pteflow with and without the cache N times each, alternately (which of "
         "the two goes first alternates too), and report the median run of each (the "
-        "reference runs once; see --reference-repeat)",
+        "reference runs once; see --reference-repeat); the flows' runs interleave, one "
+        "export_llama run and one pteflow pair a round",
     )
     ap.add_argument(
         "--reference-repeat",

@@ -75,3 +75,15 @@ def test_a_repeated_reference_is_its_median_run(tmp_path):
     assert len(walls) == 3 and walls[0] > walls[2] > walls[1]
     assert ref.wall_s == pytest.approx(walls[2], abs=0.06)
     assert Path(ref.pte_path).read_text() == "2"  # the third run's own file
+
+
+def test_the_flows_runs_are_interleaved_round_by_round():
+    """A slower spell of the machine falls on export_llama and pteflow alike: one
+    reference run, then a cache / no-cache pair (which first alternating), per round."""
+    from benchmarks.bench_export import run_order
+
+    ref, cache, bare = "reference", "cache", "no-cache"
+    assert run_order(1, 1) == [ref, cache, bare]
+    assert run_order(3, 3) == [ref, cache, bare, ref, bare, cache, ref, cache, bare]
+    assert run_order(3, 1) == [ref, cache, bare, bare, cache, cache, bare]
+    assert run_order(1, 2) == [ref, cache, bare, ref]

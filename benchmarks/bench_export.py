@@ -303,7 +303,8 @@ def main() -> int:
         type=int,
         default=1,
         metavar="N",
-        help="run export_llama N times first and take its median run as the reference",
+        help="run export_llama N times (interleaved with pteflow's runs, see --repeat) "
+        "and take its median run as the reference",
     )
     args = ap.parse_args()
     for flag, value in (("--repeat", args.repeat), ("--reference-repeat", args.reference_repeat)):

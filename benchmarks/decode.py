@@ -146,7 +146,7 @@ def _interleaved_round(
     Its own function so that both programs are released when it returns, before the
     next round loads: held across the next loads (a name rebound only after the new
     program exists), each new load found the heap as the other file's release left it,
-    and the first file read 1.5-7% slower than a copy of itself (Xeon VM, stories)."""
+    and the first file read 1.5-8% slower than a copy of itself (Xeon VM, stories)."""
     if ours_first:
         a = _Decoder(ours)
         b = _Decoder(ref)
@@ -184,7 +184,13 @@ def main() -> int:
     for pte in (args.ours, args.ref):
         if not pte.is_file():
             ap.error(f"{pte} is not a file")
-    got = decode_pair(args.ours, args.ref, args.vocab, args.max_seq_len)
+    if args.vocab < 1 or args.max_seq_len < 1:
+        ap.error("--vocab and --max-seq-len must be at least 1")
+    try:
+        got = decode_pair(args.ours, args.ref, args.vocab, args.max_seq_len)
+    except Exception as e:  # a file the runtime cannot load or run: one line, as tools do
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        ap.exit(2, f"decode.py: the runtime cannot decode with these files ({first})\n")
     low, high = got.interval
     print(
         f"decode {got.ours_ms:.3f} / {got.ref_ms:.3f} ms a step; ratio {got.ratio:.3f} "

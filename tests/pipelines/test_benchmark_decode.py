@@ -143,3 +143,11 @@ def test_the_command_compares_two_files(tiny_ptes):
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert missing.returncode == 2 and "nope.pte is not a file" in missing.stderr
+    not_a_pte = ours.with_name("not.pte")
+    not_a_pte.write_text("not a program")
+    bad = subprocess.run(
+        [*cmd[:2], str(ours), str(not_a_pte), "--vocab", "512"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "cannot decode with these files" in bad.stderr
+    assert "Traceback" not in bad.stderr

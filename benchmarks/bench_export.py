@@ -108,9 +108,10 @@ def run_order(repeat: int, reference_repeat: int) -> list[str]:
     and without the cache, which first alternating (the run right after export_llama may
     find the checkpoint out of the page cache: at 1B 15 s slower). Interleaved so that a
     slower spell of the machine falls on both flows alike. With export_llama's runs all
-    first, a stories 8da4w row read 0.50 where the same code had read 0.37 two hours
-    before on this Xeon VM: export_llama's runs as fast as then, pteflow's, with the
-    cache and without, 30% slower."""
+    first, a stories 8da4w row read 0.50 where the same code had read 0.37 earlier that
+    day on this Xeon VM: export_llama's runs as fast as then, pteflow's, with the
+    cache and without, 30% slower (interleaved, 0.48 the hour after: the order is not
+    all of it, but it no longer decides a ratio)."""
     order: list[str] = []
     for i in range(max(repeat, reference_repeat)):
         order += ["reference"] if i < reference_repeat else []

@@ -95,7 +95,7 @@ def torch_dynamic_shapes(shapes: Any) -> Any:
                 }
                 made[value] = torch.export.Dim(value.name, **bounds)
             return made[value]
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):  # what ``holds_dim`` looks into, this converts
             return {k: convert(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(convert(v) for v in value)

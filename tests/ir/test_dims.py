@@ -46,6 +46,19 @@ def test_nested_shapes_convert_and_a_shared_dim_stays_one():
     assert pos == {"pos": {0: 1}} and none is None
 
 
+def test_every_mapping_holds_dim_finds_is_converted():
+    """A read-only mapping of dims (``types.MappingProxyType``) is looked into by
+    ``holds_dim``, so it is converted too: torch would reject an ir Dim inside it."""
+    from types import MappingProxyType
+
+    from pteflow.ir.dims import holds_dim
+
+    shapes = (MappingProxyType({0: Dim("seq", max=15)}),)
+    assert holds_dim(shapes)
+    (converted,) = torch_dynamic_shapes(shapes)
+    assert isinstance(converted[0], type(torch.export.Dim("x"))) and converted[0].max == 15
+
+
 def test_a_program_keys_alike_and_reads_torch_dims_made_once():
     """The cache key of a program naming an ir Dim is the one of the same program naming
     torch's (entries made before still hit) and is taken without making torch's; a

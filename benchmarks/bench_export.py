@@ -123,10 +123,12 @@ def run_order(repeat: int, reference_repeat: int) -> list[str]:
 Failure = ReferenceFailedError | None
 
 
-def _runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int,
-          reference_repeat: int) -> tuple[dict[str, list], Failure]:  # fmt: skip
+def runs_in_order(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int,
+                  reference_repeat: int, python: str = sys.executable,
+                  ) -> tuple[dict[str, list], Failure]:  # fmt: skip
     """Every run of one row in ``run_order``, by kind; once export_llama fails (killed
-    for memory at 1B), the error, and no more of its runs."""
+    for memory at 1B), the error, and no more of its runs. ``python``: export_llama's
+    interpreter."""
     params, ckpt, hf = model
     runs: dict[str, list] = {"reference": [], "cache": [], "no-cache": []}
     failed = None
@@ -136,10 +138,10 @@ def _runs(name: str, out: Path, model: tuple, max_seq_len: int, repeat: int,
                 run_pteflow(name, params, ckpt, out, max_seq_len, hf, cache=kind == "cache")
             )
         elif failed is None:
-            i = len(runs[kind])
+            i, n = len(runs[kind]), reference_repeat
             try:
                 runs[kind].append(
-                    _reference_run(name, params, ckpt, out, max_seq_len, i, reference_repeat)
+                    _reference_run(name, params, ckpt, out, max_seq_len, i, n, python)
                 )
             except ReferenceFailedError as e:
                 if e.peak_rss_mb is None:
@@ -162,18 +164,6 @@ def _reference_run(name: str, params: Path, ckpt: Path, out: Path, max_seq_len: 
     )
 
 
-def median_reference(name: str, params: Path, ckpt: Path, out: Path, max_seq_len: int,
-                     repeat: int, python: str = sys.executable,
-                     ) -> tuple[ReferenceResult, list[float]]:  # fmt: skip
-    """export_llama ``repeat`` times: the run of the median wall, and every run's wall
-    (on a noisy VM one run of it moves by as much as a ratio's margin)."""
-    runs = [
-        _reference_run(name, params, ckpt, out, max_seq_len, i, repeat, python)
-        for i in range(repeat)
-    ]
-    return _median_run(runs, lambda r: r.wall_s)
-
-
 def measure(
     name: str,
     size: str,
@@ -192,7 +182,7 @@ def measure(
     still gives a row: pteflow's figures, the reference's peak until it stopped, and ratios
     only where they mean something (peak RSS against a lower bound of the reference's).
     """
-    runs, failed = _runs(name, out, model, max_seq_len, repeat, reference_repeat)
+    runs, failed = runs_in_order(name, out, model, max_seq_len, repeat, reference_repeat)
     ref_walls: list[float] = []
     if failed is not None:
         print(str(failed).splitlines()[0], file=sys.stderr)

@@ -52,7 +52,7 @@ def test_a_repeated_reference_is_its_median_run(tmp_path):
     """``--reference-repeat``: export_llama N times, the ratio's reference is the run of
     the median wall (each run its own .pte), every wall recorded. The stand-in interpreter
     takes 0.9 s, 0.1 s, then 0.5 s, and writes the .pte export_llama would."""
-    from benchmarks.bench_export import median_reference
+    from benchmarks.bench_export import _median_run, runs_in_order
 
     count = tmp_path / "count"
     python = tmp_path / "python"
@@ -69,9 +69,12 @@ def test_a_repeated_reference_is_its_median_run(tmp_path):
     )
     python.chmod(python.stat().st_mode | stat.S_IXUSR)
     params, ckpt = write_checkpoint(tmp_path / "ckpt", "tiny")
-    ref, walls = median_reference(
-        "xnnpack_default", params, ckpt, tmp_path, 64, 3, python=str(python)
-    )
+    model = (params, ckpt, None)
+    runs, failed = runs_in_order(
+        "xnnpack_default", tmp_path, model, 64, 0, 3, python=str(python)
+    )  # no pteflow run: export_llama's three
+    assert failed is None and len(runs["reference"]) == 3 and not runs["cache"]
+    ref, walls = _median_run(runs["reference"], lambda r: r.wall_s)
     assert len(walls) == 3 and walls[0] > walls[2] > walls[1]
     assert ref.wall_s == pytest.approx(walls[2], abs=0.06)
     assert Path(ref.pte_path).read_text() == "2"  # the third run's own file

@@ -195,7 +195,7 @@ def bisect(
             if vs_eager.nonfinite or vs_eager.problem:
                 drift = attrs.evolve(vs_eager, abs=drift.abs, rel=drift.rel)
         only_beyond = drift.beyond(tolerance) and not drift.nonfinite and not drift.problem
-        source = variants_source(lossy[-1]) if only_beyond and lossy else None
+        source = lossy_output(lossy[-1]) if only_beyond and lossy else None
         if source is not None:  # rounding, or an error?
             rounding = check_program_rounding(source, model.steps, got, ref, tolerance)
             if rounding.matched is not None:
@@ -203,14 +203,16 @@ def bisect(
                 return Probe(k, False, True, drift=drift, diff=watch.diff, note=note)
         return Probe(k, drift.beyond(tolerance), True, drift=drift, diff=watch.diff)
 
-    def variants_source(rank: int) -> Program | None:
-        """The output of lossy pass ``rank`` again, from a fresh model (built only when a
-        probe drifts, kept for the next): the rounding variants run from it."""
+    def lossy_output(rank: int) -> Program | None:
+        """The EAGER output of lossy pass ``rank`` again, from a fresh model (built only
+        when a probe drifts, kept for the next): the rounding variants run from it. None
+        when the pass outputs another level (no ``nn.Linear`` to move): not built."""
         if rank not in sources:
-            counts["runs"] += 1
-            manager = PassManager(ordered[: rank + 1], verify=verify, registry=registry)
-            out = manager.run(load().program).program
-            sources[rank] = out if out.level == Level.EAGER else None
+            sources[rank] = None
+            if ordered[rank].info.level_out == Level.EAGER:
+                counts["runs"] += 1
+                manager = PassManager(ordered[: rank + 1], verify=verify, registry=registry)
+                sources[rank] = manager.run(load().program).program
         return sources[rank]
 
     def record(p: Probe) -> Probe:

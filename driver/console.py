@@ -236,6 +236,26 @@ class RunConsole:
         """(key, label, count) of every stage that wrote something, in order."""
         return [(k, self.labels[k], n) for k, n in self.counts.items() if n]
 
+    def report_warnings(self, report: dict[str, Any]) -> str:
+        """Put the per-stage upstream warning counts in the run's ``report`` (and each
+        pass's entry); the summary's words for them ("" when nothing was written)."""
+        stages = self.stage_counts()
+        report["log"] = str(self.log) if self.log else None
+        report["upstream_warnings"] = {label: n for _, label, n in stages}
+        by_rank = {key[1]: n for key, _, n in stages if isinstance(key, tuple)}
+        for rank, entry in enumerate(report["passes"], start=1):
+            entry["upstream_warnings"] = by_rank.get(rank, 0)
+        if not stages or self.log is None:
+            return ""
+        total = sum(n for _, _, n in stages)
+        ranked = sorted(stages, key=lambda s: -s[2])
+        each = [f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in ranked[:4]]
+        more = f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
+        return (
+            f"upstream warnings in {self.log}: {', '.join(each)}{more} "
+            f"({total} in all; -v shows them)"
+        )
+
     # ------------------------------------------------------------------ internals
     def _showwarning(
         self,

@@ -289,7 +289,7 @@ def _compile(options: RunOptions, echo: Echo | None, warn: Echo, console: Any) -
         "constants": kept.constants,
         "metadata": written,
     }
-    upstream = _upstream_warnings(console, report)
+    upstream = console.report_warnings(report)
     report_path = (
         Path(options.report)
         if options.report
@@ -318,26 +318,6 @@ def _log_path(options: RunOptions, pte: Path | None) -> Path | None:
     if options.report:
         return Path(options.report).with_suffix(".log")
     return None
-
-
-def _upstream_warnings(console: Any, report: dict[str, Any]) -> str:
-    """Put the per-stage upstream warning counts in the report; the summary's words."""
-    stages = console.stage_counts()
-    report["log"] = str(console.log) if console.log else None
-    report["upstream_warnings"] = {label: n for _, label, n in stages}
-    by_rank = {key[1]: n for key, _, n in stages if isinstance(key, tuple)}
-    for rank, entry in enumerate(report["passes"], start=1):
-        entry["upstream_warnings"] = by_rank.get(rank, 0)
-    if not stages or console.log is None:
-        return ""
-    total = sum(n for _, _, n in stages)
-    ranked = sorted(stages, key=lambda s: -s[2])
-    each = [f"{label.split('] ')[-1].split('{')[0]} {n}" for _, label, n in ranked[:4]]
-    more = f", +{len(ranked) - 4} more" if len(ranked) > 4 else ""
-    return (
-        f"upstream warnings in {console.log}: {', '.join(each)}{more} "
-        f"({total} in all; -v shows them)"
-    )
 
 
 def _log_warning(text: str) -> None:

@@ -208,6 +208,7 @@ def measure(
         "cache_per_pte": cold["cache_mb"] / pte_mb,
         "cache_cost": cost.ratio,
         "cache_cost_interval": list(cost.interval),
+        "cache_cost_rounds": len(cost.ratios),
         "cache_cost_by_part": cost.parts(),
         "manager_share": cold["manager_s"] / cold["wall_s"],
     }
@@ -294,7 +295,8 @@ def main() -> int:
         help="run pteflow with and without the cache N times each, alternately (which of "
         "the two goes first alternates too), and report the median run of each (the "
         "reference runs once; see --reference-repeat); the flows' runs interleave, one "
-        "export_llama run and one pteflow pair a round",
+        "export_llama run and one pteflow pair a round. The cache's cost is taken round "
+        "by round: its interval needs six rounds or more to be narrower than their range",
     )
     ap.add_argument(
         "--reference-repeat",

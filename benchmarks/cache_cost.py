@@ -74,8 +74,11 @@ def cache_cost(cached: Sequence[dict], bare: Sequence[dict]) -> CacheCost:
 
 
 def cell(row: dict[str, Any]) -> str:
-    """The table's cell: the median ratio and its interval, ``1.03 (0.98-1.08)``."""
+    """The table's cell: the median ratio and its interval, ``1.03 (0.98-1.08)``; with one
+    round (``--repeat 1``), ``1.03 (one round)``."""
     if row.get("cache_cost") is None:
         return "-"
+    if row.get("cache_cost_rounds") == 1:  # no spread to show
+        return f"{row['cache_cost']:.2f} (one round)"
     low, high = row["cache_cost_interval"]
     return f"{row['cache_cost']:.2f} ({low:.2f}-{high:.2f})"

@@ -72,9 +72,12 @@ def test_the_table_shows_the_cost_with_its_interval():
         "cache_per_pte": 0.01,
         "cache_cost": 1.031,
         "cache_cost_interval": [0.984, 1.077],
+        "cache_cost_rounds": 6,
         "abs": "wall 4.0 / 10.0 s",
     }
     header, _, line = table([row]).splitlines()
     assert header.split("|")[10].strip() == "cache cost"
     assert line.split("|")[10].strip() == "1.03 (0.98-1.08)"
     assert cache_cost.cell({"cache_cost": None}) == "-"
+    one = {"cache_cost": 1.031, "cache_cost_interval": [1.031, 1.031], "cache_cost_rounds": 1}
+    assert cache_cost.cell(one) == "1.03 (one round)"

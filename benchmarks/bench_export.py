@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import cache_cost
-from benchmarks.decode import decode_ms, decode_pair
+from benchmarks.decode import decode_ms, decode_pair, interval_cell
 from benchmarks.hf_checkpoint import HF_SIZES, pteflow_hf_command, write_hf_checkpoint
 from benchmarks.machine import machine
 from benchmarks.pte_compare import program_difference
@@ -257,10 +257,9 @@ def _ratio(value: float | None) -> str:
 
 def _decode(row: dict) -> str:
     """The decode ratio with its 95% interval over pairs of rounds (benchmarks/decode.py)."""
-    if row["decode"] is None:
-        return "-"
-    low, high = row["decode_interval"]
-    return f"{row['decode']:.2f} ({low:.2f}-{high:.2f})"
+    return interval_cell(
+        row["decode"], row.get("decode_interval") or (), row.get("decode_pairs", 0)
+    )
 
 
 def table(rows: list[dict]) -> str:

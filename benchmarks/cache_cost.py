@@ -19,27 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.decode import median_interval
+from benchmarks.decode import MedianRatio, interval_cell
 
 #: Passes whose median difference is smaller than this (seconds) are left out of the row.
 SHOWN_FROM_S = 0.1
 
 
 @dataclass
-class CacheCost:
+class CacheCost(MedianRatio):
     """Cache run over no-cache run, round by round."""
 
     ratios: list[float]
     #: median over rounds of (cache - no-cache) seconds, per pass and "outside passes"
     by_part: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ratio(self) -> float:
-        return statistics.median(self.ratios)
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return median_interval(self.ratios)
 
     def parts(self) -> dict[str, float]:
         """The parts whose median difference is at least ``SHOWN_FROM_S``, largest first."""
@@ -74,11 +66,6 @@ def cache_cost(cached: Sequence[dict], bare: Sequence[dict]) -> CacheCost:
 
 
 def cell(row: dict[str, Any]) -> str:
-    """The table's cell: the median ratio and its interval, ``1.03 (0.98-1.08)``; with one
-    round (``--repeat 1``), ``1.03 (one round)``."""
-    if row.get("cache_cost") is None:
-        return "-"
-    if row.get("cache_cost_rounds") == 1:  # no spread to show
-        return f"{row['cache_cost']:.2f} (one round)"
-    low, high = row["cache_cost_interval"]
-    return f"{row['cache_cost']:.2f} ({low:.2f}-{high:.2f})"
+    """The table's cell: ``1.03 (0.98-1.08)``, or ``1.03 (one round)`` (``--repeat 1``)."""
+    interval = row.get("cache_cost_interval") or ()
+    return interval_cell(row.get("cache_cost"), interval, row.get("cache_cost_rounds", 0))

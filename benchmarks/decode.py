@@ -79,8 +79,35 @@ def decode_ms(pte: Path, vocab: int, max_seq_len: int = 128) -> float:
     return _timed([_Decoder(pte)], vocab, max_seq_len)[0]
 
 
+class MedianRatio:
+    """A ratio measured once per round (or pair of rounds): ``ratios``, their median and a
+    distribution-free interval of at least 95% for it (order statistics; with under six
+    values, their whole range)."""
+
+    ratios: Sequence[float]
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return median_interval(self.ratios)
+
+
+def interval_cell(value: float | None, interval: Sequence[float], rounds: int) -> str:
+    """A table cell for a ``MedianRatio``: ``1.01 (0.99-1.03)``; ``1.01 (one round)`` when
+    there is no spread to show; ``-`` with no value."""
+    if value is None:
+        return "-"
+    if rounds == 1:
+        return f"{value:.2f} (one round)"
+    low, high = interval
+    return f"{value:.2f} ({low:.2f}-{high:.2f})"
+
+
 @dataclass(frozen=True)
-class DecodeComparison:
+class DecodeComparison(MedianRatio):
     """Two files' decode steps over rounds of fresh loads: each file's median step (the
     median over the rounds of each round's median) and each pair of rounds' ratio ours /
     ref (the geometric mean of a round with ours loaded first and one with ref first)."""
@@ -88,17 +115,6 @@ class DecodeComparison:
     ours_ms: float
     ref_ms: float
     ratios: tuple[float, ...]
-
-    @property
-    def ratio(self) -> float:
-        """The median of the pairs' ratios."""
-        return statistics.median(self.ratios)
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        """A distribution-free interval of at least 95% for that median (order statistics
-        of the pairs' ratios); with under six pairs, their whole range."""
-        return median_interval(self.ratios)
 
 
 def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

@@ -41,8 +41,8 @@ def keep(result: Any, pte: Any, cache: Any, warm_keys: Any, pending: Sequence[An
         prepared = prepare_full_run(cache, warm_keys, result.program, written)
         return Kept(constant_names(result.program), prepared)
     finally:
-        if cache is not None:  # the digests held the program's payloads: let them go
-            cache.digests.clear()
+        if cache is not None:  # they held the program's payloads and delegates
+            cache.forget_held()
 
 
 def constant_names(program: Any) -> dict[str, Any] | None:

@@ -36,10 +36,11 @@ from typing import Any
 from pteflow.ir import Fact, Level, Program, facts, hashing
 from pteflow.ir.serialized import pte_pieces
 
-from . import aten_save, blobs, pte_split, repair, strip, sym_text
+from . import aten_save, blobs, delegate_texts, pte_split, repair, strip, sym_text
+from .delegate_texts import DelegateTexts
 
 
-def encode(program: Program) -> dict[str, Any]:
+def encode(program: Program, texts: DelegateTexts | None = None) -> dict[str, Any]:
     """What an entry for ``program`` (not EAGER) pickles. Raises on what cannot be stored.
 
     Graphs are serialized now (a later pass may edit them in place); tensors and large
@@ -47,9 +48,11 @@ def encode(program: Program) -> dict[str, Any]:
     collector is paused meanwhile: what serde builds is acyclic and freed (pickled) before
     this returns, yet its allocations set off collections that walk every live graph
     (the passes' programs: ~0.1 s each at stories), on this thread or the writer's.
+    ``texts``: the run's delegates serialized so far, reused and added to
+    (``delegate_texts.py``).
     """
     with _collector_paused(), sym_text.printed_once():
-        return _encode(program)
+        return _encode(program, texts)
 
 
 @contextlib.contextmanager
@@ -63,14 +66,14 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _encode(program: Program) -> dict[str, Any]:
+def _encode(program: Program, texts: DelegateTexts | None) -> dict[str, Any]:
     return {
         "level": program.level.name,
         "facts": sorted(f.name for f in program.facts),
         "metadata": dict(program.metadata),
         "example_inputs": dict(program.example_inputs),
         "dynamic_shapes": dict(program.dynamic_shapes),
-        "artifact": _encode_artifact(program),
+        "artifact": _encode_artifact(program, texts),
         "libraries": _libraries(),
     }
 
@@ -169,7 +172,7 @@ def _serde(ep: Any) -> tuple[Any, ...]:
     return (tree, art.state_dict, art.constants, art.example_inputs, extra, held)
 
 
-def _encode_artifact(program: Program) -> Any:
+def _encode_artifact(program: Program, texts: DelegateTexts | None) -> Any:
     if program.level == Level.ATEN:
         # torch's own serde: executorch's does not round-trip an ATEN program to the same
         # .pte (tests/passes/cache/test_cache.py)
@@ -180,7 +183,8 @@ def _encode_artifact(program: Program) -> Any:
             out[method] = (_GraphTree(tree), *parts, repair.positional_counts(ep), held)
         return {"aten": out}
     manager = program.artifact
-    methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
+    with delegate_texts.serializing(texts):
+        methods = {m: _serde(manager.exported_program(m)) for m in sorted(manager.methods)}
     if program.level == Level.EDGE:
         return {
             "methods": methods,

@@ -177,7 +177,7 @@ class ForkedWriter:
         committed and written, remove every other temporary file."""
         if abandon:
             self._terminate(2.0 if wait is None else wait)
-            self.cache.digests.clear()  # no full-run entry follows: let the payloads go
+            self.cache.forget_held()  # no full-run entry follows: let the payloads go
         else:
             self._reap(None)
         self._closed = True
@@ -185,7 +185,7 @@ class ForkedWriter:
             self._publish(job)  # committed and written (never the terminated child's)
             if not job.done:
                 remove_tmp(job)
-            job.value = job.encode = job.held = None
+            job.value = job.encode = job.held = job.delegates = None
         _LIVE.discard(self)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- the parent's work
@@ -223,6 +223,8 @@ class ForkedWriter:
             if isinstance(digest, str):
                 self.cache.digests[id(data)] = (data, digest)
         job.held = None
+        self.cache.delegate_texts.adopt(job.delegates or (), report.get("texts"))
+        job.delegates = None
         if "error" in report or "tmp" not in report:
             if pid != os.getpid():
                 _remove_leftovers(self.cache, job, pid)
@@ -329,6 +331,7 @@ def _store(writer: ForkedWriter, job: Job, encode: Callable[[], Any]) -> dict[st
 
     known = writer.cache.digests  # (the child's copy; the parent's own without a child)
     tmp = write_entry(writer.cache, job.key, job.header, value, put_once, known)
+    texts = writer.cache.delegate_texts.write(tmp.parent)  # for the next children
     wall = time.perf_counter() - t0
     digests = {
         str(id(data)): known[id(data)][1]
@@ -339,6 +342,7 @@ def _store(writer: ForkedWriter, job: Job, encode: Callable[[], Any]) -> dict[st
         "tmp": str(tmp),
         "put": put,
         "digests": digests,
+        "texts": texts,
         "encode_s": encode_s,
         "wall_s": wall,
     }

@@ -31,7 +31,7 @@ from pteflow.ir import Level, Program
 from pteflow.ir.freed_memory import return_freed_memory
 
 from ..base import Pass
-from . import codec
+from . import codec, delegate_texts
 from .blobs import MissingBlob
 from .forked import ForkedWriter, writer_for
 from .input_key import InputKey
@@ -275,7 +275,8 @@ class CacheSession:
             "record": record,
             "created": time.time(),
         }
-        value = encode = held = None
+        value = encode = held = delegates = None
+        texts = self.cache.delegate_texts
         previous = self.keys[rank - 1] if rank > 0 else None
         try:
             if not modified and previous and _same(before, after):
@@ -296,13 +297,14 @@ class CacheSession:
                     self.key_only += 1
                 elif self._budget.worth_storing(after.level, ops, self._busy_s()):
                     if self._open_writer().snapshots:  # encoded in a forked child
-                        encode = functools.partial(codec.encode, after)
+                        encode = functools.partial(codec.encode, after, texts)
                         held = codec.byte_blobs(after)
+                        delegates = delegate_texts.delegates_of(after)
                         self._budget.restorable()  # its rate: once the child reports
                         self._measuring.append((key, after.level, ops))
                     else:
                         t0 = time.perf_counter()
-                        value = codec.encode(after)
+                        value = codec.encode(after, texts)
                         # what serde built is freed by now, in heap-sized pieces that
                         # would stay resident under the later passes' peaks (~15 MB)
                         return_freed_memory()
@@ -318,7 +320,8 @@ class CacheSession:
                 f"({type(e).__name__}: {e})"
             )
             return
-        job = Job(key, header, value, self.ordered[rank].describe(), encode=encode, held=held)
+        what = self.ordered[rank].describe()
+        job = Job(key, header, value, what, encode=encode, held=held, delegates=delegates)
         self._open_writer().submit(job)
         self._staged.append(job)
         self._jobs[key] = job
@@ -375,6 +378,7 @@ class CacheSession:
             self._finalizer.detach()
             self.write_s = self._writer.write_s
             self.stored = self._writer.stored
+        self.cache.delegate_texts.clear()  # (the digests are the full-run entry's still)
         self.cache.evict()
         self.store_s += time.perf_counter() - t0
         looked_up = self.cacheable

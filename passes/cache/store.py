@@ -44,6 +44,7 @@ from pteflow.ir.errors import UserError
 
 from . import auth
 from .blobs import LINK, BlobDir
+from .delegate_texts import DelegateTexts
 from .input_key import InputKey, prune_markers
 from .settings import DEFAULT_MAX_BYTES, default_cache_dir
 
@@ -118,8 +119,18 @@ class PassCache:
         #: holds them: the driver clears them before it lets the run's program go
         #: (``driver/release.keep``), an abandoned writer at once
         self.digests: dict[int, tuple[Any, str]] = {}
+        #: the delegates the run's entries serialized, with their serde texts, for the
+        #: next entries that hold them (``delegate_texts.py``); until the session
+        #: finishes or its writer is abandoned (``forget_held``)
+        self.delegate_texts = DelegateTexts()
         #: first keys kept for the next run on the same program object (``input_key``)
         self._inputs: list[tuple[Any, InputKey]] = []
+
+    def forget_held(self) -> None:
+        """Let go of what the run's writer remembered of its programs (``digests``,
+        ``delegate_texts``): they hold its payloads and delegates alive."""
+        self.digests.clear()
+        self.delegate_texts.clear()
 
     @property
     def secret(self) -> bytes:

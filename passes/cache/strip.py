@@ -23,6 +23,14 @@ from typing import Any
 
 from .blobs import _plain
 
+#: id(stand-in) -> the delegate it stands in for, while ``stripped`` holds it
+_REAL: dict[int, Any] = {}
+
+
+def real_delegate(stand_in: Any) -> Any:
+    """The delegate ``stand_in`` stands in for within ``stripped`` (None: not a stand-in)."""
+    return _REAL.get(id(stand_in))
+
 
 def _lowered_class() -> Any:
     module = sys.modules.get("executorch.exir.lowered_backend_module")
@@ -38,7 +46,8 @@ def _stand_in(t: Any) -> Any:
     return meta
 
 
-def _delegates(ep: Any) -> list[tuple[str, Any]]:
+def delegates(ep: Any) -> list[tuple[str, Any]]:
+    """``(attribute, delegate)`` for each delegate ``ep``'s graph calls (not nested ones)."""
     lowered = _lowered_class()
     if lowered is None:
         return []
@@ -53,7 +62,7 @@ def _delegates(ep: Any) -> list[tuple[str, Any]]:
 def byte_strings(ep: Any) -> Iterator[Any]:
     """The byte strings ``stripped`` would hold of ``ep`` (delegate payloads and named
     data, nested delegates' included), found without stripping it."""
-    for _target, lowered in _delegates(ep):
+    for _target, lowered in delegates(ep):
         yield lowered.processed_bytes
         named = lowered.named_data_store_output
         yield from (named.buffers if named is not None else ())
@@ -77,7 +86,7 @@ def stripped(ep: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     swapped: list[tuple[str, Any]] = []
     with contextlib.ExitStack() as stack:
         try:
-            for target, lowered in _delegates(ep):
+            for target, lowered in delegates(ep):
                 original, inner = stack.enter_context(stripped(lowered.original_module))
                 named = lowered.named_data_store_output
                 buffers = list(named.buffers) if named is not None else None
@@ -92,10 +101,12 @@ def stripped(ep: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
                     original, lowered.backend_id, b"", lowered.compile_specs, named
                 )
                 setattr(gm, target, stand_in)
+                _REAL[id(stand_in)] = lowered
                 swapped.append((target, lowered))
             yield shadow, held
         finally:
             for target, lowered in swapped:
+                _REAL.pop(id(getattr(gm, target)), None)
                 setattr(gm, target, lowered)
 
 

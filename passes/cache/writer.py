@@ -56,6 +56,7 @@ class Job:
     encode: Any = None  # a forked writer's: makes ``value`` in the child (forked.py)
     encode_s: float | None = None  # how long that took (the child's report)
     held: Any = None  # the byte strings the parent holds while the child hashes them
+    delegates: Any = None  # the delegates it holds while the child serializes them
 
 
 class Writer:
@@ -123,7 +124,7 @@ class Writer:
                     partial.unlink()
             if not self._thread.is_alive():  # what it remembered held the payloads alive
                 if abandon:  # (else the full-run entry uses them; the driver clears them)
-                    self._digests.clear()
+                    self.cache.forget_held()
                 for job in self._jobs:
                     job.value = None
         _LIVE.discard(self)

@@ -62,10 +62,10 @@ def test_a_child_that_fails_stores_nothing_and_the_run_goes_on(tmp_path, monkeyp
     monkeypatch.setenv("PTEFLOW_CACHE_WRITER", "fork")
     real = codec.encode
 
-    def fails_on_edge(program):
+    def fails_on_edge(program, *texts):
         if program.level == Level.EDGE:
             raise RuntimeError("cannot encode this one")
-        return real(program)
+        return real(program, *texts)
 
     monkeypatch.setattr(codec, "encode", fails_on_edge)
     messages: list[str] = []

@@ -6,12 +6,14 @@ since is serialized again. The small MLP through XNNPACK (``test_cache.py``'s pi
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 import pytest
 
 from pteflow.ir import Level, Program
+from pteflow.ir.errors import PassFailedError
 from pteflow.passes import PassManager
 from pteflow.passes.cache import PassCache, codec, delegate_texts, strip
 from pteflow.passes.registry import load_registry
@@ -59,6 +61,29 @@ def test_a_run_serializes_each_delegate_once_and_its_entries_restore(
     assert [[n.op for n in d.original_module.graph.nodes] for d in restored] == [
         [n.op for n in d.original_module.graph.nodes] for d in delegates
     ]
+
+
+def test_a_run_that_fails_after_to_executorch_leaves_no_texts_file(tmp_path, monkeypatch):
+    """The partition child wrote its texts and the parent adopted them (when it forked
+    to-executorch's child); emit then fails: the abandoned writer removes the file with
+    everything else uncommitted."""
+    from pteflow.passes.emit.emit import EmitPass
+
+    cache = PassCache(tmp_path / "cache", log=lambda m: None)
+    written: list[Path] = []
+
+    def fails(self, program, ctx):
+        assert len(cache.delegate_texts) >= 1
+        written.extend(cache.directory.rglob(".texts.*.tmp"))
+        raise RuntimeError("emit failed here")
+
+    monkeypatch.setenv("PTEFLOW_CACHE_WRITER", "fork")
+    monkeypatch.setattr(EmitPass, "run", fails)
+    with pytest.raises(PassFailedError, match="emit failed here"):
+        run(cache, tmp_path / "a.pte")
+    gc.collect()  # the failed session is collected: its writer abandoned
+    assert written and not any(p.exists() for p in written)
+    assert not list(cache.directory.rglob(".*.tmp")) and len(cache.delegate_texts) == 0
 
 
 def partitioned() -> Program:

@@ -38,7 +38,8 @@ from . import strip
 def fingerprint(delegate: Any) -> str:
     """What a delegate's text depends on that a pass could change in place: its backend,
     compile specs, payload size, named data keys and its original program's graph (each
-    node's op, name, target and arguments' count), and which objects hold them."""
+    node's op, name, target, arguments' and users' counts and metadata keys), and which
+    objects hold them."""
     original = delegate.original_module
     named = delegate.named_data_store_output
     parts: list[Any] = [
@@ -50,7 +51,10 @@ def fingerprint(delegate: Any) -> str:
         id(original),
         id(original.graph_module),
         sorted((k, tuple(v.shape), str(v.dtype)) for k, v in original.state_dict.items()),
-        [(n.op, n.name, str(n.target), len(n.args), len(n.users)) for n in original.graph.nodes],
+        [
+            (n.op, n.name, str(n.target), len(n.args), len(n.users), sorted(n.meta))
+            for n in original.graph.nodes
+        ],
     ]
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 

@@ -121,7 +121,7 @@ class DelegateTexts:
 
     def clear(self) -> None:
         """Forget every text and remove the children's files."""
-        for path in {p for _d, p in self._files.values()}:
+        for path in self._digests:  # every file adopted, whether it named a delegate or not
             with contextlib.suppress(OSError):
                 path.unlink()
         self._made.clear()

@@ -132,6 +132,11 @@ def test_a_childs_file_is_adopted_only_for_the_delegates_the_parent_holds(tmp_pa
     parent = delegate_texts.DelegateTexts()
     parent.adopt([], written)
     assert parent.lookup(delegate) is None
+    parent.clear()  # adopted for no delegate: removed all the same
+    assert not Path(written["file"]).exists()
+    child.remember(delegate, "text")
+    written = child.write(tmp_path)
+    assert written is not None
     parent.adopt([delegate], {"file": 3, "ids": written["ids"]})
     assert parent.lookup(delegate) is None
     parent.adopt([delegate], {**written, "sha256": "0" * 64})  # not the file it wrote

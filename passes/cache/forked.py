@@ -331,7 +331,9 @@ def _store(writer: ForkedWriter, job: Job, encode: Callable[[], Any]) -> dict[st
 
     known = writer.cache.digests  # (the child's copy; the parent's own without a child)
     tmp = write_entry(writer.cache, job.key, job.header, value, put_once, known)
-    texts = writer.cache.delegate_texts.write(tmp.parent)  # for the next children
+    texts = None  # for the next children; the entry is whole without them
+    with contextlib.suppress(OSError):
+        texts = writer.cache.delegate_texts.write(tmp.parent)
     wall = time.perf_counter() - t0
     digests = {
         str(id(data)): known[id(data)][1]

@@ -86,6 +86,26 @@ def test_a_run_that_fails_after_to_executorch_leaves_no_texts_file(tmp_path, mon
     assert not list(cache.directory.rglob(".*.tmp")) and len(cache.delegate_texts) == 0
 
 
+def test_a_texts_file_that_cannot_be_written_costs_only_the_reuse(
+    tmp_path, serialized, monkeypatch
+):
+    """(A full disk, say.) The child's entry is stored all the same; the next child
+    serializes the delegate itself."""
+
+    def cannot(self, directory):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setenv("PTEFLOW_CACHE_WRITER", "fork")
+    monkeypatch.setattr(delegate_texts.DelegateTexts, "write", cannot)
+    cache = PassCache(tmp_path / "cache", log=pytest.fail)
+    first, pte1 = run(cache, tmp_path / "a.pte")
+    delegates = delegate_texts.delegates_of(first.program)
+    assert len(serialized()) == 2 * len(delegates)  # partition's entry, to-executorch's
+    assert {"partition-xnnpack", "to-executorch"} <= set(entries_by_pass(cache))
+    second, pte2 = run(cache, tmp_path / "b.pte")
+    assert cached(second)["to-executorch"] and pte2 == pte1
+
+
 def partitioned() -> Program:
     reg = load_registry()
     names = (("export", {}), ("to-edge", {"check_ir_validity": False}), ("partition-xnnpack", {}))

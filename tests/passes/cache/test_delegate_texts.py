@@ -1,7 +1,8 @@
 """Each delegate is serialized once a run (``passes/cache/delegate_texts.py``): partition's
 entry serializes it, to-executorch's takes that text, with either writer (a forked child
-reports its texts, the parent hands them to the next child). A delegate edited in place
-since is serialized again. The small MLP through XNNPACK (``test_cache.py``'s pipeline).
+writes its texts to a file, the parent hands it to the next child). A delegate edited in
+place since is serialized again; a file damaged, unwritable or left by a failed run costs
+only the reuse. The small MLP through XNNPACK (``test_cache.py``'s pipeline).
 """
 
 from __future__ import annotations

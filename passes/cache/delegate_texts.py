@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pteflow.ir import Level
+from pteflow.ir import Level, views
 
 from . import strip
 
@@ -63,7 +63,8 @@ def delegates_of(program: Any) -> list[Any]:
     """The delegates in ``program``'s methods' graphs (none below EDGE)."""
     if program.level < Level.EDGE:
         return []
-    return [d for ep in program.exported_programs().values() for _, d in strip.delegates(ep)]
+    eps = program.exported_programs().values()
+    return [d for ep in eps for d in views.lowered_modules(ep.graph_module)]
 
 
 class DelegateTexts:

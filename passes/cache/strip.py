@@ -46,8 +46,7 @@ def _stand_in(t: Any) -> Any:
     return meta
 
 
-def delegates(ep: Any) -> list[tuple[str, Any]]:
-    """``(attribute, delegate)`` for each delegate ``ep``'s graph calls (not nested ones)."""
+def _delegates(ep: Any) -> list[tuple[str, Any]]:
     lowered = _lowered_class()
     if lowered is None:
         return []
@@ -62,7 +61,7 @@ def delegates(ep: Any) -> list[tuple[str, Any]]:
 def byte_strings(ep: Any) -> Iterator[Any]:
     """The byte strings ``stripped`` would hold of ``ep`` (delegate payloads and named
     data, nested delegates' included), found without stripping it."""
-    for _target, lowered in delegates(ep):
+    for _target, lowered in _delegates(ep):
         yield lowered.processed_bytes
         named = lowered.named_data_store_output
         yield from (named.buffers if named is not None else ())
@@ -86,7 +85,7 @@ def stripped(ep: Any) -> Iterator[tuple[Any, dict[str, Any]]]:
     swapped: list[tuple[str, Any]] = []
     with contextlib.ExitStack() as stack:
         try:
-            for target, lowered in delegates(ep):
+            for target, lowered in _delegates(ep):
                 original, inner = stack.enter_context(stripped(lowered.original_module))
                 named = lowered.named_data_store_output
                 buffers = list(named.buffers) if named is not None else None

@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import sys
 from collections.abc import Iterator
 from typing import Any
+
+from pteflow.ir import views
 
 from .blobs import _plain
 
@@ -32,11 +33,6 @@ def real_delegate(stand_in: Any) -> Any:
     return _REAL.get(id(stand_in))
 
 
-def _lowered_class() -> Any:
-    module = sys.modules.get("executorch.exir.lowered_backend_module")
-    return getattr(module, "LoweredBackendModule", None)
-
-
 def _stand_in(t: Any) -> Any:
     import torch
 
@@ -47,15 +43,8 @@ def _stand_in(t: Any) -> Any:
 
 
 def _delegates(ep: Any) -> list[tuple[str, Any]]:
-    lowered = _lowered_class()
-    if lowered is None:
-        return []
-    gm = ep.graph_module
-    out = []
-    for node in gm.graph.nodes:
-        if node.op == "get_attr" and isinstance(getattr(gm, node.target, None), lowered):
-            out.append((node.target, getattr(gm, node.target)))
-    return out
+    """``(attribute, delegate)`` once per delegate ``ep``'s graph calls."""
+    return list(dict(views.named_delegates(ep.graph_module)).items())
 
 
 def byte_strings(ep: Any) -> Iterator[Any]:

@@ -80,6 +80,25 @@ def test_a_repeated_reference_is_its_median_run(tmp_path):
     assert Path(ref.pte_path).read_text() == "2"  # the third run's own file
 
 
+def test_an_even_count_takes_the_middle_run_against_pteflow():
+    """Of two runs (or any even count's middle two), the median is the one that makes
+    pteflow's ratio worse: the slower of pteflow's, the faster of export_llama's. The
+    slower reference of two read stories default's wall 0.49 where the faster gave 0.63."""
+    from benchmarks.bench_export import _median_run
+
+    def wall(r: dict) -> float:
+        return r["wall_s"]
+
+    two = [{"wall_s": 71.2}, {"wall_s": 54.8}]
+    four = [{"wall_s": w} for w in (40.0, 10.0, 30.0, 20.0)]
+    assert _median_run(two, wall, reference=True) == (two[1], [71.2, 54.8])
+    assert _median_run(two, wall)[0] is two[0]  # pteflow's: the slower
+    assert _median_run(four, wall, reference=True)[0]["wall_s"] == 20.0
+    assert _median_run(four, wall)[0]["wall_s"] == 30.0
+    three = [{"wall_s": w} for w in (3.0, 1.0, 2.0)]  # odd: the one median either way
+    assert _median_run(three, wall, reference=True)[0] is _median_run(three, wall)[0]
+
+
 def test_the_flows_runs_are_interleaved_round_by_round():
     """A slower spell of the machine falls on export_llama and pteflow alike: one
     reference run, then a cache / no-cache pair (which first alternating), per round."""

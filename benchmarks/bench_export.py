@@ -36,7 +36,7 @@ from benchmarks import cache_cost
 from benchmarks.decode import decode_ms, decode_pair, interval_cell
 from benchmarks.hf_checkpoint import HF_SIZES, pteflow_hf_command, write_hf_checkpoint
 from benchmarks.machine import machine
-from benchmarks.pte_compare import program_difference
+from benchmarks.pte_compare import against_reference
 from benchmarks.reference import (
     SIZES,
     ReferenceFailedError,
@@ -239,7 +239,8 @@ def measure(
     decode = decode_pair(cold["pte"], ref_pte, vocab, max_seq_len)
     low, high = decode.interval
     # the same program as export_llama's: a decode ratio off 1.00 is then the machine's
-    difference = program_difference(cold["pte"], ref_pte)
+    others = [Path(r.pte_path) for r in runs["reference"] if r is not ref]
+    difference, program_words = against_reference(cold["pte"], ref_pte, others)
     return row | {
         "same_program": difference is None,
         "program_difference": difference,
@@ -253,8 +254,7 @@ def measure(
         "decode_pairs": len(decode.ratios),
         "abs": f"wall {cold['wall_s']:.1f} (no-cache {bare['wall_s']:.1f}) / {ref.wall_s:.1f} s; "
         f"rss {cold['peak_rss_mb']:.0f} ({bare['peak_rss_mb']:.0f}) / {ref.peak_rss_mb:.0f} MB; "
-        f"decode {decode.ours_ms:.3f}/{decode.ref_ms:.3f} ms; "
-        + ("the same program" if difference is None else f"program: {difference}"),
+        f"decode {decode.ours_ms:.3f}/{decode.ref_ms:.3f} ms; " + program_words,
     }
 
 

@@ -20,11 +20,28 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 XNNPACK = "XnnpackBackend"
+
+
+def against_reference(ours: Path, median: Path, others: Sequence[Path]) -> tuple[str | None, str]:
+    """``ours`` against export_llama's median run's ``.pte`` and, when that differs, its
+    ``others``: export_llama does not always write the same constants twice (stories
+    default, one run of three: 6,080 bytes of its constant segment). The difference from
+    the median run (None: the same program) and the row's words for it."""
+    difference = program_difference(ours, median)
+    if difference is None:
+        return None, "the same program"
+    same = sum(program_difference(ours, other) is None for other in others)
+    if not same:
+        return difference, f"program: {difference}"
+    runs = len(others) + 1
+    return difference, (
+        f"the same program as {same} of export_llama's {runs} runs (its median run's: {difference})"
+    )
 
 
 def program_difference(a: Path, b: Path) -> str | None:

@@ -116,3 +116,24 @@ def test_a_portable_program_compares_too(mlp_pte, tmp_path):
     assert flipped.read_bytes() != pte.read_bytes()
     assert pte_compare.program_difference(pte, flipped) is None
     assert pte_compare.program_difference(pte, mlp_pte) == "the weights (named data) differ"
+
+
+def test_a_row_names_the_reference_runs_it_matches(mlp_pte, tmp_path):
+    """export_llama's runs need not write the same program: against a median run that
+    differs, the row says how many of the others pteflow's matches."""
+
+    def same(graph, constants):
+        return constants
+
+    def flip_a_weight_byte(buffers):
+        buffers[0] = bytes([buffers[0][0] ^ 1]) + bytes(buffers[0][1:])
+
+    twin = _rewritten(mlp_pte, tmp_path / "twin.pte", same)
+    odd = _rewritten(mlp_pte, tmp_path / "odd.pte", same, flip_a_weight_byte)
+    weights = "the weights (named data) differ"
+    assert pte_compare.against_reference(mlp_pte, twin, [odd]) == (None, "the same program")
+    assert pte_compare.against_reference(mlp_pte, odd, [twin, odd]) == (
+        weights,
+        f"the same program as 1 of export_llama's 3 runs (its median run's: {weights})",
+    )
+    assert pte_compare.against_reference(mlp_pte, odd, [odd]) == (weights, f"program: {weights}")

@@ -23,6 +23,18 @@ def _private_cache_dir(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
+def every_result_stored(monkeypatch) -> None:
+    """Every pass result a cache session can store is stored whole. Whether one is worth
+    storing (``passes/cache/worth.py``) weighs a pass's run time against how long the
+    forked writer's child has been storing the one before: a loaded machine (CI) tips
+    a quick pass such as a small program's to-executorch to a key. For tests of what a
+    resume restores; ``test_store_cost`` tests the weighing itself."""
+    from pteflow.passes.cache import worth
+
+    monkeypatch.setattr(worth, "PAYBACK", 0.0)
+
+
+@pytest.fixture
 def eager_mlp() -> Program:
     module, inputs = mlp()
     return Program.eager(module, inputs)

@@ -74,6 +74,7 @@ def test_the_kept_whole_partitioners_are_part_of_to_edges_cache_key():
     assert len(keys) == 3
 
 
+@pytest.mark.usefixtures("every_result_stored")
 def test_to_edge_is_not_restored_for_a_run_with_another_partitioner(tmp_path):
     cache = PassCache(tmp_path / "cache")
     reg = load_registry()

@@ -22,6 +22,8 @@ from pteflow.passes.registry import load_registry
 
 from ...models import mlp
 
+pytestmark = pytest.mark.usefixtures("every_result_stored")
+
 PIPELINE = (
     ("export", {}),
     ("to-edge", {"check_ir_validity": False}),

@@ -16,6 +16,8 @@ from pteflow.passes import PassManager
 from pteflow.passes.cache import PassCache, input_key
 from pteflow.passes.registry import load_registry
 
+pytestmark = pytest.mark.usefixtures("every_result_stored")
+
 
 def _save(path: Path, seed: int) -> Path:
     gen = torch.Generator().manual_seed(seed)

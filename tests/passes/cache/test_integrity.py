@@ -25,6 +25,8 @@ from pteflow.passes.cache import MAGIC, PassCache
 
 from .test_cache import cached, run
 
+pytestmark = pytest.mark.usefixtures("every_result_stored")
+
 
 @pytest.fixture
 def messages():

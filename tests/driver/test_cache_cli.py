@@ -124,6 +124,7 @@ def test_two_concurrent_runs_share_a_cache_dir(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("every_result_stored")  # the first, in-process run stores
 def test_tiny_llama_resumes_from_a_restored_edge_program_in_a_new_process(capsys, tmp_path):
     """The EDGE entry (custom SDPA op, XNNPACK delegates) round-trips through serde: a new
     process that resumes from it writes exactly what a run without the cache writes."""

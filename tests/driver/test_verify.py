@@ -121,6 +121,7 @@ PT2E = (
 )
 
 
+@pytest.mark.usefixtures("every_result_stored")  # the second run resumes after pt2e-convert
 def test_quantized_run_verifies_against_the_quantized_model_and_keeps_the_cache(tmp_path, capsys):
     """--passes with pt2e: compared with the program after pt2e-convert at the quantized
     default tolerance (main compared it with fp32 eager at 1e-4 and failed), fp32 drift

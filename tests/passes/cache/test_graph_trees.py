@@ -20,6 +20,8 @@ from pteflow.passes.cache import PassCache, blobs, codec
 
 from .test_cache import cached, run
 
+pytestmark = pytest.mark.usefixtures("every_result_stored")
+
 
 @pytest.fixture
 def to_dict_calls(monkeypatch) -> Counter:
